@@ -1,0 +1,204 @@
+"""The only module that imports Ray: run planned trials as one Ray Tune experiment.
+
+No stage barriers (DESIGN decision 2): `ReadySearcher` hands Tune a trial the moment every trial it
+depends on has finished, so a fine-tune starts as soon as its own pretraining is done, whatever the
+rest of the grid is doing. Each trial asks for its model size's resources (a GPU fraction and CPU
+threads; the GPU part is dropped on a cluster without GPUs, so the same sweep runs on a laptop) and
+sets torch's threads to its CPUs. A trial whose code fails is retried up to `retries` times (a lost
+node costs no retry); one that still fails is recorded `failed` with its error, its dependants are
+recorded `failed` with the reason, and the rest of the grid goes on. Results are written by the trial itself (results.py); Tune's own
+experiment state is kept for its logs and TensorBoard, never read back to resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import ray
+from ray import tune
+from ray.tune.search import Searcher
+
+from raysweep import results, storage
+from raysweep import trial as trial_mod
+from raysweep.plan import Trial
+
+
+class ReadySearcher(Searcher):
+    """Suggests, in plan order, trials whose prerequisites have all succeeded."""
+
+    def __init__(self, pending: list[Trial], done: set[str], on_skip: Callable[[Trial, str], None]):
+        super().__init__()
+        self.waiting = list(pending)
+        self.ok = set(done)           # trial ids finished ok (prerequisites satisfied)
+        self.dead: set[str] = set()   # failed or diverged: dependants cannot run
+        self.running: dict[str, Trial] = {}
+        self.on_skip = on_skip
+
+    def suggest(self, tune_trial_id: str):
+        self.skip_orphans()
+        for i, t in enumerate(self.waiting):
+            if all(d in self.ok for d in t.depends_on):
+                del self.waiting[i]
+                self.running[tune_trial_id] = t
+                return {"trial": dataclasses.asdict(t)}
+        return Searcher.FINISHED if not self.waiting and not self.running else None
+
+    def skip_orphans(self) -> None:
+        for t in [t for t in self.waiting if any(d in self.dead for d in t.depends_on)]:
+            self.waiting.remove(t)
+            self.dead.add(t.trial_id)
+            bad = next(d for d in t.depends_on if d in self.dead)
+            self.on_skip(t, f"prerequisite {bad} did not finish ok")
+
+    def on_trial_complete(self, tune_trial_id: str, result=None, error: bool = False):
+        t = self.running.pop(tune_trial_id, None)
+        if t is None:
+            return
+        status = (result or {}).get("status")
+        (self.ok if not error and status == "ok" else self.dead).add(t.trial_id)
+
+
+class Progress(tune.Callback):
+    """One line per finished trial, and the count with an estimate of the time left."""
+
+    def __init__(self, total: int, out: str, echo: Callable[[str], None]):
+        self.total, self.finished, self.out, self.echo = total, 0, out, echo
+        self.start = time.monotonic()
+
+    def line(self, t: dict, status: str, err: float | None, wall: float) -> None:
+        self.finished += 1
+        elapsed = time.monotonic() - self.start
+        left = elapsed / self.finished * (self.total - self.finished)
+        c = t["config"]
+        df = f" Df={c['df']}" if c.get("df") else ""
+        teach = f" teachers={c['teachers']}" if c.get("teachers") else ""
+        error = f"error={err:.4f}" if err is not None and not math.isnan(err) else status
+        self.echo(f"[{self.finished}/{self.total} ~{left:.0f}s left] {t['stage']:8s} "
+                  f"heads={c['model']['heads']} Dp={c['dp']}{df}{teach} {error} "
+                  f"({wall:.1f}s)")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        t = trial.config["trial"]
+        self.line(t, result["status"], result.get("error"), result.get("wall_s", 0.0))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        t = Trial(**trial.config["trial"])
+        message = str(trial.get_error() if hasattr(trial, "get_error") else "error")
+        message = message.strip().splitlines()[-1] if message.strip() else "error"
+        results.write(self.out, results.record(t, status="failed", message=message[:2000],
+                                               attempts=trial.num_failures))
+        self.line(trial.config["trial"], "failed", None, 0.0)
+
+    def skipped(self, t: Trial, reason: str) -> None:
+        results.write(self.out, results.record(t, status="failed", message=reason, attempts=0))
+        self.line(dataclasses.asdict(t), "skipped", None, 0.0)
+
+
+def trainable(config: dict) -> None:
+    """The Tune function: run one trial, report its record's headline numbers.
+
+    The retry budget is kept here, not in Tune: an exception raised by the trial's own code counts
+    against `retries` (in OUT/attempts/, so it survives a killed driver); a worker or node that
+    disappears (spot preemption) raises nothing here, so Tune's restart of it costs no budget.
+    Once the budget is spent the trial is recorded `failed` with its error and ends cleanly.
+    """
+    t = Trial(**config["trial"])
+    ctx = trial_mod.Context(**config["context"])
+    import torch
+
+    torch.set_num_threads(max(1, int(t.resources.get("CPU", 1))))
+    ctx.device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+    errors = count(ctx.out, f"attempts/{t.trial_id}.errors", add=0)
+    try:
+        row = trial_mod.run(t, ctx, attempts=errors + 1)
+    except Exception as err:
+        errors = count(ctx.out, f"attempts/{t.trial_id}.errors", add=1)
+        if errors <= config["retries"]:
+            raise
+        message = f"{type(err).__name__}: {err} (after {errors} attempts)"
+        row = results.record(t, status="failed", message=message[:2000], attempts=errors)
+        results.write(ctx.out, row)
+    tune.report({"status": row["status"], "error": nan_if_none(row["error"]),
+                 "loss": nan_if_none(row["loss"]), "wall_s": row["wall_s"]})
+
+
+def nan_if_none(x):
+    return float("nan") if x is None else x
+
+
+def count(out: str, rel: str, add: int) -> int:
+    n = int(storage.read_bytes(out, rel)) if storage.exists(out, rel) else 0
+    if add:
+        storage.write_bytes(out, rel, str(n + add).encode())
+    return n + add
+
+
+def resources_for(config: dict):
+    res = {k: v for k, v in config["trial"]["resources"].items() if v}
+    return tune.PlacementGroupFactory([res or {"CPU": 1}])
+
+
+def connect(address: str | None) -> None:
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+
+def check_storage(out: str) -> None:
+    """A multi-node cluster must write to storage every node sees (DESIGN decision 10)."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    reason = storage.node_local_reason(out) if len(nodes) > 1 else None
+    if reason:
+        raise ValueError(f"{reason} ({len(nodes)} nodes are alive)")
+
+
+def fit_to_cluster(trials: list[Trial]) -> list[Trial]:
+    """Drop GPU requests where the cluster has no GPUs, so a GPU sweep still runs on a laptop."""
+    if ray.cluster_resources().get("GPU", 0) > 0:
+        return trials
+    return [dataclasses.replace(t, resources={"CPU": t.resources.get("CPU", 1)}) for t in trials]
+
+
+def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int = 2,
+        address: str | None = None, echo: Callable[[str], None] = print) -> int:
+    """Run every trial of `trials` that has no result yet; returns how many were launched."""
+    done = results.finished_ids(ctx.out)
+    pending = [t for t in trials if t.trial_id not in done]
+    if not pending:
+        return 0
+    connect(address)
+    check_storage(ctx.out)
+    pending = fit_to_cluster(pending)
+    progress = Progress(len(pending), ctx.out, echo)
+    searcher = ReadySearcher(pending, done, progress.skipped)
+    context = {"out": ctx.out, "data_root": ctx.data_root, "download": ctx.download}
+    # Tune restarts whatever dies; our own budget (see `trainable`) decides when to give up.
+    restarts = 10 * (retries + 1)
+    local = not storage.is_remote(ctx.out)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, resources_for),
+        param_space={"context": context, "retries": retries},
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(pending),
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=os.path.abspath(os.path.join(ctx.out, "tune")) if local else None,
+            failure_config=tune.FailureConfig(max_failures=restarts),
+            callbacks=[progress], verbose=0),
+    )
+    tuner.fit()
+    return len(pending)
+
+
+def stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,329 @@
+"""The one training loop of the three stages (pretrain, fine-tune, distil): AdamW, linear warm-up
+then cosine decay per step, batches drawn from in-memory uint8 tensors, tensor augmentation.
+
+Read `train` top to bottom: plan the steps, build the optimizer, maybe resume, then for each epoch
+draw a permutation, and for each batch augment, forward, loss, backward, step. Distillation adds
+frozen teachers (eq. 3) and, when `attention_weight > 0`, attention-map alignment (sec. 3.3); only
+then do the models leave fused attention (see models.attention_maps).
+
+Determinism: every random draw (batch order, crops, flips) comes from one torch.Generator seeded
+with `seed` and living on the data's device; model initialisation is the caller's (build the model
+under torch.manual_seed). A run resumed from an `on_epoch` state reproduces the uninterrupted run
+on the same device (tests/test_train.py checks bit-equal weights on the CPU).
+
+Left out, and why: gradient clipping, EMA weights, mixup/cutmix and stochastic depth of DeiT's
+ImageNet recipe (the paper's Table 3 names optimizer, batch size, lr and warm-up lr only; every
+extra knob would have to be swept or recorded); gradient accumulation and multi-GPU data
+parallelism (models of at most 38.8M parameters at batch 128 fit one GPU, and the sweep packs
+several trials per GPU instead); a scheduler object (the learning rate is a pure function of the
+step, `learning_rate`, so the step number is the whole scheduler state).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from raysweep.augment import augment, to_float
+from raysweep.losses import attention_loss, distillation_loss
+from raysweep.models import attention_maps
+
+# Non-finite losses are looked for every this many steps (and at each epoch end): checking every
+# step would synchronise the GPU each step; a diverged run wastes at most 24 steps.
+_CHECK_EVERY_STEPS = 25
+
+# bf16 autocast on CUDA only: CPU autocast is slower than float32 for these small models.
+_AUTOCAST: dict[str, Callable[[], object]] = {
+    "cuda": lambda: torch.autocast("cuda", dtype=torch.bfloat16),
+}
+
+
+def _require(ok: bool, name: str, expected: str, value: object) -> None:
+    if not ok:
+        raise ValueError(f"train setting {name} must be {expected}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Defaults: the paper's Table 3 fine-tuning row for TinyImageNet / ImageNet100; where Table 3
+    is silent, DeiT's main.py defaults (facebookresearch/deit), which Table 3's values match."""
+
+    epochs: float = 300.0          # passes over the training subset; fractional allowed (DeiT 300)
+    batch_size: int = 128          # images per step (Table 3; 16 for CIFAR)
+    lr: float = 5e-4               # peak learning rate of AdamW (Table 3)
+    warmup_lr: float = 1e-5        # learning rate at step 0, rising linearly to lr (Table 3)
+    warmup_epochs: float = 5.0     # length of the linear warm-up, in epochs (DeiT)
+    min_lr: float = 1e-5           # learning rate at the last step, end of the cosine (DeiT)
+    weight_decay: float = 0.05     # AdamW decoupled decay on matrices only (DeiT / timm)
+    label_smoothing: float = 0.0   # 0: test cross-entropy (eq. 2) is fitted, smoothing floors it
+    pad: int = 4                   # random-crop padding in pixels (CIFAR convention)
+    flip: bool = True              # random horizontal flip, p = 0.5
+    eval_batch_size: int = 512     # images per evaluation forward
+
+    def __post_init__(self) -> None:
+        _require(self.epochs > 0, "epochs", "> 0", self.epochs)
+        _require(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+        _require(self.eval_batch_size >= 1, "eval_batch_size", ">= 1", self.eval_batch_size)
+        _require(self.lr > 0, "lr", "> 0", self.lr)
+        _require(0 < self.warmup_lr <= self.lr, "warmup_lr", f"in (0, lr = {self.lr}]",
+                 self.warmup_lr)
+        _require(0 <= self.min_lr <= self.lr, "min_lr", f"in [0, lr = {self.lr}]", self.min_lr)
+        _require(0 <= self.warmup_epochs < self.epochs, "warmup_epochs",
+                 f"in [0, epochs = {self.epochs})", self.warmup_epochs)
+        _require(self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay)
+        _require(0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)",
+                 self.label_smoothing)
+        _require(self.pad >= 0, "pad", ">= 0 pixels", self.pad)
+
+
+# Table 3 of the paper, one row per (stage, dataset); the rest are TrainSettings defaults.
+TABLE3_SETTINGS: dict[str, TrainSettings] = {
+    "pretrain-imagenet": TrainSettings(warmup_lr=1e-6),
+    "finetune-tinyimagenet": TrainSettings(),
+    "finetune-imagenet100": TrainSettings(),
+    "finetune-cifar100": TrainSettings(batch_size=16),
+    "finetune-cifar10": TrainSettings(batch_size=16),
+}
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    alpha: float                   # eq. 3 weight of the label cross-entropy, in [0, 1]
+    tau: float                     # eq. 3 softmax temperature, > 0
+    attention_weight: float = 0.0  # weight of the attention-map KL; 0: no maps, fused attention
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.alpha <= 1, "distill alpha", "in [0, 1]", self.alpha)
+        _require(self.tau > 0, "distill tau", "> 0", self.tau)
+        _require(self.attention_weight >= 0, "distill attention_weight", ">= 0",
+                 self.attention_weight)
+
+
+@dataclass
+class TrainResult:
+    status: str                    # "ok" | "diverged"
+    error: float | None            # top-1 error on the test split, in [0, 1]; None if diverged
+    loss: float | None             # mean cross-entropy on the test split (nats); None if diverged
+    steps: int                     # optimizer steps done in total (resumed ones included)
+    images_per_s: float            # training images per second of this call (evaluation excluded)
+    message: str | None = None     # why it diverged, e.g. "loss became nan at step 37"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    steps_per_epoch: int           # ceil(n_train / batch_size): the last batch may be smaller
+    total_steps: int               # round(epochs x steps_per_epoch), at least 1
+    warmup_steps: int              # round(warmup_epochs x steps_per_epoch)
+
+
+def _plan(n_train: int, settings: TrainSettings) -> _Plan:
+    per_epoch = math.ceil(n_train / settings.batch_size)
+    total = max(1, round(settings.epochs * per_epoch))
+    return _Plan(per_epoch, total, min(round(settings.warmup_epochs * per_epoch), total - 1))
+
+
+def learning_rate(step: int, total_steps: int, warmup_steps: int,
+                  settings: TrainSettings) -> float:
+    """warmup_lr at step 0, linear to lr at `warmup_steps`, cosine down to min_lr at the last
+    step (total_steps - 1)."""
+    if step < warmup_steps:
+        return settings.warmup_lr + (settings.lr - settings.warmup_lr) * step / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - 1 - warmup_steps)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return settings.min_lr + (settings.lr - settings.min_lr) * cosine
+
+
+def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.AdamW:
+    """AdamW; as in DeiT (timm), vectors (norms, biases) and position/class embeddings get no
+    weight decay."""
+    skip = set(getattr(model, "no_weight_decay", set)())
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    no_decay = [p for n, p in params if p.ndim <= 1 or n in skip]
+    decay = [p for n, p in params if not (p.ndim <= 1 or n in skip)]
+    groups = [{"params": decay, "weight_decay": settings.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    fused = next(model.parameters()).device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=settings.warmup_lr, fused=fused or None)
+
+
+def _check_split(name: str, images: torch.Tensor, labels: torch.Tensor, device) -> None:
+    if images.dtype != torch.uint8 or images.dim() != 4:
+        raise ValueError(f"{name} images must be uint8 (N, C, H, W), got {images.dtype} "
+                         f"{tuple(images.shape)}")
+    if labels.dtype != torch.int64 or labels.shape != images.shape[:1] or len(labels) == 0:
+        raise ValueError(f"{name} labels must be int64 (N,) with N = {len(images)} >= 1, got "
+                         f"{labels.dtype} {tuple(labels.shape)}")
+    if images.device != device or labels.device != device:
+        raise ValueError(f"{name} split is on {images.device}/{labels.device}, the model on "
+                         f"{device}: put them on the same device")
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
+             batch_size: int = 512) -> tuple[float, float]:
+    """(top-1 error in [0, 1], mean cross-entropy in nats) over the whole split, no augmentation.
+    The model's train/eval mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    wrong, ce_sum = torch.zeros((), device=images.device), torch.zeros((), device=images.device)
+    with torch.no_grad(), _AUTOCAST.get(images.device.type, nullcontext)():
+        for start in range(0, len(images), batch_size):
+            logits = model(to_float(images[start:start + batch_size])).float()
+            target = labels[start:start + batch_size]
+            wrong += (logits.argmax(-1) != target).sum()
+            ce_sum += F.cross_entropy(logits, target, reduction="sum")
+    model.train(was_training)
+    return wrong.item() / len(images), ce_sum.item() / len(images)
+
+
+def _loss_fn(model: nn.Module, teachers: Sequence[nn.Module], distill: DistillSettings | None,
+             settings: TrainSettings, stack: ExitStack) -> Callable:
+    """The per-batch loss: CE alone, or eq. 3 (+ attention KL). Enters attention_maps contexts on
+    `stack` only when the attention term is on."""
+    if not teachers:
+        return lambda x, y: F.cross_entropy(model(x), y, label_smoothing=settings.label_smoothing)
+    use_maps = distill.attention_weight > 0
+    student_maps = stack.enter_context(attention_maps(model)) if use_maps else None
+    teacher_maps = [stack.enter_context(attention_maps(t)) for t in teachers] if use_maps else []
+
+    def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = model(x)
+        with torch.no_grad():
+            teacher_logits = [teacher(x) for teacher in teachers]
+        value = distillation_loss(logits, teacher_logits, y, alpha=distill.alpha, tau=distill.tau,
+                                  label_smoothing=settings.label_smoothing)
+        if use_maps:
+            aligned = attention_loss(list(student_maps), [list(m) for m in teacher_maps])
+            value = value + distill.attention_weight * aligned
+        return value
+    return loss
+
+
+def _first_bad_step(losses: torch.Tensor, first_step: int) -> str | None:
+    bad = ~torch.isfinite(losses)
+    if not bad.any():
+        return None
+    index = int(bad.nonzero()[0, 0])
+    return f"loss became {losses[index].item()} at step {first_step + index}"
+
+
+def _state(model, optimizer, generator, epoch: int, step: int, plan: _Plan, losses) -> dict:
+    metrics = {"train_loss": losses.mean().item(), "steps_per_epoch": plan.steps_per_epoch}
+    return {"epoch": epoch, "step": step, "total_steps": plan.total_steps,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(), "metrics": metrics}
+
+
+def _resume(state: dict, model, optimizer, generator, plan: _Plan) -> tuple[int, int]:
+    if state["total_steps"] != plan.total_steps:
+        raise ValueError(f"start_state comes from a run of {state['total_steps']} steps, this run "
+                         f"has {plan.total_steps}: same data size and settings are needed")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    return state["epoch"], state["step"]
+
+
+def _prepare(model, teachers, distill, device) -> None:
+    if bool(teachers) != (distill is not None):
+        raise ValueError(f"distillation needs both teachers and DistillSettings, got "
+                         f"{len(teachers)} teachers and distill={distill}")
+    model.train()
+    for teacher in teachers:
+        teacher.eval().requires_grad_(False)
+        if next(teacher.parameters()).device != device:
+            raise ValueError(f"teacher is on {next(teacher.parameters()).device}, student on "
+                             f"{device}: put them on the same device")
+
+
+def _rate(images: int, started: float, device: torch.device) -> float:
+    """Images per second since `started`, after the GPU has finished its queued work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return images / max(time.perf_counter() - started, 1e-9)
+
+
+def _epoch(loss_fn: Callable, optimizer, generator, images, labels, plan: _Plan,
+           settings: TrainSettings, step: int) -> tuple[torch.Tensor, str | None, int]:
+    """One pass (or the final part of one) from global step `step`: (per-step losses, divergence
+    message or None, images seen). Stops at the first check that finds a non-finite loss."""
+    device = images.device
+    order = torch.randperm(len(images), generator=generator, device=device)
+    steps = min(plan.steps_per_epoch, plan.total_steps - step)
+    losses, seen = torch.empty(steps, device=device), 0
+    for k in range(steps):
+        batch = order[k * settings.batch_size:(k + 1) * settings.batch_size]
+        x = augment(images[batch], pad=settings.pad, flip=settings.flip, generator=generator)
+        lr = learning_rate(step + k, plan.total_steps, plan.warmup_steps, settings)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with _AUTOCAST.get(device.type, nullcontext)():
+            loss = loss_fn(x, labels[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses[k], seen = loss.detach(), seen + len(batch)
+        if (k + 1) % _CHECK_EVERY_STEPS == 0 or k + 1 == steps:
+            message = _first_bad_step(losses[:k + 1], step)
+            if message:
+                return losses[:k + 1], message, seen
+    return losses, None, seen
+
+
+def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor,
+          test_images: torch.Tensor, test_labels: torch.Tensor, settings: TrainSettings, *,
+          seed: int, teachers: Sequence[nn.Module] = (), distill: DistillSettings | None = None,
+          on_epoch: Callable[[int, dict], None] | None = None,
+          start_state: dict | None = None) -> TrainResult:
+    """Train `model` on the uint8 split, then evaluate it on the test split.
+
+    Teachers are put in eval mode and frozen (requires_grad False) in place. `on_epoch(epoch,
+    state)` is called after each epoch (epoch = epochs done, from 1): `state` holds the model,
+    optimizer and generator states, epoch, step, total_steps and metrics (mean train loss) -- it
+    references live tensors, so serialise it (`save_checkpoint`) before returning. Passing it back
+    as `start_state` resumes after that epoch. A non-finite loss ends the run as "diverged".
+    """
+    device = next(model.parameters()).device
+    _check_split("train", train_images, train_labels, device)
+    _check_split("test", test_images, test_labels, device)
+    _prepare(model, teachers, distill, device)
+    plan = _plan(len(train_images), settings)
+    optimizer = _optimizer(model, settings)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    epoch, step = _resume(start_state, model, optimizer, generator, plan) if start_state else (0, 0)
+    seen, started = 0, time.perf_counter()
+    with ExitStack() as stack:
+        loss_fn = _loss_fn(model, teachers, distill, settings, stack)
+        while step < plan.total_steps:
+            losses, message, n_images = _epoch(loss_fn, optimizer, generator, train_images,
+                                               train_labels, plan, settings, step)
+            step, seen = step + len(losses), seen + n_images
+            if message:
+                return TrainResult("diverged", None, None, step, _rate(seen, started, device),
+                                   message)
+            epoch += 1
+            if on_epoch is not None:
+                on_epoch(epoch, _state(model, optimizer, generator, epoch, step, plan, losses))
+    images_per_s = _rate(seen, started, device)
+    error, test_loss = evaluate(model, test_images, test_labels,
+                                batch_size=settings.eval_batch_size)
+    return TrainResult("ok", error, test_loss, step, images_per_s)
+
+
+def save_checkpoint(state: dict, f: BinaryIO) -> None:
+    """Write an `on_epoch` state (tensors, numbers, strings, lists, dicts only) to a binary file
+    object; where the bytes go (file, object storage) is the caller's business."""
+    torch.save(state, f)
+
+
+def load_checkpoint(f: BinaryIO) -> dict:
+    """Read a state written by `save_checkpoint`, onto the CPU. weights_only=True: only tensors
+    and plain containers are rebuilt, never arbitrary pickled objects."""
+    return torch.load(f, map_location="cpu", weights_only=True)

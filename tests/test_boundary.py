@@ -1,0 +1,211 @@
+"""raysweep.boundary: D*p and D**p against closed forms, the model-free crossing, every status, and
+the whole path from simulated grid rows through fitted laws to boundary intervals.
+
+The closed forms: with alpha' = 2 alpha and u = Dp^-alpha, F = c u - c' u^2 + Delta is a quadratic
+in u, so F = 0 at u = (c -+ sqrt(c^2 + 4 c' Delta)) / (2 c') and F peaks at u = c / (2 c').
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from raysweep import boundary
+from raysweep.laws import Fit, Law, fit_law
+from raysweep.simulate import law_value
+
+STUDENT_PARAMS, TEACHER_PARAMS, DF = 4.6e6, 1.3e6, 500.0  # parameters, parameters, images
+FIXED = {"params": STUDENT_PARAMS, "df": DF, "teacher_params": TEACHER_PARAMS}
+# The paper's regime (alpha < alpha', E < E'): F < 0, then > 0 from ~1.3k to ~73k images, then < 0.
+PLAIN = Law(0.10, {"dp": (3.0, 0.3), "params": (6.0, 0.3), "df": (0.5, 0.3)})
+DISTILLED = Law(0.12, {"dp": (20.0, 0.6), "params": (6.0, 0.3), "df": (0.5, 0.3),
+                       "teacher_params": (1.0, 0.2)})
+
+
+def delta(plain: Law, distilled: Law) -> float:
+    """F(Dp) minus its Dp terms: every term that does not depend on Dp."""
+    def rest(law: Law) -> float:
+        return float(Law(law.E, {k: t for k, t in law.terms.items() if k != "dp"}).predict(FIXED))
+    return rest(plain) - rest(distilled)
+
+
+def closed_forms(plain: Law, distilled: Law) -> tuple[float, float]:
+    (c, a), (c2, a2) = plain.terms["dp"], distilled.terms["dp"]
+    assert a2 == pytest.approx(2 * a)
+    u_cross = (c - math.sqrt(c * c + 4 * c2 * delta(plain, distilled))) / (2 * c2)
+    return (c / (2 * c2)) ** (-1 / a), u_cross ** (-1 / a)
+
+
+def slope(plain: Law, distilled: Law, dp: float) -> float:
+    """dF/d log Dp by central differences (error units per e-fold of images)."""
+    h = 1e-5
+    f = [float(boundary.advantage(plain, distilled, FIXED, dp * math.exp(s))) for s in (-h, h)]
+    return (f[1] - f[0]) / (2 * h)
+
+
+def fitted(law: Law, ensemble=None) -> Fit:
+    return Fit(law, 0.0, 100, tuple(law.terms), None, ensemble)
+
+
+def test_d_star_and_d_cross_match_the_closed_forms():
+    star, cross = closed_forms(PLAIN, DISTILLED)
+    assert boundary.d_star(PLAIN, DISTILLED) == pytest.approx(star, rel=1e-12)
+    assert boundary.d_cross(PLAIN, DISTILLED, FIXED, (10.0, 1e8)) == pytest.approx(cross, rel=1e-9)
+    assert 5e3 < star < 6e3 and 6e4 < cross < 8e4  # the regime the comment above promises
+
+
+@pytest.mark.parametrize("a, a2, c, c2", [(0.3, 0.5, 3.0, 20.0), (0.2, 0.9, 1.0, 400.0),
+                                          (0.5, 0.6, 10.0, 18.0)])
+def test_d_star_zeroes_the_derivative_and_eq14_as_printed_does_not(a, a2, c, c2):
+    plain = Law(0.1, {"dp": (c, a)})
+    distilled = Law(0.1, {"dp": (c2, a2)})
+    lam, lam2 = 1 / c, 1 / c2  # the paper's form: coef = 1 / lambda
+    derived = ((a2 / lam2) / (a / lam)) ** (1 / (a2 - a))
+    printed = ((a / lam) / (a2 / lam2)) ** (1 / (a2 - a))  # eq. 14, ratio upside down
+    star = boundary.d_star(plain, distilled)
+    assert star == pytest.approx(derived, rel=1e-12)
+    scale = abs(slope(plain, distilled, star / 10))  # slope a decade away, for a relative zero
+    assert abs(slope(plain, distilled, star)) < 1e-6 * scale
+    assert abs(slope(plain, distilled, printed)) > 1e-3 * scale
+    peak, left, right = (float(boundary.advantage(plain, distilled, {}, dp))
+                         for dp in (star, star / 1.05, star * 1.05))
+    assert peak > left and peak > right  # a peak, not a dip
+
+
+@pytest.mark.parametrize("plain, distilled, why", [
+    (Law(0.1, {"dp": (3.0, 0.4)}), Law(0.1, {"dp": (5.0, 0.4)}), "equal Dp exponents"),
+    (Law(0.1, {"dp": (3.0, 0.6)}), Law(0.1, {"dp": (5.0, 0.3)}), "a minimum"),
+    (Law(0.1, {"df": (3.0, 0.4)}), Law(0.1, {"dp": (5.0, 0.4)}), "no Dp term"),
+])
+def test_no_interior_peak_is_said(plain, distilled, why):
+    assert boundary.d_star(plain, distilled) is None
+    assert why in boundary._d_star(plain, distilled)[1]
+
+
+def test_d_cross_respects_its_range_and_sign():
+    _, cross = closed_forms(PLAIN, DISTILLED)
+    assert boundary.d_cross(PLAIN, DISTILLED, FIXED, (10.0, cross / 2)) is None
+    # swapped roles: F is the negative, so it turns - to + there, never + to -
+    assert boundary.d_cross(DISTILLED, PLAIN, FIXED, (cross / 10, cross * 10)) is None
+
+
+@pytest.mark.parametrize("dp, diff, want", [
+    ([1e3, 1e4, 1e5], [0.02, 0.01, -0.01], 10 ** 4.5),    # halfway in log Dp
+    ([1e5, 1e3, 1e4], [-0.03, 0.02, 0.01], 10 ** 4.25),   # unsorted; a quarter of the way
+    ([1e3, 1e4, 1e5], [-0.01, 0.01, 0.02], None),          # - to + is not the boundary
+    ([1e3, 1e4], [0.01, 0.02], None),                      # never changes sign
+    ([1e3, 1e4, 1e5], [-0.01, 0.01, -0.01], 10 ** 4.5),   # the first + to - counts
+])
+def test_model_free_cross(dp, diff, want):
+    got = boundary.model_free_cross(np.array(dp), np.array(diff))
+    assert got == (None if want is None else pytest.approx(want, rel=1e-12))
+
+
+def test_intervals_come_from_paired_members():
+    rng = np.random.default_rng(0)
+    members = [(Law(PLAIN.E, PLAIN.terms | {"dp": (3.0 * math.exp(0.05 * z), 0.3)}), DISTILLED)
+               for z in rng.standard_normal(60)]
+    members += [(Law(0.5, PLAIN.terms), DISTILLED)] * 15  # plain far worse: F > 0, no crossing
+    plain = fitted(PLAIN, [m[0] for m in members])
+    distilled = fitted(DISTILLED, [m[1] for m in members])
+    out = boundary.slice_boundary(plain, distilled, FIXED, np.geomspace(1e3, 1e6, 7))
+    lo, hi = out["d_cross_ci"]
+    assert lo < out["d_cross"] < hi
+    assert out["no_cross_fraction"] == pytest.approx(15 / 75)
+    assert out["d_star_ci"][0] < out["d_star"] < out["d_star_ci"][1]
+
+
+# ---- statuses, through boundaries(rows, fits) ----------------------------------------------
+
+def as_dict(law: Law) -> dict:
+    """The simulator's form of a law."""
+    return {"E": law.E, "terms": {k: {"coef": c, "exponent": e} for k, (c, e) in law.terms.items()}}
+
+
+def wrap(v):
+    """A law as a Fit without an ensemble; a reason string stays a reason."""
+    return fitted(v) if isinstance(v, Law) else v
+
+
+def grid_rows(plain: Law, distilled: Law, dps, noise=0.0, seeds=(0, 1), rng=None) -> list[dict]:
+    """Rows as the grid writes them (ok only), errors from the known laws via the simulator's own
+    law_value: one student (4 heads), teachers [2], one Df."""
+    rng = rng or np.random.default_rng(0)
+    rows = []
+    for dp in dps:
+        for seed in seeds:
+            x = {"dp": dp, "params": STUDENT_PARAMS, "df": DF, "teacher_params": TEACHER_PARAMS}
+            base = {"downstream": "digits", "heads": 4, "params": STUDENT_PARAMS, "dp": int(dp),
+                    "df": int(DF), "seed": seed, "status": "ok", "loss": 1.0}
+            rows.append(base | {"stage": "finetune", "teacher_heads": [], "teacher_params": None,
+                                "error": law_value(as_dict(plain), x)
+                                * math.exp(noise * rng.standard_normal())})
+            rows.append(base | {"stage": "distill", "teacher_heads": [2],
+                                "teacher_params": TEACHER_PARAMS,
+                                "error": law_value(as_dict(distilled), x)
+                                * math.exp(noise * rng.standard_normal())})
+    return rows
+
+
+WIDE = np.geomspace(1e3, 1e6, 7)
+LOW = np.geomspace(1e2, 1e4, 5)
+WORSE = Law(0.9, DISTILLED.terms)  # distillation never helps
+# status key -> (rows, fits for "digits"); each must produce exactly that status.
+SCENARIOS = {
+    "ok": (grid_rows(PLAIN, DISTILLED, WIDE), (PLAIN, DISTILLED)),
+    "outside": (grid_rows(PLAIN, DISTILLED, LOW), (PLAIN, DISTILLED)),
+    "none": (grid_rows(PLAIN, WORSE, WIDE), (PLAIN, WORSE)),
+    "few_dp": (grid_rows(PLAIN, DISTILLED, [1e4]), (PLAIN, DISTILLED)),
+    "no_plain": ([r for r in grid_rows(PLAIN, DISTILLED, WIDE) if r["stage"] == "distill"],
+                 (PLAIN, DISTILLED)),
+    "unfitted": (grid_rows(PLAIN, DISTILLED, WIDE), (PLAIN, "too few rows: 3 for 9 parameters")),
+}
+
+
+@pytest.mark.parametrize("key", sorted(boundary.STATUS))
+def test_every_status_is_reachable(key):
+    assert set(SCENARIOS) == set(boundary.STATUS)
+    rows, (plain, distilled) = SCENARIOS[key]
+    [out] = boundary.boundaries(rows, {"digits": {"error": wrap(plain),
+                                                  "distilled_error": wrap(distilled)}})
+    prefix = boundary.STATUS[key].split("{")[0]
+    assert out["status"].startswith(prefix), (key, out["status"])
+    assert out["in_range"] is (key == "ok")
+    assert (out["student_heads"], out["teacher_heads"], out["df"]) == (4, [2], 500)
+    if key in ("ok", "outside"):
+        assert out["d_cross"] == pytest.approx(closed_forms(PLAIN, DISTILLED)[1], rel=1e-9)
+
+
+def test_model_free_cross_of_exact_rows_brackets_the_truth():
+    rows = grid_rows(PLAIN, DISTILLED, WIDE)
+    [out] = boundary.boundaries(rows, {"digits": {"error": fitted(PLAIN),
+                                                  "distilled_error": fitted(DISTILLED)}})
+    truth = closed_forms(PLAIN, DISTILLED)[1]
+    step = WIDE[1] / WIDE[0]  # measured Dp are half a decade apart
+    assert truth / step < out["model_free_cross"] < truth * step
+
+
+def test_fitted_laws_locate_the_boundary_with_intervals():
+    """Noisy rows -> fit_law on both stages -> boundaries: the truth lies inside the intervals."""
+    rng = np.random.default_rng(1)
+    dps = np.round(np.geomspace(1e3, 1e6, 10))
+    rows = grid_rows(PLAIN, DISTILLED, dps, noise=0.01, seeds=range(3), rng=rng)
+    fits = {}
+    for name, stage, inputs in (("error", "finetune", ("dp",)),
+                                ("distilled_error", "distill", ("dp",))):
+        mine = [r for r in rows if r["stage"] == stage]
+        X = {k: np.array([r[k] for r in mine], dtype=float) for k in inputs}
+        fits[name] = fit_law(X, np.array([r["error"] for r in mine]), bootstrap=40, seed=2)
+    [out] = boundary.boundaries(rows, {"digits": fits})
+    star, cross = closed_forms(PLAIN, DISTILLED)
+    assert out["status"] == "ok"
+    assert out["d_cross_ci"][0] < cross < out["d_cross_ci"][1]
+    assert out["d_star_ci"][0] < star < out["d_star_ci"][1]
+    assert out["d_cross"] == pytest.approx(cross, rel=0.3)
+
+
+def test_every_slice_has_the_same_keys():
+    for rows, (plain, distilled) in SCENARIOS.values():
+        [out] = boundary.boundaries(rows, {"digits": {"error": wrap(plain),
+                                                      "distilled_error": wrap(distilled)}})
+        assert set(boundary.EMPTY) | {"status", "downstream"} <= set(out)

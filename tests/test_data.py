@@ -1,0 +1,303 @@
+"""The dataset registry, loaded from tiny files in each on-disk layout, and the nested subsets.
+
+Every registry entry has a FIXTURES row that writes a miniature copy of its layout (or nothing,
+for the generated and packaged ones); a new dataset without one fails
+test_every_dataset_has_a_fixture. Images of class c are painted a flat grey of 20 * c + 10 (or
+a colour, for CIFAR), so a test can check that each label sits next to its own image."""
+
+import itertools
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torchvision.io import write_jpeg
+
+from raysweep import data
+
+# torchvision 0.29 deprecates its JPEG encoder for TorchCodec (not a dependency).
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
+
+PAPER_FRACTIONS = (0.05, 0.10, 0.25, 0.33, 0.50, 0.70, 1.0)   # sec. 3.1
+
+
+def _shade(label: int) -> int:
+    return 20 * label % 250 + 10
+
+
+def _jpeg(path: Path, label: int, size: int = 20) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_jpeg(torch.full((3, size, size), _shade(label), dtype=torch.uint8), str(path), 100)
+
+
+def _cifar_pickle(path: Path, labels: list[int], key: str) -> None:
+    rows = np.stack([np.full(3 * 32 * 32, _shade(c), np.uint8) for c in labels])
+    rows[:, 1024:] = 0                       # red plane only (CHW rows): luma of red is .299 R
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump({"data": rows, key: labels}, f)
+
+
+def _cifar10(root: Path) -> dict:
+    base = root / "cifar-10-batches-py"
+    for i in range(1, 6):
+        _cifar_pickle(base / f"data_batch_{i}", [i - 1, i + 4], "labels")
+    _cifar_pickle(base / "test_batch", [3, 7, 9], "labels")
+    return {"train": 10, "test": 3}
+
+
+def _cifar100(root: Path) -> dict:
+    base = root / "cifar-100-python"
+    _cifar_pickle(base / "train", [0, 5, 99, 42], "fine_labels")
+    _cifar_pickle(base / "test", [99, 1], "fine_labels")
+    return {"train": 4, "test": 2}
+
+
+def _tinyimagenet(root: Path) -> dict:
+    base = root / "tiny-imagenet-200"
+    wnids = ["n03", "n01", "n02"]                # file order differs from sorted order
+    base.mkdir(parents=True)
+    (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    for c, wnid in enumerate(sorted(wnids)):
+        for k in range(2):
+            _jpeg(base / "train" / wnid / "images" / f"{wnid}_{k}.JPEG", c)
+    notes = [f"val_{k}.JPEG\t{wnid}\t0\t0\t10\t10" for k, wnid in enumerate(["n02", "n03"])]
+    for k, wnid in enumerate(["n02", "n03"]):
+        _jpeg(base / "val" / "images" / f"val_{k}.JPEG", sorted(wnids).index(wnid))
+    (base / "val" / "val_annotations.txt").write_text("\n".join(notes) + "\n")
+    return {"train": 6, "test": 2}
+
+
+def _imagenet100(root: Path) -> dict:
+    wnids = [f"n{c:03d}" for c in range(100)]
+    (root / "imagenet100.txt").parent.mkdir(parents=True, exist_ok=True)
+    (root / "imagenet100.txt").write_text("\n".join(reversed(wnids)))
+    for c, wnid in enumerate(wnids):
+        _jpeg(root / "train" / wnid / "a.JPEG", c, size=12 + c % 3)   # sizes differ
+        _jpeg(root / "val" / wnid / "b.JPEG", c)
+    (root / "train" / "n999").mkdir()       # folders outside the list are ignored
+    _jpeg(root / "train" / "n999" / "x.JPEG", 1)
+    return {"train": 100, "test": 100}
+
+
+FIXTURES = {  # name -> (writer of a data root or None, params)
+    "fractal": (None, {"classes": 3, "images_per_class": 4, "test_per_class": 2}),
+    "digits": (None, {}),
+    "cifar10": (_cifar10, {}),
+    "cifar100": (_cifar100, {}),
+    "tinyimagenet": (_tinyimagenet, {}),
+    "imagenet100": (_imagenet100, {}),
+}
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory) -> dict:
+    """name -> (data root or None, expected split sizes or None)."""
+    out = {}
+    for name, (writer, _) in FIXTURES.items():
+        root = tmp_path_factory.mktemp(name) if writer else None
+        out[name] = (str(root) if root else None, writer(root) if writer else None)
+    return out
+
+
+def _load(name, roots, **kwargs):
+    root, _ = roots[name]
+    return data.load_dataset(name, data_root=root, params=FIXTURES[name][1], **kwargs)
+
+
+def test_every_dataset_has_a_fixture():
+    assert sorted(FIXTURES) == data.dataset_names() == sorted(data.DATASETS)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("name", data.dataset_names())
+def test_every_dataset_loads_at_the_requested_size_and_channels(name, channels, roots):
+    ds = _load(name, roots, image_size=16, channels=channels)
+    classes = data.num_classes(name, FIXTURES[name][1])
+    assert ds.name == name and ds.num_classes == classes
+    for split in (ds.train, ds.test):
+        assert split.images.dtype == torch.uint8 and split.labels.dtype == torch.int64
+        assert split.images.shape == (len(split), channels, 16, 16) and len(split) > 0
+        assert 0 <= split.labels.min() and split.labels.max() < classes
+    expected = roots[name][1]
+    if expected:
+        assert (len(ds.train), len(ds.test)) == (expected["train"], expected["test"])
+    else:
+        assert len(ds.train) == data.train_size(name, FIXTURES[name][1])
+
+
+@pytest.mark.parametrize("name", ["tinyimagenet", "imagenet100", "cifar10", "cifar100"])
+def test_each_label_sits_next_to_its_own_image(name, roots):
+    ds = _load(name, roots, image_size=8, channels=3)
+    red = ds.train.images[:, 0].float().mean((1, 2))
+    shade = torch.tensor([_shade(int(c)) for c in ds.train.labels]).float()
+    assert (red - shade).abs().max() < 3           # JPEG at quality 100 is nearly exact
+
+
+def test_cifar_pixels_are_read_in_channel_plane_order(roots):
+    ds = _load("cifar10", roots, image_size=32, channels=3)       # native size: no resampling
+    first = ds.train.images[0]                                    # label 0: shade 10, red only
+    assert (first[0] == 10).all() and (first[1:] == 0).all()
+    gray = _load("cifar10", roots, image_size=32, channels=1).train.images
+    assert gray.shape[1] == 1 and int(gray[0, 0, 0, 0]) == round(0.299 * 10)
+
+
+def test_tinyimagenet_classes_follow_sorted_wnids(roots):
+    ds = _load("tinyimagenet", roots, image_size=8)
+    assert ds.train.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert ds.test.labels.tolist() == [1, 2]                     # n02, n03
+
+
+def test_gray_to_rgb_repeats_the_plane_and_resizing_keeps_the_picture():
+    small = data.load_dataset("digits", image_size=8, channels=1)
+    big = data.load_dataset("digits", image_size=32, channels=3)
+    assert torch.equal(big.train.images[:, 0], big.train.images[:, 2])
+    assert int(small.train.images.max()) == 255                  # 16 -> 255
+    shrunk = torch.nn.functional.avg_pool2d(big.train.images[:, :1].float(), 4).flatten()
+    same = torch.corrcoef(torch.stack([shrunk, small.train.images.float().flatten()]))[0, 1]
+    moved = torch.corrcoef(torch.stack([shrunk, small.train.images.roll(1, -1).float()
+                                        .flatten()]))[0, 1]
+    assert same > 0.9 and moved < 0.6, (same, moved)             # same picture, not shifted
+    assert len(small.test) == 360 and small.flip is False
+
+
+def test_digits_test_split_is_fixed_and_stratified():
+    test = data.load_dataset("digits", image_size=8).test.labels
+    assert test.bincount().tolist() == [36, 36, 35, 37, 36, 37, 36, 36, 35, 36]
+
+
+def test_loads_are_memoised_per_argument_tuple():
+    a = data.load_dataset("digits", image_size=8)
+    assert data.load_dataset("digits", image_size=8, params={}) is a
+    assert data.load_dataset("digits", image_size=8, channels=1) is not a
+
+
+def test_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'.*cifar10.*tinyimagenet"):
+        data.load_dataset("imagenet", image_size=8)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        data.train_size("imagenet")
+
+
+@pytest.mark.parametrize("name", [n for n in data.dataset_names() if data.DATASETS[n].layout])
+def test_missing_data_root_names_the_path_and_layout(name, tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError, match=f"{missing}.*expected"):
+        data.load_dataset(name, image_size=8, data_root=str(missing))
+    with pytest.raises(ValueError, match=f"{name} needs a data root"):
+        data.load_dataset(name, image_size=8)
+
+
+def test_missing_files_name_the_file_and_cifar_suggests_download(tmp_path, roots):
+    with pytest.raises(ValueError, match=r"data_batch_1.*cifar-10-batches-py.*--download"):
+        data.load_dataset("cifar10", image_size=8, data_root=str(tmp_path))
+    (tmp_path / "imagenet100.txt").write_text("n000\n")
+    with pytest.raises(ValueError, match="names 1 classes, expected 100"):
+        data.load_dataset("imagenet100", image_size=8, data_root=str(tmp_path))
+
+
+def test_a_class_list_naming_a_missing_folder_is_reported(tmp_path):
+    lst = tmp_path / "mine.txt"
+    lst.write_text("\n".join(f"n{c:03d}" for c in range(100)))
+    for c in range(99):
+        _jpeg(tmp_path / "train" / f"n{c:03d}" / "a.JPEG", c)
+    with pytest.raises(ValueError, match=r"missing image folder .*train/n099"):
+        data.load_dataset("imagenet100", image_size=8, data_root=str(tmp_path),
+                          params={"class_list": str(lst)})
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"params": {"colour": 1}}, r"digits: unknown params \['colour'\]"),
+    ({"image_size": 0}, "image_size must be a positive integer"),
+    ({"channels": 2}, r"channels must be one of \[1, 3\]"),
+])
+def test_bad_arguments_are_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.load_dataset("digits", **{"image_size": 8, **kwargs})
+
+
+def test_train_size_without_loading(roots):
+    assert data.train_size("fractal", {"classes": 7, "images_per_class": 30}) == 210
+    assert data.train_size("cifar100") == 50_000 and data.train_size("tinyimagenet") == 100_000
+    assert data.train_size("imagenet100") == 126_689
+    assert data.train_size("imagenet100", data_root=roots["imagenet100"][0]) == 100
+    assert data.num_classes("cifar100") == 100 and data.num_classes("tinyimagenet") == 200
+
+
+# ---------------------------------------------------------------- amounts and subsets
+
+BALANCED = torch.arange(10).repeat(40)[torch.randperm(400, generator=torch.Generator()
+                                                      .manual_seed(0))]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_paper_fractions_are_nested(seed):
+    subsets = [set(data.subset_indices(BALANCED, f, seed).tolist()) for f in PAPER_FRACTIONS]
+    assert all(a < b for a, b in itertools.pairwise(subsets))
+    assert [len(s) for s in subsets] == [20, 40, 100, 132, 200, 280, 400]
+
+
+def test_counts_are_nested_exact_and_class_balanced():
+    previous = set()
+    for count in range(2, 401, 7):
+        idx = data.subset_indices(BALANCED, count, seed=3)
+        per_class = BALANCED[idx].bincount(minlength=10)
+        assert len(idx) == count and per_class.max() - per_class.min() <= 1
+        assert previous <= set(idx.tolist()) and torch.equal(idx, idx.sort().values)
+        previous = set(idx.tolist())
+
+
+def test_unbalanced_classes_share_evenly_until_one_runs_out():
+    labels = torch.tensor([0] * 3 + [1] * 50 + [2] * 50)
+    per_class = labels[data.subset_indices(labels, 60, seed=0)].bincount().tolist()
+    assert per_class[0] == 3 and sorted(per_class[1:]) == [28, 29]
+
+
+def test_subsets_are_deterministic_and_seed_dependent():
+    a, b = (data.subset_indices(BALANCED, 0.25, seed=5) for _ in range(2))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, data.subset_indices(BALANCED, 0.25, seed=6))
+
+
+def test_subsets_are_uniform_within_a_class():
+    labels = torch.arange(4).repeat(25)                          # 25 images per class
+    hits = torch.zeros(100)
+    for seed in range(400):
+        hits[data.subset_indices(labels, 0.2, seed)] += 1       # 5 of 25 per class: p = 0.2
+    assert 50 < hits.min() and hits.max() < 110, (hits.min(), hits.max())    # mean 80
+
+
+def test_fewer_images_than_classes_spread_over_seeded_classes():
+    picked = [tuple(BALANCED[data.subset_indices(BALANCED, 3, s)].sort().values.tolist())
+              for s in range(5)]
+    assert all(len(set(p)) == 3 for p in picked) and len(set(picked)) > 1
+
+
+def test_take_selects_images_with_their_labels():
+    ds = data.load_dataset("digits", image_size=8)
+    idx = data.subset_indices(ds.train.labels, 0.1, seed=0)
+    part = data.take(ds.train, idx)
+    assert len(part) == len(idx) and torch.equal(part.images[3], ds.train.images[idx[3]])
+    assert torch.equal(part.labels, ds.train.labels[idx])
+
+
+@pytest.mark.parametrize("amount, total, expected", [
+    (0.05, 50_000, 2_500), (0.33, 50_000, 16_500), (0.7, 1437, 1006), (1.0, 1437, 1437),
+    (1, 1437, 1437), (2, 1437, 2), (1437, 1437, 1437), (np.int64(40), 100, 40),
+])
+def test_resolve_amount(amount, total, expected):
+    assert data.resolve_amount(amount, total) == expected
+
+
+@pytest.mark.parametrize("amount, match", [
+    (0.0, r"fraction 0.0 is outside \(0, 1\]"), (1.5, r"fraction 1.5 is outside"),
+    (-0.2, "outside"), (float("nan"), "got nan"), (True, "got True"), ("0.5", "got '0.5'"),
+    (401, r"image count 401 is outside \[2, 400\]"), (0, "outside"),
+    (0.001, "is 0.4 images; expected at least 2"),
+])
+def test_bad_amounts_are_rejected(amount, match):
+    with pytest.raises(ValueError, match=match):
+        data.resolve_amount(amount, 400)
+    with pytest.raises(ValueError, match=match):
+        data.subset_indices(BALANCED, amount, seed=0)

@@ -1,0 +1,99 @@
+"""The trial DAG: counts, ids, prerequisites, and the --dry-run output."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from raysweep import grid, plan, spec
+
+ROOT = Path(__file__).parent.parent
+SMOKE = ROOT / "sweeps" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    return spec.load(SMOKE)
+
+
+def test_counts_per_stage(smoke):
+    trials = plan.plan(smoke)
+    by = plan.summary(trials)["by_stage"]
+    n_sizes, n_dp, n_df = len(smoke.model["heads"]), len(smoke.dp), len(smoke.df)
+    assert by["pretrain"] == n_sizes * n_dp
+    assert by["finetune"] == n_sizes * n_dp * n_df
+    n_sets = sum(len(sets) for sets in smoke.teachers.values())
+    assert by["distill"] == n_sets * n_dp * n_df
+    assert len({t.trial_id for t in trials}) == len(trials)
+
+
+def test_prerequisites_come_first_and_match(smoke):
+    trials = plan.plan(smoke)
+    index = {t.trial_id: i for i, t in enumerate(trials)}
+    by_id = {t.trial_id: t for t in trials}
+    for t in trials:
+        for dep in t.depends_on:
+            assert index[dep] < index[t.trial_id]
+        c = t.config
+        if t.stage == "finetune":
+            (pre,) = t.depends_on
+            assert by_id[pre].stage == "pretrain" and by_id[pre].config["dp"] == c["dp"]
+            assert by_id[pre].config["model"]["heads"] == c["model"]["heads"]
+        if t.stage == "distill":
+            student, *teachers = [by_id[d] for d in t.depends_on]
+            assert student.stage == "pretrain"
+            assert [x.config["model"]["heads"] for x in teachers] == c["teachers"]
+            for x in teachers:  # teachers pretrained on the same Dp, fine-tuned on the same Df
+                assert (x.stage, x.config["dp"], x.config["df"]) == ("finetune", c["dp"], c["df"])
+            assert t.teacher_params == pytest.approx(
+                sum(x.params for x in teachers) / len(teachers))
+
+
+def test_ids_are_content_hashes(smoke):
+    a = {t.trial_id for t in plan.plan(smoke)}
+    assert a == {t.trial_id for t in plan.plan(spec.load(SMOKE))}
+    moved = spec.load(SMOKE, {"out": "/elsewhere"})        # where output goes: same ids
+    assert a == {t.trial_id for t in plan.plan(moved)}
+    retuned = spec.load(SMOKE, {"train": {"finetune": {"lr": 0.01}}})
+    b = {t.trial_id: t.stage for t in plan.plan(retuned)}
+    assert {i for i, s in b.items() if s == "pretrain"} <= a   # pretraining unchanged
+    assert not {i for i, s in b.items() if s != "pretrain"} & a
+
+
+def test_distill_stage_pretrain_depends_on_teacher_pretrains(smoke):
+    raw = yaml.safe_load(SMOKE.read_text())
+    raw["distill"]["stage"] = "pretrain"
+    trials = plan.plan(spec.parse(raw))
+    by_id = {t.trial_id: t for t in trials}
+    for t in (t for t in trials if t.stage == "distill"):
+        assert {by_id[d].stage for d in t.depends_on} == {"pretrain"}
+        assert "pretrain" in t.config["train"] and "finetune" in t.config["train"]
+
+
+def test_dp_images_override_resolves_counts(smoke):
+    trials = plan.plan(smoke, dp_images=[40, 77])
+    assert {t.config["dp"] for t in trials} == {40, 77}
+
+
+def test_dry_run_json(capsys):
+    assert grid.main(["--sweep", str(SMOKE), "--dry-run", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    keys = {"trial_id", "stage", "heads", "params", "dp", "df", "teacher_heads", "seed",
+            "resources", "depends_on"}
+    assert out["trials"] and all(keys <= set(t) for t in out["trials"])
+    ids = {t["trial_id"] for t in out["trials"]}
+    assert all(set(t["depends_on"]) <= ids for t in out["trials"])
+    assert all(t["resources"] == {"GPU": 0.25, "CPU": 1} for t in out["trials"])
+
+
+def test_dry_run_text_and_bad_sweep_exit_2(tmp_path, capsys):
+    assert grid.main(["--sweep", str(SMOKE), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "pretrain" in text and "FLOPs" in text and "parameters" in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SMOKE.read_text().replace("dp: [0.5, 1.0]", "dp: [0.5, 2.0]"))
+    out = tmp_path / "out"
+    assert grid.main(["--sweep", str(bad), "--out", str(out)]) == 2
+    assert "dp[1]" in capsys.readouterr().err
+    assert not out.exists()   # nothing written
