@@ -28,6 +28,11 @@ from raysweep import trial as trial_mod
 from raysweep.plan import Trial
 
 
+# Trials started or waiting for resources at once: enough to fill a large cluster and to make an
+# autoscaler add nodes, few enough that Ray is not flooded with placement groups.
+MAX_IN_FLIGHT = 256
+
+
 class ReadySearcher(Searcher):
     """Suggests, in plan order, trials whose prerequisites have all succeeded."""
 
@@ -55,8 +60,9 @@ class ReadySearcher(Searcher):
             bad = next(d for d in t.depends_on if d in self.dead)
             self.on_skip(t, f"prerequisite {bad} did not finish ok")
 
-    def on_trial_complete(self, tune_trial_id: str, result=None, error: bool = False):
-        t = self.running.pop(tune_trial_id, None)
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False):
+        # Tune calls this with keyword arguments: the name `trial_id` is part of the API.
+        t = self.running.pop(trial_id, None)
         if t is None:
             return
         status = (result or {}).get("status")
@@ -155,16 +161,30 @@ def connect(address: str | None) -> None:
 
 
 def check_storage(out: str) -> None:
-    """A multi-node cluster must write to storage every node sees (DESIGN decision 10)."""
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    reason = storage.node_local_reason(out) if len(nodes) > 1 else None
+    """A cluster of several machines must write to storage every machine sees (DESIGN decision
+    10). Machines are counted by address: nodes of one machine (ray.cluster_utils.Cluster) share
+    its disk."""
+    hosts = {n.get("NodeManagerAddress") for n in ray.nodes() if n.get("Alive")}
+    reason = storage.node_local_reason(out) if len(hosts) > 1 else None
     if reason:
-        raise ValueError(f"{reason} ({len(nodes)} nodes are alive)")
+        raise ValueError(f"{reason} ({len(hosts)} machines are in the cluster)")
+
+
+def cluster_gpus() -> float:
+    """GPUs the cluster has now or can scale up to (an autoscaling pool may have none running)."""
+    now = ray.cluster_resources().get("GPU", 0)
+    try:
+        from ray._private.state import state
+
+        most = (state.get_max_resources_from_cluster_config() or {}).get("GPU", 0)
+    except Exception:  # not an autoscaling cluster, or an API change: what runs now is enough
+        most = 0
+    return max(now, most)
 
 
 def fit_to_cluster(trials: list[Trial]) -> list[Trial]:
     """Drop GPU requests where the cluster has no GPUs, so a GPU sweep still runs on a laptop."""
-    if ray.cluster_resources().get("GPU", 0) > 0:
+    if cluster_gpus() > 0:
         return trials
     return [dataclasses.replace(t, resources={"CPU": t.resources.get("CPU", 1)}) for t in trials]
 
@@ -181,14 +201,20 @@ def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int 
     pending = fit_to_cluster(pending)
     progress = Progress(len(pending), ctx.out, echo)
     searcher = ReadySearcher(pending, done, progress.skipped)
-    context = {"out": ctx.out, "data_root": ctx.data_root, "download": ctx.download}
+    # Absolute: Tune runs each trial in its own working directory.
+    context = {"out": storage.absolute(ctx.out), "download": ctx.download,
+               "data_root": os.path.abspath(ctx.data_root) if ctx.data_root else None}
     # Tune restarts whatever dies; our own budget (see `trainable`) decides when to give up.
     restarts = 10 * (retries + 1)
     local = not storage.is_remote(ctx.out)
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources_for),
         param_space={"context": context, "retries": retries},
+        # max_concurrent_trials also sets how many trials Tune keeps pending (placement groups
+        # requested ahead of free resources): with a custom searcher it is otherwise 1, and trials
+        # would start one by one, each waiting for the previous one's worker to come up.
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(pending),
+                                    max_concurrent_trials=min(len(pending), MAX_IN_FLIGHT),
                                     reuse_actors=True),
         run_config=tune.RunConfig(
             name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",

@@ -86,10 +86,14 @@ def test_diverged_trial_is_recorded_and_the_grid_goes_on(ray_local, tmp_path):
                       simulate={"plain": law})
     executor.run(plan.plan(sweep), Context(str(tmp_path)), name="div", echo=lambda _: None)
     rows = results.read(str(tmp_path)).to_pylist()
-    status = {(r["stage"], r["dp"]): r["status"] for r in rows}
-    assert status[("finetune", 65000)] == "diverged"
-    assert status[("finetune", 1300000)] == "ok"
-    assert any("outside (0, 1)" in (r["message"] or "") for r in rows)
+    by = {(r["stage"], r["dp"]): r for r in rows}
+    assert len(rows) == 4
+    assert by[("pretrain", 65000)]["status"] == "diverged"
+    assert "outside (0, 1)" in by[("pretrain", 65000)]["message"]
+    # its fine-tune cannot run: recorded failed, naming the prerequisite; the rest goes on
+    assert by[("finetune", 65000)]["status"] == "failed"
+    assert by[("pretrain", 65000)]["trial_id"] in by[("finetune", 65000)]["message"]
+    assert by[("pretrain", 1300000)]["status"] == by[("finetune", 1300000)]["status"] == "ok"
 
 
 @pytest.mark.parametrize("stage", ["pretrain"])
