@@ -1,0 +1,99 @@
+"""Grid scheduling benchmarks (issue 3): makespan against the ideal and against stage barriers,
+and the per-trial scheduling overhead.
+
+    python tests/benchmarks/bench_grid.py overhead [--trials 200]
+    python tests/benchmarks/bench_grid.py makespan [--sweep sweeps/default.yaml]
+
+`overhead` runs simulated trials that do nothing (hold_s 0) on a local Ray with the machine's
+CPUs, one CPU per trial: overhead per trial = makespan x slots / trials, everything Ray, Tune, the
+searcher and the result write cost around an empty trial.
+
+`makespan` runs the same sweep twice, side by side in one process, into two scratch OUTs: once as
+raysweep runs it (one Tune experiment, a trial starts when its prerequisites are done) and once
+stage by stage with a barrier after each stage (pretrain, then finetune, then distill). The ideal
+is computed from the first run's own trial wall times: the larger of the critical path through
+the DAG and the total trial time divided by the slots. Efficiency = ideal / makespan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import ray
+
+from raysweep import executor, grid, plan, results, spec
+from raysweep.trial import Context
+
+
+def slots(trials: list[plan.Trial]) -> int:
+    cpus = int(ray.cluster_resources()["CPU"])
+    return max(1, cpus // max(int(t.resources.get("CPU", 1)) for t in trials))
+
+
+def run(trials, out: str) -> float:
+    start = time.perf_counter()
+    executor.run(trials, Context(out), name="bench", echo=lambda _: None)
+    return time.perf_counter() - start
+
+
+def ideal(trials: list[plan.Trial], out: str, n_slots: int) -> tuple[float, float, float]:
+    """(ideal, critical path, total trial time / slots) from the trials' recorded wall times."""
+    wall = {r["trial_id"]: r["wall_s"] for r in results.read(out).to_pylist()}
+    finish: dict[str, float] = {}
+    for t in trials:  # plan order: prerequisites first
+        finish[t.trial_id] = wall[t.trial_id] + max((finish[d] for d in t.depends_on), default=0)
+    critical, packed = max(finish.values()), sum(wall.values()) / n_slots
+    return max(critical, packed), critical, packed
+
+
+def makespan(args) -> None:
+    sweep = spec.load(args.sweep)
+    trials = plan.plan(sweep)
+    n_slots = slots(trials)
+    with tempfile.TemporaryDirectory() as dag_out, tempfile.TemporaryDirectory() as bar_out:
+        dag = run(trials, dag_out)
+        best, critical, packed = ideal(trials, dag_out, n_slots)
+        barrier = sum(run([t for t in trials if t.stage == s], bar_out) for s in plan.STAGES)
+    print(f"{sweep.name}: {len(trials)} trials, {n_slots} slots")
+    print("| schedule | makespan s | ideal / makespan |")
+    print("|---|---|---|")
+    print(f"| raysweep (no stage barriers) | {dag:.1f} | {best / dag:.3f} |")
+    print(f"| stage by stage, barriers | {barrier:.1f} | {best / barrier:.3f} |")
+    print(f"ideal {best:.1f} s = max(critical path {critical:.1f} s, "
+          f"total trial time / slots {packed:.1f} s); barrier / raysweep = {barrier / dag:.3f}")
+
+
+def overhead(args) -> None:
+    raw = grid.yaml.safe_load(open(grid.default_sweep("simulate.yaml")))
+    raw["simulate"]["hold_s"] = 0.0
+    raw["resources"] = {"default": {"gpu": 0.125, "cpu": 1}}
+    sweep = spec.parse(raw)
+    trials = [t for t in plan.plan(sweep, dp_images=range(1000, 1000 + args.trials))
+              if t.stage == "pretrain"][: args.trials]
+    n_slots = slots(trials)
+    with tempfile.TemporaryDirectory() as out:
+        total = run(trials, out)
+    print(f"{len(trials)} empty trials on {n_slots} slots: makespan {total:.1f} s, "
+          f"overhead {total * n_slots / len(trials):.3f} s per trial")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["overhead", "makespan"])
+    p.add_argument("--sweep", default=str(grid.default_sweep()))
+    p.add_argument("--trials", type=int, default=200)
+    args = p.parse_args(argv)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    {"overhead": overhead, "makespan": makespan}[args.what](args)
+    ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
