@@ -11,6 +11,9 @@ cannot be asked for and a fraction that rounds to one image is refused rather th
 "everything". Counts below the number of classes are allowed: the seed picks which classes get one
 image (nesting still holds); whether that makes sense is the sweep's call.
 
+The readers of the real datasets' file formats live in raysweep/datasets_real.py; this module
+registers them and is the only one callers use.
+
 Left out: a disk cache of decoded real datasets (only the generated fractal images are cached; real
 ones are decoded once per worker process), and download of TinyImageNet / ImageNet (licensed or
 hosted without a stable URL; CIFAR downloads through torchvision when asked).
@@ -23,25 +26,18 @@ import json
 import math
 import numbers
 import os
-import pickle
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_image
-from torchvision.transforms.v2 import functional as TF
 
+from raysweep import datasets_real as real
 from raysweep import fractal
+from raysweep.datasets_real import DataNotFoundError, Raw, resized
 
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 RESIZE_CHUNK = 4096            # images resized per call: bounds the float intermediates
-
-
-class DataNotFoundError(ValueError, FileNotFoundError):
-    """A data root or file is missing; the message names the path and the expected layout."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +56,6 @@ class Dataset:
     test: Split
     num_classes: int
     flip: bool             # is a horizontal mirror label-preserving? (train.py's default augment)
-
-
-Raw = tuple  # (train images, train labels, test images, test labels): uint8 NCHW, int64
 
 
 @dataclass(frozen=True)
@@ -85,7 +78,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("RAYSWEEP_CACHE", "~/.cache/raysweep")).expanduser()
 
 
-# ---------------------------------------------------------------- loaders, one per dataset kind
+# ---------------------------------------------------------------- the embedded datasets
+# (the real ones, read from a data root, are in datasets_real.py)
 
 def _fractal(root, params, image_size, download) -> Raw:
     return fractal.load(image_size, params, cache_dir())
@@ -103,106 +97,6 @@ def _digits(root, params, image_size, download) -> Raw:
     return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in (tr_x, tr_y, te_x, te_y))
 
 
-def _cifar(tv_class):
-    """CIFAR in torchvision's on-disk pickles, read directly: torchvision's constructor md5-checks
-    every file (seconds per load, and it rejects any other copy of the layout), so only the
-    download goes through it; the file names come from its class attributes."""
-    def load(root, params, image_size, download) -> Raw:
-        if download:
-            tv_class(root=str(root), train=True, download=True)
-        base = root / tv_class.base_folder
-        out = []
-        for files in (tv_class.train_list, tv_class.test_list):
-            x, y = zip(*(_cifar_batch(base / name) for name, _md5 in files))
-            out += [torch.from_numpy(np.concatenate(x)), torch.from_numpy(np.concatenate(y))]
-        return tuple(out)
-    return load
-
-
-def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if not path.is_file():
-        raise DataNotFoundError(f"missing file {path}")
-    with open(path, "rb") as f:
-        entry = pickle.load(f, encoding="latin1")
-    labels = entry["labels"] if "labels" in entry else entry["fine_labels"]
-    images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)   # rows are CHW
-    return images, np.asarray(labels, dtype=np.int64)
-
-
-def _tinyimagenet(root, params, image_size, download) -> Raw:
-    base = root / "tiny-imagenet-200"
-    wnids = sorted(_lines(base / "wnids.txt"))
-    index = {w: i for i, w in enumerate(wnids)}
-    train = [(p, index[w]) for w in wnids for p in _images_in(base / "train" / w / "images")]
-    test = []
-    for line in _lines(base / "val" / "val_annotations.txt"):
-        name, wnid = line.split("\t")[:2]
-        if wnid not in index:
-            raise ValueError(f"{base / 'val' / 'val_annotations.txt'}: {name} has class {wnid!r}, "
-                             f"which is not in wnids.txt")
-        test.append((base / "val" / "images" / name, index[wnid]))
-    return (*_decode(train, image_size), *_decode(test, image_size))
-
-
-def _imagenet100(root, params, image_size, download) -> Raw:
-    wnids = sorted(_lines(_class_list(root, params)))
-    if len(wnids) != 100:
-        raise ValueError(f"imagenet100: class list {_class_list(root, params)} names "
-                         f"{len(wnids)} classes, expected 100")
-    out = []
-    for split in ("train", "val"):
-        out += _decode([(p, i) for i, w in enumerate(wnids)
-                        for p in _images_in(root / split / w)], image_size)
-    return tuple(out)
-
-
-def _imagenet100_count(root: Path, params: dict) -> int:
-    wnids = _lines(_class_list(root, params))
-    return sum(len(_images_in(root / "train" / w)) for w in wnids)
-
-
-def _class_list(root: Path, params: dict) -> Path:
-    return Path(params["class_list"]).expanduser() if params.get("class_list") \
-        else root / "imagenet100.txt"
-
-
-def _lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DataNotFoundError(f"missing file {path}")
-    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-
-
-def _images_in(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise DataNotFoundError(f"missing image folder {folder}")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _decode(items: list[tuple[Path, int]], image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode (path, label) pairs into uint8 (N, 3, S, S): one decode + resize per file (sizes
-    differ across files in ImageNet, so a batch resize would need padding). torchvision 0.29
-    deprecates its decoders for TorchCodec, which is not a dependency: the warning is muted."""
-    images = torch.empty(len(items), 3, image_size, image_size, dtype=torch.uint8)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)
-        for i, (path, _) in enumerate(items):
-            if not path.is_file():
-                raise DataNotFoundError(f"missing image {path}")
-            images[i] = _resized(decode_image(str(path), mode=ImageReadMode.RGB), image_size)
-    return images, torch.tensor([label for _, label in items], dtype=torch.int64)
-
-
-def _resized(images: torch.Tensor, image_size: int) -> torch.Tensor:
-    if images.shape[-2:] == (image_size, image_size):
-        return images
-    return TF.resize(images, [image_size, image_size], antialias=True)
-
-
-def _cifar_layout(tv_class) -> str:
-    names = [n for n, _ in tv_class.train_list + tv_class.test_list] + [tv_class.meta["filename"]]
-    return f"{tv_class.base_folder}/{{{', '.join(names)}}} (torchvision's CIFAR pickles)"
-
-
 def _const(n: int) -> Callable[[dict], int]:
     return lambda params: n
 
@@ -216,8 +110,6 @@ def _fractal_size(params: dict) -> int:
 
 def _registry() -> dict[str, DatasetInfo]:
     from torchvision.datasets import CIFAR10, CIFAR100
-    tiny = ("tiny-imagenet-200/{wnids.txt, train/<wnid>/images/*.JPEG, val/images/*.JPEG, "
-            "val/val_annotations.txt}")
     return {
         # Generated; mirrored images are drawn on purpose (fractal.instances), so flips are free.
         "fractal": DatasetInfo(_fractal, _fractal_size,
@@ -225,18 +117,17 @@ def _registry() -> dict[str, DatasetInfo]:
                                defaults=dict(fractal.DEFAULTS)),
         # A mirrored 2, 3 or 7 is no longer that digit: no flip. 1,797 - 360 test = 1,437 train.
         "digits": DatasetInfo(_digits, _const(1437), _const(10), flip=False),
-        "cifar10": DatasetInfo(_cifar(CIFAR10), _const(50_000), _const(10), flip=True,
-                               layout=_cifar_layout(CIFAR10), downloads=True),
-        "cifar100": DatasetInfo(_cifar(CIFAR100), _const(50_000), _const(100), flip=True,
-                                layout=_cifar_layout(CIFAR100), downloads=True),
-        "tinyimagenet": DatasetInfo(_tinyimagenet, _const(100_000), _const(200), flip=True,
-                                    layout=tiny),
+        "cifar10": DatasetInfo(real.cifar(CIFAR10), _const(50_000), _const(10), flip=True,
+                               layout=real.cifar_layout(CIFAR10), downloads=True),
+        "cifar100": DatasetInfo(real.cifar(CIFAR100), _const(50_000), _const(100), flip=True,
+                                layout=real.cifar_layout(CIFAR100), downloads=True),
+        "tinyimagenet": DatasetInfo(real.tinyimagenet, _const(100_000), _const(200), flip=True,
+                                    layout=real.TINYIMAGENET_LAYOUT),
         # 126,689 = the train images of the usual ImageNet-100 class list (Tian et al. 2020, CMC);
         # with a data root, train_size counts the files instead.
-        "imagenet100": DatasetInfo(_imagenet100, _const(126_689), _const(100), flip=True,
-                                   layout="{train,val}/<wnid>/*.JPEG and imagenet100.txt (one "
-                                          "wnid per line; or params.class_list)",
-                                   defaults={"class_list": None}, count=_imagenet100_count),
+        "imagenet100": DatasetInfo(real.imagenet100, _const(126_689), _const(100), flip=True,
+                                   layout=real.IMAGENET100_LAYOUT,
+                                   defaults={"class_list": None}, count=real.imagenet100_count),
     }
 
 
@@ -348,7 +239,7 @@ def _split(name, images, labels, classes, image_size, channels, device) -> Split
     out = torch.empty(len(images), channels, image_size, image_size, dtype=torch.uint8)
     convert = CONVERT[(images.shape[1], channels)]
     for start in range(0, len(images), RESIZE_CHUNK):
-        out[start:start + RESIZE_CHUNK] = convert(_resized(images[start:start + RESIZE_CHUNK],
+        out[start:start + RESIZE_CHUNK] = convert(resized(images[start:start + RESIZE_CHUNK],
                                                            image_size))
     return Split(out.to(device), labels.to(torch.int64).to(device))
 

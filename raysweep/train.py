@@ -16,7 +16,10 @@ ImageNet recipe (the paper's Table 3 names optimizer, batch size, lr and warm-up
 extra knob would have to be swept or recorded); gradient accumulation and multi-GPU data
 parallelism (models of at most 38.8M parameters at batch 128 fit one GPU, and the sweep packs
 several trials per GPU instead); a scheduler object (the learning rate is a pure function of the
-step, `learning_rate`, so the step number is the whole scheduler state).
+step, `train_settings.learning_rate`, so the step number is the whole scheduler state).
+
+The settings and the paper's Table 3 live in train_settings.py; TrainSettings and DistillSettings
+are re-exported here, so callers write `train.TrainSettings`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from torch import nn
 
 from raysweep.augment import augment, to_float
 from raysweep.losses import attention_loss, distillation_loss
-from raysweep.models import attention_maps
+from raysweep.models import attention_maps, count_params
+from raysweep.train_settings import DistillSettings, TrainSettings, learning_rate
 
 # Non-finite losses are looked for every this many steps (and at each epoch end): checking every
 # step would synchronise the GPU each step; a diverged run wastes at most 24 steps.
@@ -44,67 +48,6 @@ _CHECK_EVERY_STEPS = 25
 _AUTOCAST: dict[str, Callable[[], object]] = {
     "cuda": lambda: torch.autocast("cuda", dtype=torch.bfloat16),
 }
-
-
-def _require(ok: bool, name: str, expected: str, value: object) -> None:
-    if not ok:
-        raise ValueError(f"train setting {name} must be {expected}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Defaults: the paper's Table 3 fine-tuning row for TinyImageNet / ImageNet100; where Table 3
-    is silent, DeiT's main.py defaults (facebookresearch/deit), which Table 3's values match."""
-
-    epochs: float = 300.0          # passes over the training subset; fractional allowed (DeiT 300)
-    batch_size: int = 128          # images per step (Table 3; 16 for CIFAR)
-    lr: float = 5e-4               # peak learning rate of AdamW (Table 3)
-    warmup_lr: float = 1e-5        # learning rate at step 0, rising linearly to lr (Table 3)
-    warmup_epochs: float = 5.0     # length of the linear warm-up, in epochs (DeiT)
-    min_lr: float = 1e-5           # learning rate at the last step, end of the cosine (DeiT)
-    weight_decay: float = 0.05     # AdamW decoupled decay on matrices only (DeiT / timm)
-    label_smoothing: float = 0.0   # 0: test cross-entropy (eq. 2) is fitted, smoothing floors it
-    pad: int = 4                   # random-crop padding in pixels (CIFAR convention)
-    flip: bool = True              # random horizontal flip, p = 0.5
-    eval_batch_size: int = 512     # images per evaluation forward
-
-    def __post_init__(self) -> None:
-        _require(self.epochs > 0, "epochs", "> 0", self.epochs)
-        _require(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
-        _require(self.eval_batch_size >= 1, "eval_batch_size", ">= 1", self.eval_batch_size)
-        _require(self.lr > 0, "lr", "> 0", self.lr)
-        _require(0 < self.warmup_lr <= self.lr, "warmup_lr", f"in (0, lr = {self.lr}]",
-                 self.warmup_lr)
-        _require(0 <= self.min_lr <= self.lr, "min_lr", f"in [0, lr = {self.lr}]", self.min_lr)
-        _require(0 <= self.warmup_epochs < self.epochs, "warmup_epochs",
-                 f"in [0, epochs = {self.epochs})", self.warmup_epochs)
-        _require(self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay)
-        _require(0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)",
-                 self.label_smoothing)
-        _require(self.pad >= 0, "pad", ">= 0 pixels", self.pad)
-
-
-# Table 3 of the paper, one row per (stage, dataset); the rest are TrainSettings defaults.
-TABLE3_SETTINGS: dict[str, TrainSettings] = {
-    "pretrain-imagenet": TrainSettings(warmup_lr=1e-6),
-    "finetune-tinyimagenet": TrainSettings(),
-    "finetune-imagenet100": TrainSettings(),
-    "finetune-cifar100": TrainSettings(batch_size=16),
-    "finetune-cifar10": TrainSettings(batch_size=16),
-}
-
-
-@dataclass(frozen=True)
-class DistillSettings:
-    alpha: float                   # eq. 3 weight of the label cross-entropy, in [0, 1]
-    tau: float                     # eq. 3 softmax temperature, > 0
-    attention_weight: float = 0.0  # weight of the attention-map KL; 0: no maps, fused attention
-
-    def __post_init__(self) -> None:
-        _require(0 <= self.alpha <= 1, "distill alpha", "in [0, 1]", self.alpha)
-        _require(self.tau > 0, "distill tau", "> 0", self.tau)
-        _require(self.attention_weight >= 0, "distill attention_weight", ">= 0",
-                 self.attention_weight)
 
 
 @dataclass
@@ -120,25 +63,14 @@ class TrainResult:
 @dataclass(frozen=True)
 class _Plan:
     steps_per_epoch: int           # ceil(n_train / batch_size): the last batch may be smaller
-    total_steps: int               # round(epochs x steps_per_epoch), at least 1
+    total_steps: int               # settings.steps, else round(epochs x steps_per_epoch) >= 1
     warmup_steps: int              # round(warmup_epochs x steps_per_epoch)
 
 
 def _plan(n_train: int, settings: TrainSettings) -> _Plan:
     per_epoch = math.ceil(n_train / settings.batch_size)
-    total = max(1, round(settings.epochs * per_epoch))
+    total = settings.steps or max(1, round(settings.epochs * per_epoch))
     return _Plan(per_epoch, total, min(round(settings.warmup_epochs * per_epoch), total - 1))
-
-
-def learning_rate(step: int, total_steps: int, warmup_steps: int,
-                  settings: TrainSettings) -> float:
-    """warmup_lr at step 0, linear to lr at `warmup_steps`, cosine down to min_lr at the last
-    step (total_steps - 1)."""
-    if step < warmup_steps:
-        return settings.warmup_lr + (settings.lr - settings.warmup_lr) * step / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - 1 - warmup_steps)
-    cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    return settings.min_lr + (settings.lr - settings.min_lr) * cosine
 
 
 def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.AdamW:
@@ -232,15 +164,24 @@ def _resume(state: dict, model, optimizer, generator, plan: _Plan) -> tuple[int,
 
 
 def _prepare(model, teachers, distill, device) -> None:
+    """Refuse a bad student/teacher set before touching anything; then student in train mode,
+    teachers frozen in eval mode."""
     if bool(teachers) != (distill is not None):
         raise ValueError(f"distillation needs both teachers and DistillSettings, got "
                          f"{len(teachers)} teachers and distill={distill}")
+    student_params = count_params(model)
+    for i, teacher in enumerate(teachers):
+        where = next(teacher.parameters()).device
+        if where != device:
+            raise ValueError(f"teacher {i} is on {where}, the student on {device}: put them on "
+                             f"the same device")
+        if count_params(teacher) >= student_params:
+            raise ValueError(f"teacher {i} has {count_params(teacher):,} parameters, the student "
+                             f"{student_params:,}: distillation here is small-to-large (sec. "
+                             f"3.3), so every teacher must be smaller than its student")
     model.train()
     for teacher in teachers:
         teacher.eval().requires_grad_(False)
-        if next(teacher.parameters()).device != device:
-            raise ValueError(f"teacher is on {next(teacher.parameters()).device}, student on "
-                             f"{device}: put them on the same device")
 
 
 def _rate(images: int, started: float, device: torch.device) -> float:
@@ -284,11 +225,13 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
           start_state: dict | None = None) -> TrainResult:
     """Train `model` on the uint8 split, then evaluate it on the test split.
 
-    Teachers are put in eval mode and frozen (requires_grad False) in place. `on_epoch(epoch,
-    state)` is called after each epoch (epoch = epochs done, from 1): `state` holds the model,
-    optimizer and generator states, epoch, step, total_steps and metrics (mean train loss) -- it
-    references live tensors, so serialise it (`save_checkpoint`) before returning. Passing it back
-    as `start_state` resumes after that epoch. A non-finite loss ends the run as "diverged".
+    Each teacher must have fewer parameters than the student (small-to-large; a ValueError before
+    anything changes otherwise); teachers are then put in eval mode and frozen (requires_grad
+    False) in place. `on_epoch(epoch, state)` is called after each epoch (epoch = epochs done,
+    from 1): `state` holds the model, optimizer and generator states, epoch, step, total_steps and
+    metrics (mean train loss) -- it references live tensors, so serialise it (`save_checkpoint`)
+    before returning. Passing it back as `start_state` resumes after that epoch. A non-finite
+    loss ends the run as "diverged".
     """
     device = next(model.parameters()).device
     _check_split("train", train_images, train_labels, device)

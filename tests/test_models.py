@@ -4,8 +4,15 @@ attention maps and the fused-attention switch."""
 import pytest
 import torch
 
-from raysweep.models import (MODEL_PRESETS, attention_maps, count_params, create_model,
-                             param_count, preset, replace_head)
+from raysweep.models import (
+    MODEL_PRESETS,
+    attention_maps,
+    count_params,
+    create_model,
+    param_count,
+    preset,
+    replace_head,
+)
 
 PAPER = MODEL_PRESETS["deit-paper"]
 TINY = MODEL_PRESETS["deit-tiny-cpu"]
@@ -49,12 +56,23 @@ def test_meta_count_equals_allocated_count(name, heads):
     assert count_params(model) == param_count(heads=heads, num_classes=7, **kwargs)
 
 
-@pytest.mark.parametrize("heads", TINY["heads"])
-def test_every_parameter_gets_a_gradient(heads):
-    model = small(heads)
-    logits = model(torch.randn(4, 3, 16, 16))
-    assert logits.shape == (4, 10)
-    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 3])).backward()
+# Every size of every preset, at full depth and width. The paper's 224 px would cost ~200
+# tokens per image on the CPU; 32 px (4 patch tokens + class token) keeps every parameter but the
+# length of the position table, which the count tests above cover. Channels: the default sweep's 1
+# (grey digits) for the CPU preset, RGB for the paper's.
+SIZES = {"deit-tiny-cpu": {"channels": 1}, "deit-paper": {"channels": 3, "image_size": 32}}
+
+
+@pytest.mark.parametrize("name, heads", [(name, heads) for name in sorted(MODEL_PRESETS)
+                                         for heads in MODEL_PRESETS[name]["heads"]])
+def test_every_size_trains_and_every_parameter_gets_a_gradient(name, heads):
+    torch.manual_seed(0)
+    shape = {**shape_of(MODEL_PRESETS[name]), **SIZES[name]}
+    model = create_model(heads=heads, num_classes=10, **shape)
+    x = torch.randn(2, shape["channels"], shape["image_size"], shape["image_size"])
+    logits = model(x)
+    assert logits.shape == (2, 10) and torch.isfinite(logits).all()
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
     assert missing == []
 

@@ -10,8 +10,16 @@ from sklearn.datasets import load_digits
 
 from raysweep.augment import augment, to_float
 from raysweep.models import create_model
-from raysweep.train import (TABLE3_SETTINGS, DistillSettings, TrainSettings, evaluate,
-                            learning_rate, load_checkpoint, save_checkpoint, train)
+from raysweep.train import (
+    DistillSettings,
+    TrainSettings,
+    evaluate,
+    learning_rate,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
+from raysweep.train_settings import TABLE3_SETTINGS
 
 
 @pytest.fixture(scope="module")
@@ -110,12 +118,32 @@ def test_schedule_start_peak_end():
     ({"warmup_lr": 1e-2}, "warmup_lr"),
     ({"batch_size": 0}, "batch_size"),
     ({"pad": -1}, "pad"),
+    ({"steps": 0}, "steps must be >= 1"),
+    # Types: PyYAML reads `1e-5` as a string; a float batch size or an int flip is a typo.
+    ({"lr": "1e-5"}, "lr must be of type float, got '1e-5'"),
+    ({"batch_size": 64.0}, "batch_size must be of type int"),
+    ({"flip": 1}, "flip must be of type bool"),
+    ({"epochs": True}, "epochs must be of type float"),
+    ({"steps": 10.5}, "steps must be of type int | None"),
 ])
 def test_bad_settings_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainSettings(**kwargs)
-    with pytest.raises(ValueError, match="alpha"):
-        DistillSettings(alpha=-0.1, tau=1.0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"alpha": -0.1, "tau": 1.0}, "alpha must be in"),
+    ({"alpha": 0.5, "tau": 0}, "tau must be > 0"),
+    ({"alpha": "0.5", "tau": 1.0}, "distill alpha must be of type float"),
+])
+def test_bad_distill_settings_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DistillSettings(**kwargs)
+
+
+def test_good_settings_of_every_type_pass():
+    s = TrainSettings(epochs=2, steps=7, batch_size=32, lr=1, pad=0, flip=False)  # int lr is a number
+    assert (s.steps, s.lr, s.flip) == (7, 1, False)
 
 
 @pytest.mark.parametrize("row", sorted(TABLE3_SETTINGS))
@@ -140,6 +168,15 @@ def test_a_tiny_trial_learns(digits):
 def test_fractional_epochs(digits):
     settings = TrainSettings(epochs=0.5, warmup_epochs=0.1, batch_size=64)
     assert train(vit(), *digits, settings, seed=0).steps == round(0.5 * 21)
+
+
+def test_steps_replace_epochs_and_cross_epoch_ends(digits):
+    epochs_seen = []
+    settings = TrainSettings(steps=25, warmup_epochs=0.5, batch_size=128)  # epochs stays 300
+    result = train(vit(), *digits, settings, seed=0,
+                   on_epoch=lambda epoch, state: epochs_seen.append((epoch, state["step"])))
+    assert result.status == "ok" and result.steps == 25
+    assert epochs_seen == [(1, 11), (2, 22), (3, 25)]  # 11 steps per epoch, the third partial
 
 
 @pytest.mark.parametrize("poison", ["huge_lr", "nan_weight"])
@@ -224,6 +261,19 @@ def test_distillation_two_smaller_teachers(digits, attention_weight):
     # Maps only when the attention term is on; the test evaluation after training is fused.
     assert set(training_calls) == ({True} if attention_weight == 0 else {False})
     assert seen[11 * 5:] and all(seen[11 * 5:])
+
+
+@pytest.mark.parametrize("teacher_heads", [4, 6])
+def test_a_teacher_not_smaller_than_the_student_is_refused(digits, teacher_heads):
+    student, small, big = vit(heads=4), vit(heads=2, seed=1), vit(heads=teacher_heads, seed=2)
+    before = [p.clone() for p in student.parameters()]
+    with pytest.raises(ValueError, match=r"teacher 1 has [\d,]+ parameters, the student "
+                                         r"[\d,]+: .*must be smaller than its student"):
+        train(student, *digits, FAST, seed=0, teachers=[small, big],
+              distill=DistillSettings(alpha=0.5, tau=2.0))
+    # Refused before anything changed: no step taken, the teachers' flags untouched.
+    assert all(torch.equal(a, b) for a, b in zip(before, student.parameters()))
+    assert big.training and all(p.requires_grad for p in big.parameters())
 
 
 def test_teachers_need_distill_settings(digits):
