@@ -199,7 +199,9 @@ def fig_hparams(best: dict[int, dict], params_by_heads: dict[int, int], title: s
     fig, axes = new_figure("hparams", 1, max(len(names), 1))
     heads = sorted(best)
     for ax, name in zip(axes.flat, names):
-        label, log = HPARAM_AXES.get(name, (name, False))
+        stage, _, key = name.rpartition(".")  # hparams.yaml names a stage: finetune.lr
+        label, log = HPARAM_AXES.get(key, (key, False))
+        label = f"{stage} {label}".strip()
         pts = [(h, best[h][name]) for h in heads if isinstance(best[h].get(name), (int, float))]
         ax.scatter(*zip(*pts), c=[head_colour(h) for h, _ in pts], s=36)
         values = [v for _, v in pts]

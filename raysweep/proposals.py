@@ -1,17 +1,24 @@
-"""Where to measure next: the straddle rule on a bootstrap ensemble, spread out and cost-weighted.
+"""Where to measure next: a level-set rule on a bootstrap ensemble, spread out and cost-weighted.
 
 For one slice (downstream, student, teacher set, Df) the ensemble gives, at every candidate Dp, a
-sample of F(Dp) = E_plain - E_distilled. The boundary D**p is the level set F = 0, and the straddle
-score of Bryan et al. 2005 (used for level sets by Gotovos et al. 2013),
+sample of F(Dp) = E_plain - E_distilled. The boundary D**p is the level set F = 0 where F turns from
++ to -. The straddle score of Bryan et al. 2005 (used for level sets by Gotovos et al. 2013),
+1.96 * sd(F) - |mean(F)|, is the Gaussian form of "the 95 % band of F contains zero". With an
+ensemble we read the band off the members instead: p(Dp) is the share of the members that cross
+above Dp (distillation still wins there), and
 
-    straddle(Dp) = 1.96 * sd(F) - |mean(F)|,
+    score(Dp) = min(p, 1 - p),   a candidate only where it exceeds TAIL (inside the 95 % band),
 
-is positive exactly where the ensemble's 95 % band contains zero: where the sign of F, and so the
-side of the boundary, is still uncertain. We pick the best-scoring candidates greedily, never two
-closer than `min_gap` decades of Dp in one slice (spread, not stacked), and divide the score by the
-square root of the trial's relative cost (a bigger Dp costs more pretraining): cost weighs the choice
-without overriding it. Candidates are continuous in Dp: a log-spaced grid of `n` image counts
-between the smallest and the largest Dp available.
+largest where the members split evenly, at the median of the ensemble's D**p. Why not straddle
+itself: a bootstrap resample that drops the rows at an end of the Dp range gives a member with a
+wild exponent, whose F there is huge (or overflows to NaN), so sd(F) peaks at the range's ends and
+straddle spends the trials there instead of at the crossing (seen on simulated truths: rounds at the
+smallest Dp while D**p sat mid-range). Members that never cross, and NaN values, count for nothing.
+
+We pick the best-scoring candidates greedily, never two closer than `min_gap` decades of Dp in one
+slice (spread, not stacked), and divide the score by the square root of the trial's relative cost
+(a bigger Dp costs more pretraining): cost weighs the choice without overriding it. Candidates are
+continuous in Dp: a log-spaced grid of `n` image counts between the smallest and largest Dp.
 
 Left out: batch-aware acquisition (e.g. fantasised updates); the spacing rule is the cheap stand-in.
 """
@@ -22,15 +29,16 @@ import dataclasses
 
 import numpy as np
 
-Z95 = 1.96
+TAIL = 0.025  # share of the ensemble outside a 95 % band, each side
 
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
     slice_key: tuple
     dp: int            # pretraining images
-    score: float       # straddle / sqrt(relative cost); > 0 inside the uncertain band
-    p_positive: float  # share of the ensemble in which distillation still wins at this Dp
+    score: float       # min(p, 1 - p) / sqrt(relative cost)
+    p_positive: float  # p: share of the crossing members in which distillation still wins here
+    reason: str = "D**p uncertain here"  # why this Dp: the report's table groups by it
 
 
 def candidate_dps(dp_min: float, dp_max: float, n: int = 200) -> np.ndarray:
@@ -38,17 +46,24 @@ def candidate_dps(dp_min: float, dp_max: float, n: int = 200) -> np.ndarray:
     return np.unique(np.round(np.geomspace(dp_min, dp_max, n)).astype(np.int64))
 
 
-def straddle(f_samples: np.ndarray) -> np.ndarray:
-    """f_samples: (members, candidates) -> the straddle score per candidate."""
-    return Z95 * f_samples.std(axis=0) - np.abs(f_samples.mean(axis=0))
+def first_crossings(f_samples: np.ndarray) -> np.ndarray:
+    """(members, candidates) -> per member, the index of the first candidate at which F has turned
+    from + to - (its D**p lies just below it), or -1 when it never does."""
+    turns = (f_samples[:, :-1] > 0) & (f_samples[:, 1:] <= 0)
+    return np.where(turns.any(axis=1), turns.argmax(axis=1) + 1, -1)
 
 
 def score_slice(slice_key: tuple, f_samples: np.ndarray, dps: np.ndarray,
                 cost: np.ndarray) -> list[Candidate]:
-    s = straddle(f_samples) / np.sqrt(cost / cost.min())
-    p = (f_samples > 0).mean(axis=0)
+    first = first_crossings(f_samples)
+    first = first[first >= 0]
+    if first.size == 0:
+        return []
+    p = (first[:, None] > np.arange(len(dps))[None, :]).mean(axis=0)
+    unsure = np.minimum(p, 1.0 - p)
+    s = unsure / np.sqrt(cost / cost.min())
     return [Candidate(slice_key, int(d), float(v), float(q))
-            for d, v, q in zip(dps, s, p) if v > 0]
+            for d, v, q, u in zip(dps, s, p, unsure) if u > TAIL]
 
 
 def pick(candidates: list[Candidate], k: int, min_gap: float = 0.1) -> list[Candidate]:

@@ -36,16 +36,30 @@ def test_no_proposal_where_the_ensemble_agrees():
     assert proposals.score_slice(("a",), f, dps, np.ones(len(dps))) == []
 
 
-def test_where_uncertainty_is_equal_the_cheaper_dp_wins():
+def test_cost_moves_the_choice_towards_cheaper_dp_but_not_out_of_the_band():
     dps = proposals.candidate_dps(1e3, 1e6)
-    z = np.random.default_rng(1).normal(size=(200, 1))
-    f = np.repeat(z, len(dps), axis=1)            # the same uncertain sign at every Dp
+    crossings = np.geomspace(2e3, 5e5, 400)      # D**p anywhere over 2.4 decades
+    f = ensemble(crossings, dps)
+    (free,) = proposals.pick(proposals.score_slice(("a",), f, dps, np.ones(len(dps))), 1)
     cost = proposals.relative_cost(dps.astype(float), 10.0, 1.0)
     (priced,) = proposals.pick(proposals.score_slice(("a",), f, dps, cost), 1)
-    assert priced.dp == dps[0]
-    (free,) = proposals.pick(proposals.score_slice(("a",), f * (1 + 1e-3 * np.log(dps)), dps,
-                                                    np.ones(len(dps))), 1)
-    assert free.dp == dps[-1]                    # without cost, a hair more spread wins
+    assert abs(np.log(free.dp / np.median(crossings))) < 0.05   # without cost: the median
+    # score ~ (log10 Dp - 3.3) / sqrt(Dp) below the median peaks at 10^(3.3 + 2/ln 10) ~ 1.5e4
+    assert 1.2e4 < priced.dp < free.dp / 1.5
+    assert priced.dp >= np.percentile(crossings, 2.5)
+
+
+def test_members_that_never_cross_or_overflow_count_for_nothing():
+    dps = proposals.candidate_dps(1e3, 1e6)
+    crossing = ensemble(np.full(50, 3e4), dps)
+    crossing[:, 0] = np.nan                      # an overflowed end does not hide the crossing
+    never = np.full((150, len(dps)), np.nan)     # wild members: NaN everywhere
+    cands = proposals.score_slice(("a",), np.vstack([crossing, never]), dps, np.ones(len(dps)))
+    assert cands == []                            # 50 members agree on one D**p: nothing unsure
+    spread = ensemble(np.geomspace(1e4, 1e5, 50), dps)
+    cands = proposals.score_slice(("a",), np.vstack([spread, never]), dps, np.ones(len(dps)))
+    best = max(cands, key=lambda c: c.score)
+    assert best.p_positive == 0.5                 # 25 of the 50 crossing members, not of 200
 
 
 def test_pick_spreads_within_a_slice_but_not_across_slices():

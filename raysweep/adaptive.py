@@ -1,0 +1,247 @@
+"""`python -m raysweep.adaptive --target boundary`: measure where the distillation boundary is still
+uncertain, refit, repeat, until every slice's D**p is pinned down or the budget is spent.
+
+`rounds` owns the flow, top to bottom (the decisions live in raysweep.adaptive_choice):
+  0. OUT holds no results: run the sweep's grid (round 0).
+  1. Fit the two error laws with bootstrap and locate every slice's D**p with its 95 % interval.
+     Chase the slices whose laws cross inside the measured Dp range and whose interval is wider
+     than --tol relative, (hi - lo) / D**p; none left: done. A slice that does not cross there is
+     reported, not chased.
+  2. Choose K Dp values where the ensemble's D**p is most uncertain (proposals.py), spread out and
+     cost-weighted, among image counts between the sweep's smallest and largest Dp.
+  3. Plan each as a pair -- plain fine-tune and distillation at that Dp, every seed, plus the
+     pretrainings they need, finished ones reused -- keep the pairs the budget affords, run them,
+     refit, append the round to OUT/adaptive.json (through raysweep.storage, so s3:// works) and
+     print one line: what was proposed and why, the widest interval left.
+The budget counts the trials launched by rounds 1, 2, ...; round 0 is the sweep's own grid.
+At the end grid.finish writes fits.json, boundary.json and the report, as the grid command does.
+
+Resuming is rerunning: adaptive.json gives the round count and the budget spent, the results give
+the rest, and a trial that has a result is never run again (the runner skips it).
+
+Left out, on purpose:
+- trials of a round that was interrupted never count toward the budget (nor are they run again:
+  their results are in OUT);
+- D*p as a target: the issue asks for D**p, where the sign of F -- what a user acts on -- flips;
+- a non-zero exit when the budget runs out first: the command did what it was asked, and the last
+  line says why it stopped.
+"""
+
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable
+
+from threadpoolctl import threadpool_limits
+
+from raysweep import boundary as bnd
+from raysweep import fit, grid, plan, proposals, results, spec, storage
+from raysweep import trial as trial_mod
+from raysweep.adaptive_choice import (
+    Situation,
+    affordable,
+    chased,
+    crossing_rule,
+    dp_range,
+    fit_boundary,
+    measured_dps,
+    rel_width,
+)
+from raysweep.spec import Sweep
+
+ADAPTIVE_JSON = "adaptive.json"
+MIN_BOOTSTRAP = 20  # fewer resamples give no usable 95 % interval
+DEFAULTS = {"budget": 100, "batch": 4, "tol": 0.2}
+
+
+# ---- the loop ------------------------------------------------------------------------------
+
+def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: int, batch: int,
+           tol: float, bootstrap: int, echo: Callable[[str], None] = print,
+           choose: Callable[[Situation], list] = crossing_rule) -> dict:
+    """Run rounds until every chased slice is within TOL or BUDGET trials are spent; returns the
+    adaptive.json object (also written to OUT)."""
+    doc = read_doc(out)
+    if not results.finished_ids(out):
+        fits, slices = record(doc, out, [], runner(plan.plan(sweep)), bootstrap, tol, echo)
+    else:
+        fits, slices = fit_boundary(bnd.ok_rows(results.read(out)), bootstrap)
+    while True:
+        targets = [s for s in slices if chased(s) and rel_width(s) > tol]
+        left = budget - sum(r["trials_run"] for r in doc["rounds"] if r["round"] > 0)
+        measured = measured_dps(bnd.ok_rows(results.read(out)))
+        wanted = choose(Situation(sweep, fits, targets, measured, dp_range(sweep), batch)
+                        ) if targets else []
+        picked, trials = affordable(sweep, wanted, results.finished_ids(out), left)
+        stop = stop_reason(slices, targets, wanted, picked, left)
+        if stop:
+            break
+        fits, slices = record(doc, out, picked, runner(trials), bootstrap, tol, echo)
+    doc |= {"boundary": slices, "stopped": stop, "trials_total": results.read(out).num_rows}
+    write_doc(out, doc)
+    echo(f"stopped: {stop}")
+    for s in slices:
+        if not chased(s):
+            echo(f"  not chased: {label(s)}: {s['status']}")
+    return doc
+
+
+def stop_reason(slices: list[dict], targets: list, wanted: list, picked: list,
+                left: int) -> str | None:
+    if not any(chased(s) for s in slices):
+        return "no slice's laws cross inside the measured Dp range: nothing to pin down"
+    if not targets:
+        return "every chased slice's D**p interval is within --tol"
+    if not wanted:
+        return "no Dp left where the sign of F is uncertain"
+    if not picked:
+        return f"budget spent: {left} trials left, the next pair needs more"
+    return None
+
+
+def record(doc: dict, out: str, picked: list, ran: int, bootstrap: int, tol: float,
+           echo) -> tuple[dict, list[dict]]:
+    """Refit after a round, append it to DOC, write adaptive.json, print its line."""
+    fits, slices = fit_boundary(bnd.ok_rows(results.read(out)), bootstrap)
+    number = max((r["round"] for r in doc["rounds"]), default=-1) + 1
+    doc["rounds"].append({"round": number, "proposals": [proposal_json(c) for c in picked],
+                          "trials_run": ran, "boundary": slices})
+    doc["trials_run"] = doc.get("trials_run", 0) + ran
+    write_doc(out, doc)
+    echo(round_line(number, picked, ran, slices, tol))
+    return fits, slices
+
+
+def proposal_json(c: proposals.Candidate) -> dict:
+    ds, heads, teachers, df = c.slice_key
+    return {"downstream": ds, "student_heads": heads, "teacher_heads": list(teachers), "df": df,
+            "dp": c.dp, "score": c.score, "p_positive": c.p_positive, "reason": c.reason}
+
+
+def read_doc(out: str) -> dict:
+    if not storage.exists(out, ADAPTIVE_JSON):
+        return {"rounds": [], "trials_run": 0}
+    doc = json.loads(storage.read_bytes(out, ADAPTIVE_JSON))
+    if not isinstance(doc, dict) or not isinstance(doc.get("rounds"), list):
+        raise ValueError(  # noqa: TRY004 - bad input: the CLI turns ValueError into exit 2
+            f"{out}/{ADAPTIVE_JSON}: expected an object with a 'rounds' list; move it away to "
+            f"start the adaptive rounds afresh")
+    return doc
+
+
+def write_doc(out: str, doc: dict) -> None:
+    storage.write_bytes(out, ADAPTIVE_JSON, json.dumps(fit._finite(doc), indent=1).encode())
+
+
+# ---- printed lines -------------------------------------------------------------------------
+
+def label(s: dict) -> str:
+    teachers = "+".join(map(str, s["teacher_heads"]))
+    return f"{s['downstream']} {s['student_heads']}h<-{teachers}h Df={s['df']}"
+
+
+def round_line(number: int, picked: list, ran: int, slices: list[dict], tol: float) -> str:
+    what = "the sweep's grid" if number == 0 and not picked else _proposed(picked)
+    chased_ = [s for s in slices if chased(s)]
+    done = sum(rel_width(s) <= tol for s in chased_)
+    head = f"round {number}: {what}; {ran} trials run; {done}/{len(chased_)} slices within {tol:g}"
+    if not chased_:
+        return head
+    widest = max(chased_, key=rel_width)
+    ci = widest["d_cross_ci"] or [math.nan, math.nan]
+    return (f"{head}; widest {label(widest)}: D**p {widest['d_cross']:.4g} "
+            f"[{ci[0]:.4g}, {ci[1]:.4g}] (width {rel_width(widest):.2f})")
+
+
+def _proposed(picked: list) -> str:
+    dps = [c.dp for c in picked]
+    p = [c.p_positive for c in picked]
+    return (f"{len(picked)} pairs at Dp {min(dps):.3g}-{max(dps):.3g} ({picked[0].reason}; "
+            f"P(distillation wins) {min(p):.2f}-{max(p):.2f})")
+
+
+# ---- runners and targets ---------------------------------------------------------------------
+
+def inline_runner(out: str) -> Callable[[list], int]:
+    """Runs trials one by one in this process, no Ray: for simulate sweeps in tests and
+    benchmarks, where a trial takes microseconds and Ray's start-up would dominate."""
+    ctx = trial_mod.Context(out)
+
+    def run(trials: list) -> int:
+        done = results.finished_ids(out)
+        todo = [t for t in trials if t.trial_id not in done]
+        for t in todo:
+            trial_mod.run(t, ctx)
+        return len(todo)
+    return run
+
+
+def boundary_target(args, sweep: Sweep, out: str) -> int:
+    check(args)
+    from raysweep import executor
+
+    ctx = trial_mod.Context(out, sweep.data_root, download=args.download)
+
+    def runner(trials: list) -> int:
+        return executor.run(trials, ctx, name=sweep.name, retries=sweep.retries,
+                            address=args.address)
+    rounds(sweep, out, runner, args.budget, args.batch, args.tol, args.bootstrap)
+    with threadpool_limits(1, "blas"):  # the final fits: see fit_boundary
+        grid.finish(out, args.bootstrap)
+    return 0
+
+
+def check(args) -> None:
+    for name, ok, expected in (("budget", args.budget >= 0, ">= 0"), ("batch", args.batch >= 1,
+                               ">= 1"), ("tol", args.tol > 0, "> 0"),
+                               ("bootstrap", args.bootstrap >= MIN_BOOTSTRAP,
+                                f">= {MIN_BOOTSTRAP} (the intervals come from the resamples)")):
+        if not ok:
+            raise ValueError(f"--{name} must be {expected}, got {getattr(args, name)}")
+
+
+def hparams_target(args, sweep: Sweep, out: str) -> int:
+    from raysweep import hparams
+
+    return hparams.target(args, sweep, out)
+
+
+TARGETS = {"boundary": boundary_target, "hparams": hparams_target}
+
+
+def parser():
+    p = grid.parser("python -m raysweep.adaptive", __doc__)
+    p.add_argument("--target", required=True, help=f"what to pin down: one of {sorted(TARGETS)}")
+    p.add_argument("--budget", type=int, default=DEFAULTS["budget"],
+                   help="most trials the rounds after the grid may run (default %(default)s)")
+    p.add_argument("--batch", type=int, default=DEFAULTS["batch"],
+                   help="Dp values (plain + distilled pairs) per round (default %(default)s)")
+    p.add_argument("--tol", type=float, default=DEFAULTS["tol"],
+                   help="stop when every D**p 95 %% interval is narrower than this, relative: "
+                        "(hi - lo) / D**p (default %(default)s, i.e. +-10 %%)")
+    p.add_argument("--trials", type=int, default=None,
+                   help="--target hparams: candidates per model size (default: the sweep's "
+                        "hparams.trials, else 20)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    target = TARGETS.get(args.target)
+    if target is None:
+        print(f"error: unknown --target {args.target!r}; expected one of {sorted(TARGETS)}",
+              file=sys.stderr)
+        return 2
+    try:
+        sweep, out = grid.load(args)
+        return target(args, sweep, out)
+    except (spec.SweepError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

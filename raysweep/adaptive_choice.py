@@ -1,0 +1,161 @@
+"""One adaptive round's decisions: where the boundary stands, which slices to chase, where to
+measure next, and which trials that means. Pure planning and fitting; raysweep.adaptive runs it.
+
+- `fit_boundary`: the two error laws with bootstrap (fit.fit_rows), then every slice's D**p with its
+  95 % interval (boundary.boundaries).
+- `chased` / `rel_width`: a slice is chased while its laws cross inside the measured Dp range; it is
+  settled once (hi - lo) / D**p <= tol and at most 2.5 % of the ensemble fails to cross (more, and
+  the interval would reach past the plausible range on that side).
+- `crossing_rule`: proposals.py's rule on each chased slice's ensemble of F(Dp), over image counts
+  between the sweep's smallest and largest Dp; the K best, spread over the current interval
+  (`spacing`: a round's proposals sit at least 1/(2K) of the interval's width apart, in log Dp).
+- `pair_trials` / `affordable`: a proposal is the plain fine-tune and the distillation at its Dp for
+  every seed of the sweep, with the pretrainings they need; finished ones are reused (ids are
+  content hashes), and only the pairs the budget affords are kept.
+
+Left out: exact replicates. A candidate within REPEAT_GAP of a Dp the slice has measured is dropped
+(the same Dp and seed is the same trial); a Dp 0.5 % away trains on a nested subset 0.5 % larger in
+a new order, so it is a partial replicate -- independent noise in the simulator, correlated data in
+real training (new seeds for replicates would be the cleaner design).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from raysweep import boundary as bnd
+from raysweep import fit, plan, proposals
+from raysweep.spec import Sweep
+
+BOUNDARY_LAWS = ("error", "distilled_error")  # the two laws F(Dp) = E_plain - E_distilled needs
+REPEAT_GAP = 0.002   # decades of Dp (0.5 %): closer to a measured Dp is a repeat, not a proposal
+CANDIDATES = 2000    # log-spaced over the Dp range: 0.0007 decades apart over 1.3 decades, so a
+                     # +-10 % interval holds ~120, and measured ones never use up the band
+MAX_GAP = 0.1        # decades: the spacing while a slice has no interval yet
+
+
+@dataclasses.dataclass(frozen=True)
+class Situation:
+    """What a chooser sees at the start of a round."""
+    sweep: Sweep
+    fits: dict                        # downstream -> {"error": Fit | why, "distilled_error": ...}
+    targets: list[dict]               # boundary slices still to pin down
+    measured: dict[tuple, list[int]]  # slice key -> Dp values (images) with a distilled result
+    dp_range: tuple[int, int]         # the sweep's smallest and largest Dp, images
+    batch: int                        # pairs to propose
+
+
+def slice_key(s: dict) -> tuple:
+    return (s["downstream"], s["student_heads"], tuple(s["teacher_heads"]), s["df"])
+
+
+# ---- where the boundary stands -------------------------------------------------------------
+
+def fit_boundary(rows: list[dict], bootstrap: int, seed: int = 0) -> tuple[dict, list[dict]]:
+    """(fits per downstream set, boundary slices) from ok rows. BLAS is held to one thread: the
+    fit's matrices are tiny, and threads spin-waiting for a busy core made one 200-resample
+    bootstrap 25x slower on a 2-core machine shared with Ray workers (21 s against 0.8 s)."""
+    with threadpool_limits(1, "blas"):
+        fits = {ds: {name: _fit(rows, ds, name, bootstrap, seed) for name in BOUNDARY_LAWS}
+                for ds in sorted({r["downstream"] for r in rows if r["downstream"] is not None})}
+        return fits, bnd.boundaries(rows, fits)
+
+
+def _fit(rows: list[dict], ds: str, name: str, bootstrap: int, seed: int):
+    stage, target, inputs = fit.LAWS[name]
+    mine = [r for r in rows if r["downstream"] == ds and r["stage"] == stage]
+    return fit.fit_rows(mine, target, inputs, bootstrap, seed)[1]
+
+
+def measured_dps(rows: list[dict]) -> dict[tuple, list[int]]:
+    found: dict[tuple, set] = {}
+    for r in rows:
+        if r["stage"] == "distill":
+            key = (r["downstream"], r["heads"], tuple(r["teacher_heads"] or ()), r["df"])
+            found.setdefault(key, set()).add(r["dp"])
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def chased(s: dict) -> bool:
+    return s["status"] == bnd.STATUS["ok"]
+
+
+def rel_width(s: dict) -> float:
+    """(hi - lo) / D**p of the 95 % interval; infinite while too many members do not cross."""
+    if s["d_cross_ci"] is None or (s["no_cross_fraction"] or 0.0) > proposals.TAIL:
+        return math.inf
+    lo, hi = s["d_cross_ci"]
+    return (hi - lo) / s["d_cross"]
+
+
+# ---- where to measure ----------------------------------------------------------------------
+
+def crossing_rule(sit: Situation) -> list[proposals.Candidate]:
+    """The default chooser: proposals.py's rule on every chased slice, the best K spread out."""
+    dps = proposals.candidate_dps(*sit.dp_range, CANDIDATES)
+    found = []
+    for s in sit.targets:
+        f = advantage_samples(sit.fits[s["downstream"]], s, dps)
+        cost = pair_cost(sit.sweep, dps, s["df"])
+        done = np.log10(sit.measured.get(slice_key(s), [math.inf]))
+        found += [c for c in proposals.score_slice(slice_key(s), f, dps, cost)
+                  if np.abs(np.log10(c.dp) - done).min() >= REPEAT_GAP]
+    return proposals.pick(found, sit.batch, spacing(sit.targets, sit.batch))
+
+
+def spacing(targets: list[dict], batch: int) -> float:
+    """Decades between one round's proposals: 1/(2K) of the narrowest interval's width."""
+    widths = [math.log10(s["d_cross_ci"][1] / s["d_cross_ci"][0]) for s in targets
+              if s["d_cross_ci"]]
+    return min(MAX_GAP, max(REPEAT_GAP, min(widths, default=MAX_GAP) / (2 * batch)))
+
+
+def advantage_samples(laws: dict, s: dict, dps: np.ndarray) -> np.ndarray:
+    """(members, Dp values): F of each bootstrap pair (plain member i, distilled member i)."""
+    fixed = {"params": s["student_params"], "df": s["df"], "teacher_params": s["teacher_params"]}
+    pairs = zip(laws["error"].ensemble, laws["distilled_error"].ensemble)
+    with np.errstate(over="ignore", invalid="ignore"):  # wild members: NaN, counted for nothing
+        return np.array([bnd.advantage(p, d, fixed, dps) for p, d in pairs])
+
+
+def pair_cost(sweep: Sweep, dps: np.ndarray, df: int) -> np.ndarray:
+    """Images a pair pushes through a model: epochs x Dp of pretraining, two fine-tunings of
+    epochs x Df. An unset `epochs` is the same default for both stages, so 1 keeps the ratio."""
+    epochs = {stage: sweep.train[stage].get("epochs", 1.0) for stage in ("pretrain", "finetune")}
+    return proposals.relative_cost(dps.astype(float), epochs["pretrain"],
+                                   2 * epochs["finetune"] * df)
+
+
+def dp_range(sweep: Sweep) -> tuple[int, int]:
+    planner = plan.Planner(sweep)
+    dps = [planner.dp_images(a) for a in sweep.dp]
+    return min(dps), max(dps)
+
+
+# ---- what to run ---------------------------------------------------------------------------
+
+def pair_trials(sweep: Sweep, picked: list[proposals.Candidate]) -> list[plan.Trial]:
+    """Plain fine-tune + distillation at each proposal's Dp, every seed, prerequisites first."""
+    planner = plan.Planner(sweep)
+    downs = {d.name: d for d in sweep.downstream}
+    for c in picked:
+        ds, heads, teachers, df = c.slice_key
+        for seed in sweep.seeds:
+            planner.finetune(heads, c.dp, downs[ds], df, seed)
+            planner.distill(heads, teachers, c.dp, downs[ds], df, seed)
+    return list(planner.trials.values())
+
+
+def affordable(sweep: Sweep, picked: list, done: set[str], left: int) -> tuple[list, list]:
+    """(proposals, trials to run): the best proposals whose new trials fit in LEFT."""
+    kept: list = []
+    for c in picked:
+        new = [t for t in pair_trials(sweep, kept + [c]) if t.trial_id not in done]
+        if len(new) > left:
+            break
+        kept.append(c)
+    return kept, [t for t in pair_trials(sweep, kept) if t.trial_id not in done]

@@ -1,0 +1,148 @@
+"""The adaptive sampler on simulated truths: it converges on an interval that covers the known D**p,
+resumes an interrupted run without repeating a trial, runs from the command line on a real local
+Ray, and refuses bad input with exit code 2."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from raysweep import adaptive, results, spec
+from raysweep import adaptive_choice as choice
+from raysweep import boundary as bnd
+from raysweep.laws import Law
+
+ROOT = Path(__file__).parent.parent
+SIM = yaml.safe_load((ROOT / "sweeps" / "simulate.yaml").read_text())
+PLAIN = SIM["simulate"]["plain"]
+TRUE_CROSS = 2.5e5  # images: inside the grid's 6.5e4 - 1.3e6
+REPORTED = {"downstream", "student_heads", "teacher_heads", "df", "dp", "score", "p_positive",
+            "reason"}  # what report_tables.adaptive_table and plots_boundary.fig_adaptive read
+
+
+def one_slice_raw(noise: float) -> dict:
+    """A 4-head student, one 2-head teacher, one Df, 5 Dp values; the distilled law is built so
+    that F = E_plain - E_distilled is 0 at TRUE_CROSS, its Dp term 1/5 of the plain one there."""
+    plain_term = PLAIN["terms"]["dp"]["coef"] * TRUE_CROSS ** -PLAIN["terms"]["dp"]["exponent"]
+    distilled = {"E": PLAIN["E"] + 0.8 * plain_term,
+                 "terms": {**PLAIN["terms"], "dp": {"coef": 0.2 * plain_term * TRUE_CROSS ** 0.2,
+                                                    "exponent": 0.2}}}
+    return {**SIM, "name": "one-slice", "model": {**SIM["model"], "heads": [4]},
+            "teachers": {4: [[2]]}, "df": [1.0], "dp": [0.05, 0.1, 0.25, 0.5, 1.0],
+            "distill": {"stage": "pretrain"},
+            "simulate": {"noise": noise, "plain": PLAIN, "distilled": distilled}}
+
+
+def true_cross(sweep) -> float:
+    laws = {k: Law(v["E"], {n: (t["coef"], t["exponent"]) for n, t in v["terms"].items()})
+            for k, v in sweep.simulate.items() if k in ("plain", "distilled")}
+    return bnd.d_cross(laws["plain"], laws["distilled"], {"params": 1e7, "df": 5e4}, (1e3, 1e8))
+
+
+def counting_runner(out: str, launched: list):
+    run = adaptive.inline_runner(out)
+
+    def runner(trials):
+        done = results.finished_ids(out)
+        launched.extend(t.trial_id for t in trials if t.trial_id not in done)
+        return run(trials)
+    return runner
+
+
+def test_a_simulated_run_converges_on_an_interval_that_covers_the_truth(tmp_path):
+    sweep = spec.parse(one_slice_raw(noise=0.003))
+    truth = true_cross(sweep)
+    assert truth == pytest.approx(TRUE_CROSS, rel=1e-6)
+    lines, launched = [], []
+    doc = adaptive.rounds(sweep, str(tmp_path), counting_runner(str(tmp_path), launched),
+                          budget=120, batch=4, tol=0.2, bootstrap=30, echo=lines.append)
+    (final,) = doc["boundary"]
+    lo, hi = final["d_cross_ci"]
+    assert doc["stopped"] == "every chased slice's D**p interval is within --tol"
+    assert (hi - lo) / final["d_cross"] <= 0.2 and lo <= truth <= hi
+    assert [r["round"] for r in doc["rounds"]] == list(range(len(doc["rounds"])))
+    assert len(doc["rounds"]) >= 2                      # the grid alone did not settle it
+    first = doc["rounds"][0]["boundary"][0]["d_cross_ci"]
+    assert (first[1] - first[0]) / doc["rounds"][0]["boundary"][0]["d_cross"] > 0.2
+    for rnd in doc["rounds"][1:]:
+        dps = [p["dp"] for p in rnd["proposals"]]
+        assert rnd["proposals"] and all(set(p) == REPORTED for p in rnd["proposals"])
+        assert len(set(dps)) == len(dps) and all(65_000 <= d <= 1_300_000 for d in dps)
+        assert all(0.025 < p["p_positive"] < 0.975 for p in rnd["proposals"])
+    for before, rnd in zip(doc["rounds"], doc["rounds"][1:]):    # inside the band the round saw
+        lo_, hi_ = before["boundary"][0]["d_cross_ci"]          # (1.5 %: the candidates' step)
+        assert all(lo_ / 1.015 <= p["dp"] <= hi_ * 1.015 for p in rnd["proposals"])
+    assert doc["trials_run"] == len(launched) == len(set(launched)) == doc["trials_total"]
+    assert json.loads((tmp_path / "adaptive.json").read_text())["rounds"] == doc["rounds"]
+    assert [line.split(":")[0] for line in lines[:len(doc["rounds"])]] == [
+        f"round {r['round']}" for r in doc["rounds"]]
+
+
+def test_a_rerun_with_more_budget_continues_the_rounds_and_repeats_no_trial(tmp_path):
+    sweep, out, launched = spec.parse(one_slice_raw(noise=0.001)), str(tmp_path), []
+    runner = counting_runner(out, launched)
+    # tol 0.01 is out of reach: only the budget stops these runs. One pair = 4 new trials.
+    first = adaptive.rounds(sweep, out, runner, budget=4, batch=2, tol=0.01, bootstrap=20,
+                            echo=lambda _: None)
+    assert [r["round"] for r in first["rounds"]] == [0, 1]
+    assert len(first["rounds"][1]["proposals"]) == 1 and first["stopped"].startswith("budget")
+    grid_and_one = len(launched)
+    again = adaptive.rounds(sweep, out, runner, budget=4, batch=2, tol=0.01, bootstrap=20,
+                            echo=lambda _: None)
+    assert len(launched) == grid_and_one and len(again["rounds"]) == 2   # spent: nothing runs
+    more = adaptive.rounds(sweep, out, runner, budget=12, batch=2, tol=0.01, bootstrap=20,
+                           echo=lambda _: None)
+    assert [r["round"] for r in more["rounds"]] == [0, 1, 2]       # 8 more trials: 2 pairs
+    assert [len(r["proposals"]) for r in more["rounds"]] == [0, 1, 2]
+    assert sum(r["trials_run"] for r in more["rounds"][1:]) == 12
+    assert len(launched) == len(set(launched)) == more["trials_run"] == more["trials_total"]
+    assert {p.stem for p in (tmp_path / "results").glob("*.parquet")} == set(launched)
+    dps = [p["dp"] for r in more["rounds"][1:] for p in r["proposals"]]
+    assert len(set(dps)) == len(dps)                    # no Dp proposed twice
+
+
+def test_the_command_runs_rounds_on_local_ray_and_writes_the_report(ray_local, tmp_path, capsys):
+    sweep_file = tmp_path / "one-slice.yaml"
+    # 4 trials at a time (1/2 of the 2 fake GPUs each): 4 Ray workers start, not 16
+    raw = {**one_slice_raw(noise=0.001), "resources": {"default": {"gpu": 0.5, "cpu": 4}}}
+    sweep_file.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    code = adaptive.main(["--target", "boundary", "--sweep", str(sweep_file), "--out", str(out),
+                          "--budget", "8", "--batch", "2", "--bootstrap", "20", "--tol", "0.01"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    doc = json.loads((out / "adaptive.json").read_text())
+    assert [r["round"] for r in doc["rounds"]] == [0, 1]
+    assert [len(r["proposals"]) for r in doc["rounds"]] == [0, 2]
+    assert doc["trials_run"] == 20 + 8 == results.read(str(out)).num_rows
+    for name in ("fits.json", "boundary.json", "report/report.html"):
+        assert (out / name).is_file(), name
+    assert "round 0: the sweep's grid" in printed and "round 1: 2 pairs at Dp" in printed
+    assert "stopped: budget spent" in printed
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--target", "frontier"], ["unknown --target 'frontier'", "boundary", "hparams"]),
+    (["--target", "boundary", "--tol", "0"], ["--tol must be > 0"]),
+    (["--target", "boundary", "--bootstrap", "5"], ["--bootstrap must be >= 20"]),
+    (["--target", "boundary", "--sweep", "no/such.yaml"], ["no/such.yaml", "no such sweep file"]),
+])
+def test_bad_input_exits_2_with_a_message_and_writes_nothing(argv, words, tmp_path, capsys):
+    assert adaptive.main(argv + ["--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and all(w in err for w in words), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_slice_whose_laws_do_not_cross_is_reported_not_chased(tmp_path):
+    raw = one_slice_raw(noise=0.004)
+    raw["simulate"]["distilled"] = {**PLAIN, "E": PLAIN["E"] - 0.01}  # distillation always wins
+    lines = []
+    doc = adaptive.rounds(spec.parse(raw), str(tmp_path), adaptive.inline_runner(str(tmp_path)),
+                          budget=40, batch=2, tol=0.2, bootstrap=20, echo=lines.append)
+    assert [r["round"] for r in doc["rounds"]] == [0]
+    assert doc["stopped"].startswith("no slice's laws cross")
+    assert doc["boundary"][0]["status"] == "no crossing" and doc["trials_run"] == 20
+    assert not choice.chased(doc["boundary"][0])
+    assert any(line.startswith("  not chased: cifar100 4h<-2h") for line in lines)
