@@ -90,8 +90,11 @@ class Planner:
                                   depth=m["depth"], patch_size=m["patch_size"],
                                   image_size=m["image_size"], channels=m["channels"])
 
+    def settings(self, heads: int) -> dict:
+        return size_settings(self.sweep, heads)
+
     def pretrain(self, heads: int, dp: int, seed: int) -> str:
-        config = {**self.base(heads, dp, seed), "train": self.sweep.train["pretrain"]}
+        config = {**self.base(heads, dp, seed), "train": self.settings(heads)["train"]["pretrain"]}
         return self.add("pretrain", config, (), self.up_classes)
 
     @property
@@ -101,23 +104,24 @@ class Planner:
     def finetune(self, heads: int, dp: int, down, df: int, seed: int) -> str:
         pre = self.pretrain(heads, dp, seed)
         config = {**self.base(heads, dp, seed), "downstream": downstream(down), "df": df,
-                  "train": {**self.sweep.train["finetune"], **down.finetune}, "pretrained": pre}
+                  "train": {**self.settings(heads)["train"]["finetune"], **down.finetune},
+                  "pretrained": pre}
         return self.add("finetune", config, (pre,), data.num_classes(down.name, down.params))
 
     def distill(self, heads: int, teachers: tuple[int, ...], dp: int, down, df: int,
                 seed: int) -> str:
-        settings = self.sweep.distill
+        train, settings = self.settings(heads)["train"], self.settings(heads)["distill"]
         config = {**self.base(heads, dp, seed), "downstream": downstream(down), "df": df,
                   "teachers": list(teachers), "distill": settings}
         if settings["stage"] == "finetune":
             deps = (self.pretrain(heads, dp, seed),
                     *(self.finetune(t, dp, down, df, seed) for t in teachers))
-            config.update(train={**self.sweep.train["distill"], **down.finetune},
+            config.update(train={**train["distill"], **down.finetune},
                           pretrained=deps[0], teacher_trials=list(deps[1:]))
         else:
             deps = tuple(self.pretrain(t, dp, seed) for t in teachers)
-            config.update(train={"pretrain": self.sweep.train["pretrain"],
-                                 "finetune": {**self.sweep.train["finetune"], **down.finetune}},
+            config.update(train={"pretrain": train["pretrain"],
+                                 "finetune": {**train["finetune"], **down.finetune}},
                           teacher_trials=list(deps))
         return self.add("distill", config, deps, data.num_classes(down.name, down.params),
                         teachers)
@@ -127,6 +131,11 @@ class Planner:
 
     def df_images(self, down, amount) -> int:
         return data.resolve_amount(amount, data.train_size(down.name, down.params))
+
+
+def size_settings(sweep: Sweep, heads: int) -> dict:
+    """{"train": ..., "distill": ...} of one model size: the sweep's, or its `heads:` override."""
+    return sweep.by_heads.get(heads, {"train": sweep.train, "distill": sweep.distill})
 
 
 def downstream(down) -> dict:

@@ -38,6 +38,12 @@ TRAIN_KEYS = {
     "pad": int,               # random-crop padding, pixels
     "flip": bool,             # random horizontal flip
 }
+DISTILL_KEYS = ("alpha", "tau", "attention_weight")  # eq. 3 weights a model size may override
+# Settings one model size may override (`heads:`) or a search may tune (`hparams.space`), by
+# "stage.key": every stage's training settings, and eq. 3's weights as `distill.alpha` etc.
+SETTINGS = {**{f"{stage}.{key}": kind for stage in ("pretrain", "finetune", "distill")
+               for key, kind in TRAIN_KEYS.items()},
+            **{f"distill.{key}": float for key in DISTILL_KEYS}}
 PAPER_TRAIN = {  # Table 3 of the paper: AdamW, batch 128, lr 5e-4; warm-up lr 1e-6 / 1e-5
     "pretrain": {"batch_size": 128, "lr": 5e-4, "warmup_lr": 1e-6},
     "finetune": {"batch_size": 128, "lr": 5e-4, "warmup_lr": 1e-5},
@@ -62,7 +68,10 @@ FIELDS: dict[str, Any] = {
     "retries": int,
     "out": str,
     "simulate": None,
-    "hparams": None,
+    "heads": None,
+    "hparams": {"trials": int, "concurrent": int, "space": None,
+                "proxy": {"dp": "amount", "df": "amount",
+                          "epochs": {"pretrain": float, "finetune": float, "distill": float}}},
 }
 REQUIRED = ("name", "upstream", "downstream", "model", "dp", "df")
 DATASET_KEYS = {"name": str, "params": None, "finetune": TRAIN_KEYS}
@@ -73,7 +82,7 @@ class SweepError(ValueError):
 
     def __init__(self, file: str, field: str, message: str):
         super().__init__(f"{file}: {field}: {message}")
-        self.file, self.field = file, field
+        self.file, self.field, self.message = file, field, message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +114,8 @@ class Sweep:
     out: str | None
     simulate: dict | None
     hparams: dict | None
+    by_heads: dict[int, dict] = dataclasses.field(default_factory=dict)  # {"train", "distill"}
+    raw: dict = dataclasses.field(default_factory=dict)  # as read (overrides merged): re-parsable
 
 
 def load(path: str | Path, overrides: dict | None = None) -> Sweep:
@@ -156,15 +167,19 @@ def parse(raw: dict, file: str = "<sweep>") -> Sweep:
     if backend == "simulate":
         from raysweep import simulate as sim
         sim.validate(simulate, file)
-    return Sweep(
+    sweep = Sweep(
         name=raw["name"], file=file, backend=backend, upstream=upstream, downstream=downstream,
         data_root=raw.get("data_root"), model=model, dp=dp, df=df,
         seeds=tuple(raw.get("seeds", [0])), teachers=teachers, distill=distill,
         train=train_spec(raw.get("train") or {}), resources=resources(raw.get("resources") or {},
                                                                       model["heads"], file),
         retries=raw.get("retries", 2), out=raw.get("out"), simulate=simulate,
-        hparams=raw.get("hparams"),
+        hparams=raw.get("hparams"), by_heads=size_settings(raw, model["heads"], file), raw=raw,
     )
+    if sweep.hparams is not None:
+        from raysweep import hparams_space
+        hparams_space.validate(sweep)
+    return sweep
 
 
 def check_keys(mapping: dict, table: dict, file: str, path: str) -> None:
@@ -277,15 +292,16 @@ def teacher_sets(raw: dict, heads: list[int], file: str) -> dict:
     return out
 
 
-def distill_spec(raw: dict, file: str) -> dict:
+def distill_spec(raw: dict, file: str, where: str = "distill") -> dict:
     spec = {"stage": "finetune", "alpha": 0.5, "tau": 2.0, "attention_weight": 1.0, **raw}
     if spec["stage"] not in DISTILL_STAGES:
-        raise SweepError(file, "distill.stage", f"unknown stage {spec['stage']!r}; expected one "
-                                                f"of {DISTILL_STAGES}")
+        raise SweepError(file, f"{where}.stage", f"unknown stage {spec['stage']!r}; expected one "
+                                                 f"of {DISTILL_STAGES}")
     if not 0 <= spec["alpha"] <= 1:
-        raise SweepError(file, "distill.alpha", f"expected a weight in [0, 1], got {spec['alpha']}")
+        raise SweepError(file, f"{where}.alpha", f"expected a weight in [0, 1], "
+                                                 f"got {spec['alpha']}")
     if spec["tau"] <= 0 or spec["attention_weight"] < 0:
-        raise SweepError(file, "distill", "expected tau > 0 and attention_weight >= 0")
+        raise SweepError(file, where, "expected tau > 0 and attention_weight >= 0")
     return spec
 
 
@@ -294,6 +310,37 @@ def train_spec(raw: dict) -> dict[str, dict]:
     finetune = {**PAPER_TRAIN["finetune"], **raw.get("finetune", {})}
     return {"pretrain": pretrain, "finetune": finetune,
             "distill": {**finetune, **raw.get("distill", {})}}
+
+
+def size_settings(raw: dict, heads: list[int], file: str) -> dict[int, dict]:
+    """`heads: {4: {finetune.lr: 1.0e-3, distill.alpha: 0.3}}` (per model size overrides, as the
+    hyper-parameter search writes them) -> {4: {"train": ..., "distill": ...}}, resolved like the
+    top-level `train` and `distill` (so distill still inherits a size's fine-tuning settings)."""
+    sizes = raw.get("heads") or {}
+    if not isinstance(sizes, dict):
+        raise SweepError(file, "heads", "expected a mapping head count -> {stage.setting: value}")
+    out = {}
+    for h, values in sizes.items():
+        path = f"heads.{h}"
+        if h not in heads:
+            raise SweepError(file, path, f"expected one of model.heads {heads}")
+        if not isinstance(values, dict):
+            raise SweepError(file, path, "expected a mapping stage.setting -> value, e.g. "
+                                         "{finetune.lr: 1.0e-3}")
+        train_over: dict[str, dict] = {}
+        distill_over = {}
+        for name, value in values.items():
+            check_keys({name: value}, SETTINGS, file, path)
+            check(value, SETTINGS[name], file, f"{path}.{name}")
+            stage, key = name.split(".")
+            if key in DISTILL_KEYS:
+                distill_over[key] = value
+            else:
+                train_over.setdefault(stage, {})[key] = value
+        out[h] = {"train": train_spec(merge(raw.get("train") or {}, train_over)),
+                  "distill": distill_spec({**(raw.get("distill") or {}), **distill_over}, file,
+                                          f"{path}.distill")}
+    return out
 
 
 def resources(raw: dict, heads: list[int], file: str) -> dict[int, dict[str, float]]:

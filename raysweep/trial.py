@@ -16,6 +16,7 @@ import json
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -33,6 +34,9 @@ class Context:
     data_root: str | None = None
     device: str = "cpu"
     download: bool = False
+    # (trial, phase, epochs done, test error in [0, 1]) after each epoch, for the early stopping of
+    # the hyper-parameter search (raysweep.hparams); None, the default, costs no evaluation.
+    on_epoch: Callable[[Trial, str, int, float], None] | None = None
 
 
 def run(trial: Trial, ctx: Context, *, attempts: int = 1) -> dict:
@@ -100,6 +104,8 @@ def fit(net, split, cfg: dict, ds, trial: Trial, ctx: Context, phase: str, **dis
         buf = io.BytesIO()
         train.save_checkpoint(state, buf)
         storage.write_bytes(ctx.out, rel, buf.getvalue())
+        if ctx.on_epoch is not None:
+            ctx.on_epoch(trial, phase, epoch, train.evaluate(net, split[2], split[3])[0])
 
     result = train.train(net, *split, settings(cfg, ds), seed=trial.config["seed"],
                          on_epoch=on_epoch, start_state=start_state, **distill)
