@@ -13,6 +13,7 @@ experiment state is kept for its logs and TensorBoard, never read back to resume
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import sys
@@ -31,6 +32,12 @@ from raysweep.plan import Trial
 # Trials started or waiting for resources at once: enough to fill a large cluster and to make an
 # autoscaler add nodes, few enough that Ray is not flooded with placement groups.
 MAX_IN_FLIGHT = 256
+# Times a trial is handed to Tune again after Tune gave up on it. Tune gives up only on lost workers
+# (a trial's own errors end cleanly, see `trainable`): after `restarts` losses, or at the first one
+# when a node dies while Tune is handing the trial a reused worker -- Ray 2.60's TuneController then
+# handles the one loss twice, the second time with the trial already pending again, and errors it
+# without a restart. A lost worker must cost no retry, so the searcher suggests the trial again.
+RESUBMITS = 3
 
 
 class ReadySearcher(Searcher):
@@ -42,6 +49,7 @@ class ReadySearcher(Searcher):
         self.ok = set(done)           # trial ids finished ok (prerequisites satisfied)
         self.dead: set[str] = set()   # failed or diverged: dependants cannot run
         self.running: dict[str, Trial] = {}
+        self.resubmits: dict[str, int] = {}   # trial id -> times suggested again after Tune gave up
         self.on_skip = on_skip
 
     def suggest(self, tune_trial_id: str):
@@ -60,10 +68,21 @@ class ReadySearcher(Searcher):
             bad = next(d for d in t.depends_on if d in self.dead)
             self.on_skip(t, f"prerequisite {bad} did not finish ok")
 
+    # Resume reads the results dataset, never Tune's state (DESIGN decision 5): nothing to save.
+    def save(self, checkpoint_path: str) -> None:
+        pass
+
+    def restore(self, checkpoint_path: str) -> None:
+        pass
+
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False):
         # Tune calls this with keyword arguments: the name `trial_id` is part of the API.
         t = self.running.pop(trial_id, None)
         if t is None:
+            return
+        if error and self.resubmits.get(t.trial_id, 0) < RESUBMITS:   # its worker was lost
+            self.resubmits[t.trial_id] = self.resubmits.get(t.trial_id, 0) + 1
+            self.waiting.insert(0, t)
             return
         status = (result or {}).get("status")
         (self.ok if not error and status == "ok" else self.dead).add(t.trial_id)
@@ -72,8 +91,10 @@ class ReadySearcher(Searcher):
 class Progress(tune.Callback):
     """One line per finished trial, and the count with an estimate of the time left."""
 
-    def __init__(self, total: int, out: str, echo: Callable[[str], None]):
+    def __init__(self, total: int, out: str, echo: Callable[[str], None],
+                 given_up: Callable[[str], bool]):
         self.total, self.finished, self.out, self.echo = total, 0, out, echo
+        self.given_up = given_up  # trial id -> False while the searcher will suggest it again
         self.start = time.monotonic()
 
     def line(self, t: dict, status: str, err: float | None, wall: float) -> None:
@@ -94,8 +115,12 @@ class Progress(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         t = Trial(**trial.config["trial"])
-        message = str(trial.get_error() if hasattr(trial, "get_error") else "error")
-        message = message.strip().splitlines()[-1] if message.strip() else "error"
+        if not self.given_up(t.trial_id):
+            self.echo(f"{t.stage} {t.trial_id}: its worker or node was lost; running it again")
+            return
+        error = trial.get_error() if hasattr(trial, "get_error") else None
+        message = str(error or "").strip() or "its worker or node was lost too many times"
+        message = message.splitlines()[-1]
         results.write(self.out, results.record(t, status="failed", message=message[:2000],
                                                attempts=trial.num_failures))
         self.line(trial.config["trial"], "failed", None, 0.0)
@@ -197,10 +222,12 @@ def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int 
     if not pending:
         return 0
     connect(address)
+    # TensorBoard logging stays on; its note per trial about dropping non-scalar config does not.
+    logging.getLogger("ray.tune.logger.tensorboardx").setLevel(logging.WARNING)
     check_storage(ctx.out)
     pending = fit_to_cluster(pending)
-    progress = Progress(len(pending), ctx.out, echo)
-    searcher = ReadySearcher(pending, done, progress.skipped)
+    searcher = ReadySearcher(pending, done, lambda t, why: progress.skipped(t, why))
+    progress = Progress(len(pending), ctx.out, echo, given_up=searcher.dead.__contains__)
     # Absolute: Tune runs each trial in its own working directory.
     context = {"out": storage.absolute(ctx.out), "download": ctx.download,
                "data_root": os.path.abspath(ctx.data_root) if ctx.data_root else None}
@@ -213,7 +240,8 @@ def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int 
         # max_concurrent_trials also sets how many trials Tune keeps pending (placement groups
         # requested ahead of free resources): with a custom searcher it is otherwise 1, and trials
         # would start one by one, each waiting for the previous one's worker to come up.
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(pending),
+        tune_config=tune.TuneConfig(search_alg=searcher,
+                                    num_samples=len(pending) * (1 + RESUBMITS),
                                     max_concurrent_trials=min(len(pending), MAX_IN_FLIGHT),
                                     reuse_actors=True),
         run_config=tune.RunConfig(

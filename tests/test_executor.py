@@ -105,9 +105,10 @@ def test_searcher_orders_by_prerequisites(stage):
     first = [s.suggest(str(i)) for i in range(len(trials))]
     ready = [x for x in first if isinstance(x, dict)]
     assert {x["trial"]["stage"] for x in ready} == {stage}   # only pretraining is ready at first
-    # fail one pretraining: its dependants are skipped with the reason, the others proceed
+    # fail one pretraining (its code failed past its retries: the trainable reports `failed`): its
+    # dependants are skipped with the reason, the others proceed
     victim = next(k for k, t in s.running.items() if t.config["model"]["heads"] == 2)
-    s.on_trial_complete(victim, error=True)
+    s.on_trial_complete(victim, result={"status": "failed"})
     for k in list(s.running):
         s.on_trial_complete(k, result={"status": "ok"})
     s.suggest("next")
