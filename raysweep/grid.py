@@ -70,7 +70,9 @@ def dry_run(trials: list[plan.Trial], as_json: bool) -> str:
     summary = plan.summary(trials)
     summary["compute_flops"] = sum(flops(t) for t in trials)
     if as_json:
-        return json.dumps({**summary, "trials": [t.summary() for t in trials],
+        # each entry carries its config too, so it can be run alone: python -m raysweep.trial
+        return json.dumps({**summary, "trials": [t.summary() | {"config": t.config}
+                                                 for t in trials],
                            "count": len(trials)}, indent=1)
     lines = [f"{summary['trials']} trials: " + ", ".join(
         f"{n} {s}" for s, n in summary["by_stage"].items()),

@@ -176,10 +176,28 @@ def parse(raw: dict, file: str = "<sweep>") -> Sweep:
         retries=raw.get("retries", 2), out=raw.get("out"), simulate=simulate,
         hparams=raw.get("hparams"), by_heads=size_settings(raw, model["heads"], file), raw=raw,
     )
+    check_train(sweep)
     if sweep.hparams is not None:
         from raysweep import hparams_space
         hparams_space.validate(sweep)
     return sweep
+
+
+def check_train(sweep: Sweep) -> None:
+    """Every stage's settings, as each trial will see them (per size, per downstream set), must
+    make a valid TrainSettings: a bad value stops the sweep here, not hours in, in one trial."""
+    from raysweep.train_settings import TrainSettings
+
+    sizes = [("train", sweep.train)] + [(f"heads.{h}", v["train"])
+                                        for h, v in sweep.by_heads.items()]
+    for where, stages in sizes:
+        for stage, settings in stages.items():
+            for down in sweep.downstream if stage != "pretrain" else [None]:
+                given = {**settings, **(down.finetune if down else {})}
+                try:
+                    TrainSettings(**given)
+                except (ValueError, TypeError) as err:
+                    raise SweepError(sweep.file, f"{where}.{stage}", str(err)) from None
 
 
 def check_keys(mapping: dict, table: dict, file: str, path: str) -> None:

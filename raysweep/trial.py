@@ -2,8 +2,8 @@
 
 `python -m raysweep.trial CONFIG` runs a trial from a JSON or YAML file holding a trial config (as
 printed by `python -m raysweep.grid --dry-run --json`, or the `config` column of a result) for
-debugging. Checkpoints live under OUT/checkpoints/<trial_id>.pt (weights and the model config only,
-loaded with weights_only=True); while a trial runs, OUT/checkpoints/<trial_id>.<phase>.partial.pt
+debugging. Checkpoints live under OUT/checkpoints/<trial_id>.pt (weights only, loaded with
+weights_only=True); while a trial runs, OUT/checkpoints/<trial_id>.<phase>.partial.pt
 holds its last finished epoch, so a killed trial resumes there.
 """
 
@@ -169,7 +169,9 @@ def trial_from_file(path: str) -> Trial:
     """A Trial from a --dry-run --json entry or a result row's config (ids are recomputed)."""
     from raysweep.plan import trial_id
 
-    raw = yaml.safe_load(Path(path).read_text())
+    text = Path(path).read_text()
+    # JSON through json: YAML 1.1 reads a number such as 1e-06 (no dot) as a string.
+    raw = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
     config = raw.get("config", raw)
     if isinstance(config, str):
         config = json.loads(config)
@@ -193,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         trial = trial_from_file(args.config)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         row = run(trial, Context(args.out, args.data_root, device, args.download))
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, KeyError, TypeError) as err:
+        print(f"error: {args.config}: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
     print(json.dumps({k: row[k] for k in ("trial_id", "stage", "status", "error", "loss",
                                            "wall_s", "message")}))

@@ -38,6 +38,9 @@ BAD = {
     "fraction above 1": (lambda r: r.update(dp=[0.5, 1.5]), "dp[1]", "outside (0, 1]"),
     "zero fraction": (lambda r: r.update(df=[0.0]), "df[0]", "outside (0, 1]"),
     "count above dataset": (lambda r: r.update(df=[5000]), "df[0]", "more than digits"),
+    "warm-up longer than training": (
+        lambda r: r["train"]["finetune"].update(warmup_epochs=2), "train.finetune",
+        "warmup_epochs must be in [0, epochs = 1)"),
     "teacher not smaller": (lambda r: r.update(teachers={3: [[1, 3]]}), "teachers.3[0][1]",
                             "not smaller"),
     "teacher of unknown student": (lambda r: r.update(teachers={5: [[1]]}), "teachers.5",
