@@ -68,7 +68,10 @@ def _d_star(plain: Law, distilled: Law) -> tuple[float | None, str]:
         return None, "F' has no zero in Dp > 0"
     if a2 * c2 * (a - a2) >= 0:
         return None, "F' changes sign - to +: a minimum, not a peak"
-    return float(ratio ** (1.0 / (a2 - a))), ""
+    try:
+        return float(ratio ** (1.0 / (a2 - a))), ""
+    except OverflowError:  # exponents a hair apart (a bootstrap resample can do it)
+        return None, "F peaks beyond any representable Dp: the Dp exponents nearly coincide"
 
 
 def advantage(plain: Law, distilled: Law, fixed: Mapping[str, float], dp) -> np.ndarray:

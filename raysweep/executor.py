@@ -5,7 +5,8 @@ depends on has finished, so a fine-tune starts as soon as its own pretraining is
 rest of the grid is doing. Each trial asks for its model size's resources (a GPU fraction and CPU
 threads; the GPU part is dropped on a cluster without GPUs, so the same sweep runs on a laptop) and
 sets torch's threads to its CPUs. A trial whose code fails is retried up to `retries` times (a lost
-node costs no retry); one that still fails is recorded `failed` with its error, its dependants are
+node costs no retry, and a trial Tune gives up on for lost workers is suggested again, see
+RESUBMITS); one that still fails is recorded `failed` with its error, its dependants are
 recorded `failed` with the reason, and the rest of the grid goes on. Results are written by the trial itself (results.py); Tune's own
 experiment state is kept for its logs and TensorBoard, never read back to resume.
 """

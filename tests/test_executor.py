@@ -50,11 +50,12 @@ def test_simulated_grid_records_every_trial_once_and_resumes(ray_local, tmp_path
 
 def test_eight_quarter_gpu_trials_run_at_once_and_never_more(ray_local, tmp_path):
     # 8 sizes x 1 Dp: 8 independent pretrainings of 0.25 GPU on 2 fake GPUs (16 fake CPUs, so the
-    # GPUs are what binds). Each holds its slot 3 s.
+    # GPUs are what binds). Each holds its slot 10 s: longer than eight workers take to start on a
+    # loaded 2-core machine, so "all at once" is what the scheduler allows, not a race.
     sweep = sim_sweep(model={**SIM["model"], "heads": list(range(1, 9)), "depth": 1},
                       dp=[1.0], df=[1.0], teachers={},
                       resources={"default": {"gpu": 0.25, "cpu": 1}},
-                      simulate={"hold_s": 3.0})
+                      simulate={"hold_s": 10.0})
     trials = [t for t in plan.plan(sweep) if t.stage == "pretrain"]
     assert len(trials) == 8
     executor.run(trials, Context(str(tmp_path)), name="pack", echo=lambda _: None)

@@ -6,7 +6,8 @@ cluster (a head node and two worker nodes of 2 CPUs and 1 fake GPU each, so half
 four at a time, two per node) and checks the results dataset, the one source of truth: one record
 per trial, with its status, attempts and timing. Faults are injected from the test, at moments
 found by watching the cluster (trial worker processes) and OUT (checkpoints, results), never by
-sleeping a guessed time.
+sleeping a guessed time. One test needs no cluster: what the searcher does when Tune gives a trial
+up (which Ray 2.60 does at once when a node dies while a re-used worker is being handed a trial).
 """
 
 import os
