@@ -69,7 +69,7 @@ def test_half_gpu_trials_pack_four_at_a_time(ray_local, tmp_path):
     sweep = sim_sweep(model={**SIM["model"], "heads": list(range(1, 7)), "depth": 1},
                       dp=[1.0], df=[1.0], teachers={},
                       resources={"default": {"gpu": 0.5, "cpu": 1}},
-                      simulate={"hold_s": 2.0})
+                      simulate={"hold_s": 8.0})
     trials = plan.plan(sweep)
     executor.run(trials, Context(str(tmp_path)), name="bar", echo=lambda _: None)
     spans = intervals(tmp_path)
