@@ -29,7 +29,6 @@ from raysweep import results, storage
 from raysweep import trial as trial_mod
 from raysweep.plan import Trial
 
-
 # Trials started or waiting for resources at once: enough to fill a large cluster and to make an
 # autoscaler add nodes, few enough that Ray is not flooded with placement groups.
 MAX_IN_FLIGHT = 256
@@ -203,7 +202,7 @@ def cluster_gpus() -> float:
         from ray._private.state import state
 
         most = (state.get_max_resources_from_cluster_config() or {}).get("GPU", 0)
-    except Exception:  # not an autoscaling cluster, or an API change: what runs now is enough
+    except Exception:  # noqa: BLE001 -- private API: no autoscaler, or it changed; use what runs now
         most = 0
     return max(now, most)
 

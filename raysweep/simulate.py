@@ -39,7 +39,7 @@ def validate(spec, file: str) -> None:
                                            "noise, plain and distilled laws")
     unknown = set(spec) - {"noise", "hold_s", *LAWS}
     if unknown:
-        raise SweepError(file, f"simulate.{sorted(unknown)[0]}",
+        raise SweepError(file, f"simulate.{min(unknown)}",
                          f"unknown key; expected noise, hold_s, {', '.join(LAWS)}")
     for name in ("plain", "distilled"):
         if name not in spec:

@@ -68,7 +68,7 @@ def makespan(args) -> None:
 
 
 def overhead(args) -> None:
-    raw = grid.yaml.safe_load(open(grid.default_sweep("simulate.yaml")))
+    raw = grid.yaml.safe_load(grid.default_sweep("simulate.yaml").read_text())
     raw["simulate"]["hold_s"] = 0.0
     raw["resources"] = {"default": {"gpu": 0.125, "cpu": 1}}
     sweep = spec.parse(raw)
