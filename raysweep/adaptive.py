@@ -96,7 +96,7 @@ def stop_reason(slices: list[dict], targets: list, wanted: list, picked: list,
     if not targets:
         return "every chased slice's D**p interval is within --tol"
     if not wanted:
-        return "no Dp left where the sign of F is uncertain"
+        return "no Dp left where D**p is uncertain that has not been measured"
     if not picked:
         return f"budget spent: {left} trials left, the next pair needs more"
     return None
@@ -106,7 +106,7 @@ def record(doc: dict, out: str, picked: list, ran: int, bootstrap: int, tol: flo
            echo) -> tuple[dict, list[dict]]:
     """Refit after a round, append it to DOC, write adaptive.json, print its line."""
     fits, slices = fit_boundary(bnd.ok_rows(results.read(out)), bootstrap)
-    number = max((r["round"] for r in doc["rounds"]), default=-1) + 1
+    number = max((r["round"] for r in doc["rounds"]), default=0) + 1 if picked else 0
     doc["rounds"].append({"round": number, "proposals": [proposal_json(c) for c in picked],
                           "trials_run": ran, "boundary": slices})
     doc["trials_run"] = doc.get("trials_run", 0) + ran
@@ -144,7 +144,7 @@ def label(s: dict) -> str:
 
 
 def round_line(number: int, picked: list, ran: int, slices: list[dict], tol: float) -> str:
-    what = "the sweep's grid" if number == 0 and not picked else _proposed(picked)
+    what = _proposed(picked) if number else "the sweep's grid"
     chased_ = [s for s in slices if chased(s)]
     done = sum(rel_width(s) <= tol for s in chased_)
     head = f"round {number}: {what}; {ran} trials run; {done}/{len(chased_)} slices within {tol:g}"
@@ -159,8 +159,9 @@ def round_line(number: int, picked: list, ran: int, slices: list[dict], tol: flo
 def _proposed(picked: list) -> str:
     dps = [c.dp for c in picked]
     p = [c.p_positive for c in picked]
-    return (f"{len(picked)} pairs at Dp {min(dps):.3g}-{max(dps):.3g} ({picked[0].reason}; "
-            f"P(distillation wins) {min(p):.2f}-{max(p):.2f})")
+    slices = len({c.slice_key for c in picked})
+    return (f"{len(picked)} pairs in {slices} slice{'s' * (slices > 1)} at Dp {min(dps):.3g}-"
+            f"{max(dps):.3g} ({picked[0].reason}; P(distillation wins) {min(p):.2f}-{max(p):.2f})")
 
 
 # ---- runners and targets ---------------------------------------------------------------------
@@ -195,10 +196,12 @@ def boundary_target(args, sweep: Sweep, out: str) -> int:
 
 
 def check(args) -> None:
-    for name, ok, expected in (("budget", args.budget >= 0, ">= 0"), ("batch", args.batch >= 1,
-                               ">= 1"), ("tol", args.tol > 0, "> 0"),
-                               ("bootstrap", args.bootstrap >= MIN_BOOTSTRAP,
-                                f">= {MIN_BOOTSTRAP} (the intervals come from the resamples)")):
+    """Numbers that cannot work stop the command before anything runs."""
+    rules = (("budget", args.budget >= 0, ">= 0"), ("batch", args.batch >= 1, ">= 1"),
+             ("tol", args.tol > 0, "> 0"),
+             ("bootstrap", args.bootstrap >= MIN_BOOTSTRAP,
+              f">= {MIN_BOOTSTRAP} (the intervals come from the resamples)"))
+    for name, ok, expected in rules:
         if not ok:
             raise ValueError(f"--{name} must be {expected}, got {getattr(args, name)}")
 

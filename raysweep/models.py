@@ -19,6 +19,7 @@ Left out, and why:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -93,6 +94,7 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@functools.cache  # building even a meta-device model takes ~0.3 s; planners ask again and again
 def param_count(*, heads: int, num_classes: int, head_dim: int = 64, depth: int = 12,
                 patch_size: int = 16, image_size: int = 224, channels: int = 3) -> int:
     """Parameters of `create_model(...)` with the same arguments, without allocating weights."""

@@ -120,7 +120,7 @@ def test_the_command_runs_a_round_on_local_ray_and_writes_the_report(ray_local, 
     assert results.read(str(out)).num_rows == grid + 8 == doc["trials_total"]
     for name in ("fits.json", "boundary.json", "report/report.html"):
         assert (out / name).is_file(), name
-    assert "round 1: 2 pairs at Dp" in printed and "stopped: budget spent" in printed
+    assert "round 1: 2 pairs in 1 slice at Dp" in printed and "stopped: budget spent" in printed
     assert printed.count("[8/8 ") == 1                             # the executor ran the 8
 
 
