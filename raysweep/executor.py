@@ -214,8 +214,14 @@ def fit_to_cluster(trials: list[Trial]) -> list[Trial]:
     return [dataclasses.replace(t, resources={"CPU": t.resources.get("CPU", 1)}) for t in trials]
 
 
+def say(line: str) -> None:
+    """The default `echo`: a module function, not `print` itself, because Tune pickles its
+    callbacks, and once Ray's tqdm_ray has swapped `builtins.print` cloudpickle refuses the old one."""
+    print(line, flush=True)
+
+
 def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int = 2,
-        address: str | None = None, echo: Callable[[str], None] = print) -> int:
+        address: str | None = None, echo: Callable[[str], None] = say) -> int:
     """Run every trial of `trials` that has no result yet; returns how many were launched."""
     done = results.finished_ids(ctx.out)
     pending = [t for t in trials if t.trial_id not in done]

@@ -83,7 +83,7 @@ def target(args, sweep: Sweep, out: str) -> int:
 
 
 def search(sweep: Sweep, out: str, trials: int, *, address: str | None = None,
-           download: bool = False, echo=print) -> dict[int, dict]:
+           download: bool = False, echo=executor.say) -> dict[int, dict]:
     """Tune every model size in ascending order; OUT/hparams.yaml is rewritten after each."""
     executor.connect(address)
     scratch = storage.absolute(out).rstrip("/") + "/" + SCRATCH

@@ -56,14 +56,11 @@ def validate(sweep: spec.Sweep) -> None:
     if not isinstance(space, dict) or not space:
         raise SweepError(file, "hparams.space", "expected a mapping stage.setting -> "
                                                 "{log: [low, high]} or {uniform: [low, high]}")
-    proxied = proxy_sweep(sweep, {})
-    for heads in proxied.model["heads"]:
-        for stage, given in plan.size_settings(proxied, heads)["train"].items():
-            try:
-                train.TrainSettings(**given)
-            except ValueError as err:
-                raise SweepError(file, "hparams.proxy", f"{heads} heads' {stage} settings on the "
-                                                        f"proxy are not valid: {err}") from None
+    try:  # spec.parse checks every size's settings at the proxy's epochs
+        proxied = proxy_sweep(sweep, {})
+    except SweepError as err:
+        raise SweepError(file, "hparams.proxy", f"the settings on the proxy are not valid: "
+                                                f"{err.field}: {err.message}") from None
     for name, dist in space.items():
         path = f"hparams.space.{name}"
         if name not in SEARCHABLE:

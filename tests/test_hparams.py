@@ -9,9 +9,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+import ray
 import yaml
 
-from raysweep import hparams, hparams_space, plan, spec
+from raysweep import executor, hparams, hparams_space, plan, spec
 
 ROOT = Path(__file__).parent.parent
 SMOKE = str(ROOT / "sweeps" / "smoke.yaml")
@@ -215,3 +216,13 @@ def test_per_size_override_reaches_only_its_size_and_distill_inherits_it():
     assert by["distill", 2].config["train"]["lr"] == 3e-3
     assert by["finetune", 1].trial_id == base["finetune", 1].trial_id
     assert by["pretrain", 2].trial_id == base["pretrain", 2].trial_id
+
+
+def test_progress_lines_survive_a_swapped_print(monkeypatch):
+    # Ray's tqdm_ray swaps builtins.print while its bars are up, and Tune pickles the callbacks
+    # that hold `echo`; a default of `print` itself then fails every search at Tuner(...).
+    import builtins
+
+    monkeypatch.setattr(builtins, "print", lambda *a, **k: None)
+    for echo in (hparams.Echo(1, 2, executor.say), executor.Progress(2, "out", executor.say, set().__contains__)):
+        assert ray.cloudpickle.loads(ray.cloudpickle.dumps(echo)).echo is executor.say
