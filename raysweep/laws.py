@@ -54,8 +54,10 @@ class Law:
         if missing:
             raise ValueError(f"law needs inputs {missing}; got {sorted(X)}")
         y = np.asarray(self.E, dtype=float)
-        for name, (coef, exponent) in self.terms.items():
-            y = y + coef * np.asarray(X[name], dtype=float) ** -exponent
+        # A bootstrap member whose coef overflowed to inf predicts nan (inf * 0), not a warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for name, (coef, exponent) in self.terms.items():
+                y = y + coef * np.asarray(X[name], dtype=float) ** -exponent
         return y
 
     def to_dict(self) -> dict:
@@ -285,10 +287,11 @@ def _bootstrap(theta, logx, logy, b: int, rng) -> np.ndarray:
 
 def _intervals(ensemble: np.ndarray, names: Sequence[str]) -> dict[str, tuple[float, float]]:
     k, tail = len(names), (100.0 - LEVEL) / 2
-    cols = {"E": np.exp(ensemble[:, 0])}
-    for j, name in enumerate(names):
-        cols[f"{name}.coef"] = np.exp(ensemble[:, 1 + j])
-        cols[f"{name}.exponent"] = ensemble[:, 1 + k + j]
+    with np.errstate(over="ignore"):  # an unconstrained coef's interval runs to inf: say so
+        cols = {"E": np.exp(ensemble[:, 0])}
+        for j, name in enumerate(names):
+            cols[f"{name}.coef"] = np.exp(ensemble[:, 1 + j])
+            cols[f"{name}.exponent"] = ensemble[:, 1 + k + j]
     return {key: tuple(float(q) for q in np.percentile(v, [tail, 100.0 - tail]))
             for key, v in cols.items()}
 
