@@ -126,11 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cap", type=int, default=240, help="most trials per run, start grid included")
     p.add_argument("--bootstrap", type=int, default=100)
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
-    p.add_argument("--log", help="append each run as a JSON line here")
+    p.add_argument("--log", help="append each run as a JSON line here; runs already in it are "
+                                 "not run again (a cut-off benchmark resumes)")
     args = p.parse_args(argv)
+    runs = [json.loads(line) for line in Path(args.log).read_text().splitlines()
+            ] if args.log and Path(args.log).is_file() else []
+    done = {(r["seed"], r["strategy"]) for r in runs}
     jobs = [(seed, name, args.noise, args.cap, args.bootstrap)
-            for seed in range(args.seeds) for name in STRATEGIES]
-    runs = []
+            for seed in range(args.seeds) for name in STRATEGIES if (seed, name) not in done]
     with multiprocessing.Pool(args.jobs) as pool:
         for run in pool.imap_unordered(one_run, jobs):
             runs.append(run)

@@ -3,6 +3,7 @@ and the per-trial scheduling overhead.
 
     python tests/benchmarks/bench_grid.py overhead [--trials 200]
     python tests/benchmarks/bench_grid.py makespan [--sweep sweeps/default.yaml]
+    python tests/benchmarks/bench_grid.py replay --walls runs/default [--slots 8]
 
 `overhead` runs simulated trials that do nothing (hold_s 0) on a local Ray with the machine's
 CPUs, one CPU per trial: overhead per trial = makespan x slots / trials, everything Ray, Tune, the
@@ -13,11 +14,18 @@ raysweep runs it (one Tune experiment, a trial starts when its prerequisites are
 stage by stage with a barrier after each stage (pretrain, then finetune, then distill). The ideal
 is computed from the first run's own trial wall times: the larger of the critical path through
 the DAG and the total trial time divided by the slots. Efficiency = ideal / makespan.
+
+`replay` asks the same question with more slots than this machine has cores: the sweep's plan,
+each trial answered by a sleep as long as its recorded wall time in WALLS (an OUT of the same
+sweep, e.g. from `python -m raysweep.grid`), on a local Ray told it has --slots CPUs. Sleeping
+trials leave the cores to Ray, so the run shows the schedule, not the training, at a width where
+stage barriers cost something.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -53,18 +61,36 @@ def ideal(trials: list[plan.Trial], out: str, n_slots: int) -> tuple[float, floa
 def makespan(args) -> None:
     sweep = spec.load(args.sweep)
     trials = plan.plan(sweep)
-    n_slots = slots(trials)
+    compare(sweep.name, trials, slots(trials))
+
+
+def compare(name: str, trials: list[plan.Trial], n_slots: int) -> None:
+    """The DAG schedule and the stage-barrier one, side by side, against the ideal."""
     with tempfile.TemporaryDirectory() as dag_out, tempfile.TemporaryDirectory() as bar_out:
         dag = run(trials, dag_out)
         best, critical, packed = ideal(trials, dag_out, n_slots)
         barrier = sum(run([t for t in trials if t.stage == s], bar_out) for s in plan.STAGES)
-    print(f"{sweep.name}: {len(trials)} trials, {n_slots} slots")
+    print(f"{name}: {len(trials)} trials, {n_slots} slots")
     print("| schedule | makespan s | ideal / makespan |")
     print("|---|---|---|")
     print(f"| raysweep (no stage barriers) | {dag:.1f} | {best / dag:.3f} |")
     print(f"| stage by stage, barriers | {barrier:.1f} | {best / barrier:.3f} |")
     print(f"ideal {best:.1f} s = max(critical path {critical:.1f} s, "
           f"total trial time / slots {packed:.1f} s); barrier / raysweep = {barrier / dag:.3f}")
+
+
+def replay(args) -> None:
+    sweep = spec.load(args.sweep)
+    wall = {r["trial_id"]: r["wall_s"] for r in results.read(args.walls).to_pylist()}
+    missing = [t.trial_id for t in plan.plan(sweep) if t.trial_id not in wall]
+    if missing:
+        sys.exit(f"{args.walls}: no recorded wall time for {len(missing)} trials of "
+                 f"{sweep.name} (e.g. {missing[0]}); expected an OUT of the same sweep")
+    trials = [dataclasses.replace(t, resources={"CPU": 1}, config={
+        **t.config, "backend": "simulate",
+        "simulate": {"hold_s": wall[t.trial_id], "plain": {"E": 0.5, "terms": {}},
+                     "distilled": {"E": 0.5, "terms": {}}}}) for t in plan.plan(sweep)]
+    compare(sweep.name, trials, args.slots)
 
 
 def overhead(args) -> None:
@@ -84,13 +110,16 @@ def overhead(args) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["overhead", "makespan"])
+    p.add_argument("what", choices=["overhead", "makespan", "replay"])
     p.add_argument("--sweep", default=str(grid.default_sweep()))
     p.add_argument("--trials", type=int, default=200)
+    p.add_argument("--walls", default="runs/default", help="replay: OUT with the wall times")
+    p.add_argument("--slots", type=int, default=8, help="replay: CPUs Ray is told it has")
     args = p.parse_args(argv)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-    {"overhead": overhead, "makespan": makespan}[args.what](args)
+    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False,
+             num_cpus=args.slots if args.what == "replay" else None)
+    {"overhead": overhead, "makespan": makespan, "replay": replay}[args.what](args)
     ray.shutdown()
     return 0
 
