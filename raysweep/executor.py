@@ -27,7 +27,7 @@ from ray.tune.search import Searcher
 
 from raysweep import results, storage
 from raysweep import trial as trial_mod
-from raysweep.plan import Trial
+from raysweep.plan import Trial, critical_first
 
 # Trials started or waiting for resources at once: enough to fill a large cluster and to make an
 # autoscaler add nodes, few enough that Ray is not flooded with placement groups.
@@ -41,11 +41,12 @@ RESUBMITS = 3
 
 
 class ReadySearcher(Searcher):
-    """Suggests, in plan order, trials whose prerequisites have all succeeded."""
+    """Suggests trials whose prerequisites have all succeeded, costliest chain first
+    (plan.critical_first)."""
 
     def __init__(self, pending: list[Trial], done: set[str], on_skip: Callable[[Trial, str], None]):
         super().__init__()
-        self.waiting = list(pending)
+        self.waiting = critical_first(pending)
         self.ok = set(done)           # trial ids finished ok (prerequisites satisfied)
         self.dead: set[str] = set()   # failed or diverged: dependants cannot run
         self.running: dict[str, Trial] = {}

@@ -51,24 +51,9 @@ def load(args) -> tuple[spec.Sweep, str]:
     return sweep, args.out or sweep.out or f"runs/{sweep.name}"
 
 
-def flops(t: plan.Trial) -> float:
-    """Training compute of a trial: ~6 FLOPs per parameter per token (forward + backward), plus
-    ~2 per teacher parameter per token for teacher forwards. Epochs x images x tokens per image."""
-    c = t.config
-    m = c["model"]
-    tokens = (m["image_size"] // m["patch_size"]) ** 2 + 1
-    stages = c["train"] if "pretrain" in c["train"] else {t.stage: c["train"]}
-    total = 0.0
-    for stage, settings in stages.items():
-        images = settings.get("epochs", 1) * (c["dp"] if stage == "pretrain" else c.get("df", 0))
-        per_token = 6 * t.params + 2 * (t.teacher_params or 0) * len(c.get("teachers", []))
-        total += per_token * tokens * images
-    return total
-
-
 def dry_run(trials: list[plan.Trial], as_json: bool) -> str:
     summary = plan.summary(trials)
-    summary["compute_flops"] = sum(flops(t) for t in trials)
+    summary["compute_flops"] = sum(plan.flops(t) for t in trials)
     if as_json:
         # each entry carries its config too, so it can be run alone: python -m raysweep.trial
         return json.dumps({**summary, "trials": [t.summary() | {"config": t.config}

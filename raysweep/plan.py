@@ -159,6 +159,42 @@ def plan(sweep: Sweep, dp_images: Iterable[int] | None = None) -> list[Trial]:
     return list(p.trials.values())
 
 
+def flops(t: Trial) -> float:
+    """Training compute of a trial: ~6 FLOPs per parameter per token (forward + backward), plus
+    ~2 per teacher parameter per token for teacher forwards. Epochs x images x tokens per image."""
+    c = t.config
+    m = c["model"]
+    tokens = (m["image_size"] // m["patch_size"]) ** 2 + 1
+    stages = c["train"] if "pretrain" in c["train"] else {t.stage: c["train"]}
+    total = 0.0
+    for stage, settings in stages.items():
+        images = settings.get("epochs", 1) * (c["dp"] if stage == "pretrain" else c.get("df", 0))
+        per_token = 6 * t.params + 2 * (t.teacher_params or 0) * len(c.get("teachers", []))
+        total += per_token * tokens * images
+    return total
+
+
+def critical_first(trials: list[Trial]) -> list[Trial]:
+    """TRIALS (in any order), those heading the most compute still to come first: a trial's
+    own FLOPs plus the costliest chain of its dependants. Started in this order whenever ready, the
+    long chains (pretraining -> teacher fine-tunes -> the big student's distillation) do not end
+    the grid with one slot busy and the others idle (list scheduling by "bottom level", as in
+    HLFET). Ties keep plan order."""
+    by_id = {t.trial_id: t for t in trials}
+    children: dict[str, list[str]] = {}
+    for t in trials:
+        for d in t.depends_on:
+            children.setdefault(d, []).append(t.trial_id)
+    rank: dict[str, float] = {}
+
+    def chain(i: str) -> float:  # the DAG is 3 stages deep: recursion stays shallow
+        if i not in rank:
+            rank[i] = flops(by_id[i]) + max(map(chain, children.get(i, ())), default=0.0)
+        return rank[i]
+
+    return sorted(trials, key=lambda t: -chain(t.trial_id))
+
+
 def summary(trials: list[Trial]) -> dict:
     """Counts per stage and the resources of each model size, for --dry-run."""
     by_stage = Counter(t.stage for t in trials)

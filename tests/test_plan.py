@@ -97,3 +97,16 @@ def test_dry_run_text_and_bad_sweep_exit_2(tmp_path, capsys):
     assert grid.main(["--sweep", str(bad), "--out", str(out)]) == 2
     assert "dp[1]" in capsys.readouterr().err
     assert not out.exists()   # nothing written
+
+
+def test_critical_first_starts_the_costliest_chains_and_keeps_prerequisites_first():
+    trials = plan.plan(spec.load(ROOT / "sweeps" / "default.yaml"))
+    order = plan.critical_first(list(reversed(trials)))   # any input order
+    assert sorted(t.trial_id for t in order) == sorted(t.trial_id for t in trials)
+    pos = {t.trial_id: i for i, t in enumerate(order)}
+    assert all(pos[d] < pos[t.trial_id] for t in trials for d in t.depends_on)
+    # plan order starts at the smallest Dp; the longest chains hang off the largest Dp's biggest
+    # models, and everything below a pretraining still has to wait for it
+    assert trials[0].config["dp"] == 500
+    assert [(t.stage, t.config["model"]["heads"], t.config["dp"]) for t in order[:2]] == [
+        ("pretrain", 8, 4000), ("pretrain", 6, 4000)]

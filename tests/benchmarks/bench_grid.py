@@ -4,6 +4,7 @@ and the per-trial scheduling overhead.
     python tests/benchmarks/bench_grid.py overhead [--trials 200]
     python tests/benchmarks/bench_grid.py makespan [--sweep sweeps/default.yaml]
     python tests/benchmarks/bench_grid.py replay --walls runs/default [--slots 8]
+    python tests/benchmarks/bench_grid.py schedule --walls runs/default
 
 `overhead` runs simulated trials that do nothing (hold_s 0) on a local Ray with the machine's
 CPUs, one CPU per trial: overhead per trial = makespan x slots / trials, everything Ray, Tune, the
@@ -20,12 +21,17 @@ each trial answered by a sleep as long as its recorded wall time in WALLS (an OU
 sweep, e.g. from `python -m raysweep.grid`), on a local Ray told it has --slots CPUs. Sleeping
 trials leave the cores to Ray, so the run shows the schedule, not the training, at a width where
 stage barriers cost something.
+
+`schedule` takes Ray out altogether: a list scheduler run on paper with the recorded wall times, on
+2 to 32 slots, starting ready trials in plan order against plan.critical_first's order (what the
+executor uses), next to the ideal. It isolates the order's effect from Ray's own costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import heapq
 import os
 import sys
 import tempfile
@@ -50,12 +56,18 @@ def run(trials, out: str) -> float:
 
 def ideal(trials: list[plan.Trial], out: str, n_slots: int) -> tuple[float, float, float]:
     """(ideal, critical path, total trial time / slots) from the trials' recorded wall times."""
-    wall = {r["trial_id"]: r["wall_s"] for r in results.read(out).to_pylist()}
+    critical, packed = ideal_from(
+        trials, {r["trial_id"]: r["wall_s"] for r in results.read(out).to_pylist()}, n_slots)
+    return max(critical, packed), critical, packed
+
+
+def ideal_from(trials: list[plan.Trial], wall: dict[str, float], n_slots: int
+               ) -> tuple[float, float]:
+    """(critical path, total trial time / slots)."""
     finish: dict[str, float] = {}
     for t in trials:  # plan order: prerequisites first
         finish[t.trial_id] = wall[t.trial_id] + max((finish[d] for d in t.depends_on), default=0)
-    critical, packed = max(finish.values()), sum(wall.values()) / n_slots
-    return max(critical, packed), critical, packed
+    return max(finish.values()), sum(wall[t.trial_id] for t in trials) / n_slots
 
 
 def makespan(args) -> None:
@@ -81,16 +93,45 @@ def compare(name: str, trials: list[plan.Trial], n_slots: int) -> None:
 
 def replay(args) -> None:
     sweep = spec.load(args.sweep)
-    wall = {r["trial_id"]: r["wall_s"] for r in results.read(args.walls).to_pylist()}
-    missing = [t.trial_id for t in plan.plan(sweep) if t.trial_id not in wall]
-    if missing:
-        sys.exit(f"{args.walls}: no recorded wall time for {len(missing)} trials of "
-                 f"{sweep.name} (e.g. {missing[0]}); expected an OUT of the same sweep")
+    wall = recorded_walls(sweep, args.walls)
     trials = [dataclasses.replace(t, resources={"CPU": 1}, config={
         **t.config, "backend": "simulate",
         "simulate": {"hold_s": wall[t.trial_id], "plain": {"E": 0.5, "terms": {}},
                      "distilled": {"E": 0.5, "terms": {}}}}) for t in plan.plan(sweep)]
     compare(sweep.name, trials, args.slots)
+
+
+def recorded_walls(sweep: spec.Sweep, out: str) -> dict[str, float]:
+    wall = {r["trial_id"]: r["wall_s"] for r in results.read(out).to_pylist()}
+    missing = [t.trial_id for t in plan.plan(sweep) if t.trial_id not in wall]
+    if missing:
+        sys.exit(f"{out}: no recorded wall time for {len(missing)} trials of {sweep.name} "
+                 f"(e.g. {missing[0]}); expected an OUT of the same sweep")
+    return wall
+
+
+def list_schedule(order: list[plan.Trial], wall: dict[str, float], n_slots: int) -> float:
+    """Makespan of starting, whenever a slot is free, the first ready trial of ORDER."""
+    ok, running, now, waiting = set(), [], 0.0, list(order)
+    while waiting or running:
+        ready = [t for t in waiting if all(d in ok for d in t.depends_on)]
+        for t in ready[: n_slots - len(running)]:
+            heapq.heappush(running, (now + wall[t.trial_id], t.trial_id))
+            waiting.remove(t)
+        now, done = heapq.heappop(running)
+        ok.add(done)
+    return now
+
+
+def schedule(args) -> None:
+    sweep = spec.load(args.sweep)
+    trials, wall = plan.plan(sweep), recorded_walls(sweep, args.walls)
+    print("| slots | plan order s | critical first s | ideal s |")
+    print("|---|---|---|---|")
+    for n in (2, 4, 8, 16, 32):
+        best = max(ideal_from(trials, wall, n))
+        print(f"| {n} | {list_schedule(trials, wall, n):.1f} | "
+              f"{list_schedule(plan.critical_first(trials), wall, n):.1f} | {best:.1f} |")
 
 
 def overhead(args) -> None:
@@ -110,12 +151,16 @@ def overhead(args) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["overhead", "makespan", "replay"])
+    p.add_argument("what", choices=["overhead", "makespan", "replay", "schedule"])
     p.add_argument("--sweep", default=str(grid.default_sweep()))
     p.add_argument("--trials", type=int, default=200)
-    p.add_argument("--walls", default="runs/default", help="replay: OUT with the wall times")
+    p.add_argument("--walls", default="runs/default",
+                   help="replay, schedule: an OUT of the sweep with the wall times")
     p.add_argument("--slots", type=int, default=8, help="replay: CPUs Ray is told it has")
     args = p.parse_args(argv)
+    if args.what == "schedule":
+        schedule(args)
+        return 0
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False,
              num_cpus=args.slots if args.what == "replay" else None)
