@@ -96,7 +96,7 @@ def stop_reason(slices: list[dict], targets: list, wanted: list, picked: list,
     if not targets:
         return "every chased slice's D**p interval is within --tol"
     if not wanted:
-        return "no Dp left where D**p is uncertain that has not been measured"
+        return "every Dp where D**p is still uncertain has been measured already"
     if not picked:
         return f"budget spent: {left} trials left, the next pair needs more"
     return None
