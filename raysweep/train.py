@@ -7,9 +7,10 @@ frozen teachers (eq. 3) and, when `attention_weight > 0`, attention-map alignmen
 then do the models leave fused attention (see models.attention_maps).
 
 Determinism: every random draw (batch order, crops, flips) comes from one torch.Generator seeded
-with `seed` and living on the data's device; model initialisation is the caller's (build the model
-under torch.manual_seed). A run resumed from an `on_epoch` state reproduces the uninterrupted run
-on the same device (tests/test_train.py checks bit-equal weights on the CPU).
+with `seed` and living on the data's device; model initialisation is the caller's (trial.run
+builds models under torch.manual_seed of the trial's seed). A run resumed from an `on_epoch`
+state reproduces the uninterrupted run on the same device (tests/test_train.py checks bit-equal
+weights on the CPU).
 
 Left out, and why: gradient clipping, EMA weights, mixup/cutmix and stochastic depth of DeiT's
 ImageNet recipe (the paper's Table 3 names optimizer, batch size, lr and warm-up lr only; every

@@ -46,7 +46,12 @@ def run(trial: Trial, ctx: Context, *, attempts: int = 1) -> dict:
         from raysweep import simulate
         outcome = simulate.answer(trial)
     else:
-        outcome = STAGES[trial.stage](trial, ctx)
+        # Initial weights (fresh models, new heads) come from torch's global generator: seeded
+        # here by the config's seed, so a trial id means one run in any process, and a size starts
+        # from the same weights at every Dp (common random numbers for the fits).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(trial.config["seed"])
+            outcome = STAGES[trial.stage](trial, ctx)
     row = results.record(trial, status=outcome.status, error=outcome.error, loss=outcome.loss,
                          message=outcome.message, wall_s=time.perf_counter() - start,
                          attempts=attempts, node=socket.gethostname())
