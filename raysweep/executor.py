@@ -3,14 +3,14 @@
 No stage barriers (DESIGN decision 2): `ReadySearcher` hands Tune a trial the moment every trial it
 depends on has finished, so a fine-tune starts as soon as its own pretraining is done, whatever the
 rest of the grid is doing; among ready trials the one heading the costliest chain goes first
-(plan.critical_first), so the long chains do not start last. Each trial asks for its model size's resources (a GPU fraction and CPU
-threads; the GPU part is dropped on a cluster without GPUs, so the same sweep runs on a laptop) and
-sets torch's threads to its CPUs. A trial whose code fails is retried up to `retries` times (a lost
-node costs no retry, and a trial Tune gives up on for lost workers is suggested again, see
-RESUBMITS); one that still fails is recorded `failed` with its error, its dependants are
-recorded `failed` with the reason, and the rest of the grid goes on. Results are written by the
-trial itself (results.py); Tune's own experiment state is kept for its logs and TensorBoard, never
-read back to resume.
+(plan.critical_first), so the long chains do not start last. Each trial asks for its model size's
+resources (a GPU fraction and CPU threads; the GPU part is dropped on a cluster without GPUs, so the
+same sweep runs on a laptop) and sets torch's threads to its CPUs. A trial whose code fails is
+retried up to `retries` times (a lost node costs no retry, and a trial Tune gives up on for lost
+workers is suggested again, see RESUBMITS); one that still fails is recorded `failed` with its
+error, its dependants are recorded `failed` with the reason, and the rest of the grid goes on.
+Results are written by the trial itself (results.py); Tune's own experiment state is kept for its
+logs and TensorBoard, never read back to resume.
 """
 
 from __future__ import annotations
@@ -219,7 +219,8 @@ def fit_to_cluster(trials: list[Trial]) -> list[Trial]:
 
 def say(line: str) -> None:
     """The default `echo`: a module function, not `print` itself, because Tune pickles its
-    callbacks, and once Ray's tqdm_ray has swapped `builtins.print` cloudpickle refuses the old one."""
+    callbacks, and once Ray's tqdm_ray has swapped `builtins.print` cloudpickle refuses the old
+    one."""
     print(line, flush=True)
 
 

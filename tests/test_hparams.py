@@ -224,5 +224,7 @@ def test_progress_lines_survive_a_swapped_print(monkeypatch):
     import builtins
 
     monkeypatch.setattr(builtins, "print", lambda *a, **k: None)
-    for echo in (hparams.Echo(1, 2, executor.say), executor.Progress(2, "out", executor.say, set().__contains__)):
+    callbacks = (hparams.Echo(1, 2, executor.say),
+                 executor.Progress(2, "out", executor.say, set().__contains__))
+    for echo in callbacks:
         assert ray.cloudpickle.loads(ray.cloudpickle.dumps(echo)).echo is executor.say
