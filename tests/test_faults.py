@@ -86,6 +86,15 @@ def rows(out: Path) -> dict[str, dict]:
     return {r["trial_id"]: r for r in table}
 
 
+def ok_at_first_attempt(out: Path, n: int) -> dict[str, dict]:
+    """The records of OUT, asserted to be N trials, one file each, all ok at their first attempt."""
+    table = rows(out)
+    assert len(table) == len(result_files(out)) == n
+    assert {r["status"] for r in table.values()} == {"ok"}
+    assert {r["attempts"] for r in table.values()} == {1}
+    return table
+
+
 def result_files(out: Path) -> list[Path]:
     return sorted((out / "results").glob("*.parquet"))
 
@@ -169,10 +178,7 @@ def test_node_lost_mid_trial_is_retried_elsewhere_without_burning_retries(fresh,
                 rerun_on.add(node.node_id)
         time.sleep(0.1)
     finish(driver)
-    table = rows(out)
-    assert len(table) == len(result_files(out)) == 4
-    assert {r["status"] for r in table.values()} == {"ok"}
-    assert {r["attempts"] for r in table.values()} == {1}
+    table = ok_at_first_attempt(out, 4)
     assert not list(out.glob("attempts/*.errors"))
     assert lost and rerun_on                    # retried elsewhere (the victim is gone) ...
     assert all(table[t]["started_at"].timestamp() > lost_at for t in lost)  # ... and recorded then
@@ -231,10 +237,7 @@ def test_driver_killed_mid_grid_then_rerun_records_each_trial_once_and_resumes(f
             seen.setdefault(tid, set()).add(epoch)
         time.sleep(0.02)
     finish(second)
-    table = rows(out)
-    assert len(table) == len(result_files(out)) == 4
-    assert {r["status"] for r in table.values()} == {"ok"}
-    assert {r["attempts"] for r in table.values()} == {1}
+    ok_at_first_attempt(out, 4)
     after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in result_files(out)}
     assert {name: after[name] for name in before} == before   # finished trials not re-run
     for tid, epoch in resumable.items():                      # resumed, never from epoch 1
