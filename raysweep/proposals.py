@@ -17,13 +17,8 @@ smallest Dp while D**p sat mid-range). Members that never cross, and NaN values,
 
 We pick the best-scoring candidates greedily, never two closer than `min_gap` decades of Dp in one
 slice (spread, not stacked), and divide the score by the square root of the trial's relative cost
-(a bigger Dp costs more pretraining): cost weighs the choice without overriding it. Across slices
-the score is multiplied by the width, in decades, of the slice's 95 % band of D**p: every slice's
-best candidate has p near 1/2, so without it the cheapest slice would win every round and the widest
-one -- the slice the stop waits on -- would starve (seen in bench_adaptive's grid study: 6 rounds,
-every pair in the 4-head slices). Within a slice the factor is common and changes nothing.
-Candidates are continuous in Dp: a log-spaced grid of `n` image counts between the smallest and
-largest Dp.
+(a bigger Dp costs more pretraining): cost weighs the choice without overriding it. Candidates are
+continuous in Dp: a log-spaced grid of `n` image counts between the smallest and largest Dp.
 
 Left out: batch-aware acquisition (e.g. fantasised updates); the spacing rule is the cheap stand-in.
 """
@@ -41,7 +36,7 @@ TAIL = 0.025  # share of the ensemble outside a 95 % band, each side
 class Candidate:
     slice_key: tuple
     dp: int            # pretraining images
-    score: float       # min(p, 1 - p) * band width (decades) / sqrt(relative cost)
+    score: float       # min(p, 1 - p) / sqrt(relative cost)
     p_positive: float  # p: share of the crossing members in which distillation still wins here
     reason: str = "D**p uncertain here"  # why this Dp: the report's table groups by it
 
@@ -66,15 +61,9 @@ def score_slice(slice_key: tuple, f_samples: np.ndarray, dps: np.ndarray,
         return []
     p = (first[:, None] > np.arange(len(dps))[None, :]).mean(axis=0)
     unsure = np.minimum(p, 1.0 - p)
-    s = unsure * band_decades(dps[first]) / np.sqrt(cost / cost.min())
+    s = unsure / np.sqrt(cost / cost.min())
     return [Candidate(slice_key, int(d), float(v), float(q))
             for d, v, q, u in zip(dps, s, p, unsure) if u > TAIL]
-
-
-def band_decades(crossings: np.ndarray) -> float:
-    """Width of the members' central 95 % of D**p, in decades (at least one candidate step)."""
-    lo, hi = np.percentile(crossings, [100 * TAIL, 100 * (1 - TAIL)])
-    return max(float(np.log10(hi / lo)), 1e-3)
 
 
 def pick(candidates: list[Candidate], k: int, min_gap: float = 0.1) -> list[Candidate]:
