@@ -1,21 +1,33 @@
 """Benchmark: trials needed to pin D**p down to +-10 %, adaptive against uniform and random Dp.
 
-    .venv/bin/python tests/benchmarks/bench_adaptive.py [--seeds 20] [--noise 0.005] [--cap 240]
-                                                       [--bootstrap 100] [--jobs 1] [--log FILE]
+    .venv/bin/python tests/benchmarks/bench_adaptive.py [--study slice|grid] [--seeds 20]
+        [--noise 0.005] [--cap N] [--tol R] [--strategies ...] [--bootstrap 100] [--jobs 1]
+        [--log FILE]
 
-Per seed, one truth: the simulate sweep's plain law, and a distilled law built so that F(Dp) =
-E_plain - E_distilled turns from + to - at a D**p drawn log-uniform in TRUTH_RANGE (inside the
-grid's 6.5e4 - 1.3e6 images); the truth is then recomputed with boundary.d_cross on the true laws.
-Every strategy gets the same one-slice sweep (a 4-head student, one 2-head teacher, Df = 50,000),
-the same start grid (5 Dp values: 20 trials), the same batch (4 pairs, 16 trials a round), the same
-fits (bootstrap B), the same stopping rule (95 % interval of D**p with (hi - lo) / D**p <= 0.2, the
-issue's +-10 %) and the same cap on trials; they differ only in where a round's Dp values go:
-  adaptive  adaptive_choice.crossing_rule (what `python -m raysweep.adaptive` runs)
-  uniform   log-midpoints of the widest gaps between measured Dp values (doubling the density)
-  random    log-uniform over the grid's range
+Two studies, each on simulated truths with a known D**p per slice (per seed a new truth):
+  slice  one slice (a 4-head student, one 2-head teacher, Df = 50,000): the simulate sweep's plain
+         law and a distilled law built so that F(Dp) = E_plain - E_distilled turns from + to - at
+         a D**p drawn log-uniform in SLICE_TRUTHS; start grid 5 Dp values (20 trials).
+  grid   the whole shipped study (sweeps/simulate.yaml: DeiT 2/4/6/8 heads, 3 teacher sets, 3 Df,
+         9 slices), its distilled floor E shifted so that the 6-head slice crosses at a D**p drawn
+         log-uniform in GRID_TRUTHS (the others then cross at 0.5-1.5x of it, all inside the
+         grid's Dp range); start grid 4 Dp values (100 trials).
+The truths are recomputed with boundary.d_cross on the true laws. Every strategy of a study gets
+the same start grid, the same fits (bootstrap B), the same stopping rule (every chased slice's 95 %
+interval of D**p has (hi - lo) / D**p <= R: slice 0.2, the issue's +-10 %; grid 0.5, since at 0.2
+no strategy stopped within 500 trials) and the same cap on trials; they differ only in where a
+round's trials go:
+  adaptive  adaptive_choice.crossing_rule, BATCH pairs a round (what `python -m raysweep.adaptive`
+            runs)
+  uniform   the grid refined uniformly: whole Dp rows (every trial the sweep has at that Dp) at the
+            log-midpoints of the widest gaps between measured Dp values; slice: BATCH rows a round
+            (a row there is one pair), grid: one row (25 trials) a round, its finest step
+  random    BATCH pairs a round at log-uniform Dp, each in a random slice still chased
 Trials run in-process (adaptive.inline_runner: simulated answers, no Ray). Reported per strategy:
-median trials at the stop (a run that hits the cap counts as the cap: a lower bound), the share
-that converged within the cap, and the share of converged runs whose interval covers the truth.
+median trials at the stop, start grid included (a run that hits the cap counts as the cap: a lower
+bound), the same counting only trials added after the start grid, the widest relative interval
+left at the stop (median), the share of runs that converged within the cap, and the share of
+slices, over converged runs, whose interval covers the truth.
 """
 
 from __future__ import annotations
@@ -33,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from raysweep import adaptive, plan, spec
+from raysweep import adaptive, plan, proposals, simulate, spec
 from raysweep import adaptive_choice as choice
 from raysweep import boundary as bnd
 from raysweep.laws import Law
@@ -41,99 +53,226 @@ from raysweep.proposals import Candidate
 
 SIM = yaml.safe_load((Path(__file__).resolve().parents[2] / "sweeps" / "simulate.yaml").read_text())
 PLAIN = SIM["simulate"]["plain"]   # error = 0.05 + 6 Dp^-0.35 + 40 M^-0.3 + 2 Df^-0.4
-DISTILLED_EXPONENT = 0.2           # the distilled student leans on its teacher more than on Dp
-DISTILLED_SHARE = 0.2              # at D**p its Dp term is 1/5 of the plain one (F falls steeply)
-TRUTH_RANGE = (1.2e5, 7e5)         # images; the grid spans 6.5e4 - 1.3e6
-START_GRID = [0.05, 0.1, 0.25, 0.5, 1.0]  # of 1.3M fractal images
-BATCH, TOL = 4, 0.2
+DISTILLED_EXPONENT = 0.2           # slice study: the distilled student leans on its teacher more
+DISTILLED_SHARE = 0.2              # than on Dp; at D**p its Dp term is 1/5 of the plain one
+SLICE_TRUTHS = (1.2e5, 7e5)        # images; the grid spans 6.5e4 - 1.3e6
+GRID_TRUTHS = (2e5, 4.5e5)         # the 6-head slice's D**p; the others 0.5-1.5x of it
+START = {"slice": [0.05, 0.1, 0.25, 0.5, 1.0], "grid": [0.05, 0.1, 0.33, 1.0]}  # of 1.3M images
+CAP = {"slice": 240, "grid": 400}
+TOL = {"slice": 0.2, "grid": 0.5}  # grid: +-25 %; at +-10 % no strategy stops within 500
+BATCH = 4
+ROWS = {"slice": BATCH, "grid": 1}  # uniform refinement's Dp rows a round
 
 
-def truth_sweep(seed: int, noise: float) -> tuple[spec.Sweep, float]:
-    """(one-slice simulate sweep, its true D**p in images)."""
-    d = math.exp(np.random.default_rng(seed).uniform(*np.log(TRUTH_RANGE)))
+def draw(seed: int, span: tuple[float, float]) -> float:
+    return math.exp(np.random.default_rng(seed).uniform(*np.log(span)))
+
+
+def slice_sweep(seed: int, noise: float) -> spec.Sweep:
+    d = draw(seed, SLICE_TRUTHS)
     plain_term = PLAIN["terms"]["dp"]["coef"] * d ** -PLAIN["terms"]["dp"]["exponent"]
     distilled_term = DISTILLED_SHARE * plain_term   # both equal at d: F(d) = 0
     distilled = {"E": PLAIN["E"] + plain_term - distilled_term,
                  "terms": {**PLAIN["terms"], "dp": {"coef": distilled_term * d ** DISTILLED_EXPONENT,
                                                     "exponent": DISTILLED_EXPONENT}}}
-    raw = {**SIM, "name": f"bench-adaptive-{seed}", "model": {**SIM["model"], "heads": [4]},
-           "teachers": {4: [[2]]}, "df": [1.0], "dp": START_GRID, "distill": {"stage": "pretrain"},
-           "simulate": {"noise": noise, "plain": PLAIN, "distilled": distilled}}
-    sweep = spec.parse(raw)
-    return sweep, true_cross(sweep)
+    return spec.parse({**SIM, "name": f"bench-adaptive-{seed}", "model": {**SIM["model"], "heads": [4]},
+                       "teachers": {4: [[2]]}, "df": [1.0], "dp": START["slice"],
+                       "distill": {"stage": "pretrain"},
+                       "simulate": {"noise": noise, "plain": PLAIN, "distilled": distilled}})
 
 
-def true_cross(sweep: spec.Sweep) -> float:
+def grid_sweep(seed: int, noise: float) -> spec.Sweep:
+    """The shipped study with the distilled floor moved: the 6-head slice crosses at the draw."""
+    d = draw(seed, GRID_TRUTHS)
+    law = SIM["simulate"]["distilled"]
+    six = next(f for f in slice_inputs(spec.parse({**SIM, "dp": START["grid"]})).values()
+               if f["heads"] == 6)
+    x = {**six, "dp": d}
+    floor = simulate.law_value(PLAIN, x) - (simulate.law_value(law, x) - law["E"])
+    return spec.parse({**SIM, "name": f"bench-adaptive-grid-{seed}", "dp": START["grid"],
+                       "simulate": {"noise": noise, "plain": PLAIN,
+                                    "distilled": {**law, "E": floor}}})
+
+
+SWEEPS = {"slice": slice_sweep, "grid": grid_sweep}
+
+
+def slice_inputs(sweep: spec.Sweep) -> dict[tuple, dict]:
+    """Boundary slice key -> the law inputs that are fixed along it."""
+    return {(t.config["downstream"]["name"], t.config["model"]["heads"],
+             tuple(t.config["teachers"]), t.config["df"]):
+            {"heads": t.config["model"]["heads"], "params": t.params, "df": t.config["df"],
+             "teacher_params": t.teacher_params}
+            for t in plan.plan(sweep) if t.stage == "distill"}
+
+
+def truths(sweep: spec.Sweep) -> dict[tuple, float]:
     laws = {k: Law(v["E"], {n: (t["coef"], t["exponent"]) for n, t in v["terms"].items()})
             for k, v in sweep.simulate.items() if k in ("plain", "distilled")}
-    fixed = {"params": 1e7, "df": 5e4}  # their terms are the same in both laws: F ignores them
-    return bnd.d_cross(laws["plain"], laws["distilled"], fixed, (1e3, 1e8))
+    return {key: bnd.d_cross(laws["plain"], laws["distilled"], x, (1e3, 1e8))
+            for key, x in slice_inputs(sweep).items()}
 
+
+# ---- strategies: where a round's trials go ---------------------------------------------------
 
 def uniform(sit: choice.Situation) -> list[Candidate]:
-    key = choice.slice_key(sit.targets[0])
-    logs = np.log(sit.measured[key])
+    """Rows at the log-midpoints of the SIT.BATCH widest gaps between the Dp values measured (in
+    any slice): a pair in every slice there, which full_rows completes to the sweep's whole row."""
+    logs = np.log(sorted({d for dps in sit.measured.values() for d in dps}))
     gaps = sorted(zip(-np.diff(logs), logs[:-1]))[: sit.batch]  # widest first, then lowest Dp
     return [Candidate(key, round(math.exp(lo - g / 2)), 0.0, math.nan, "uniform refinement")
-            for g, lo in gaps]
+            for g, lo in gaps for key in sit.measured]
 
 
 def random_dp(sit: choice.Situation) -> list[Candidate]:
-    key = choice.slice_key(sit.targets[0])
-    rng = np.random.default_rng(len(sit.measured[key]))  # new draws every round, reproducible
-    return [Candidate(key, round(math.exp(u)), 0.0, math.nan, "random Dp")
-            for u in rng.uniform(*np.log(sit.dp_range), size=sit.batch)]
+    rng = np.random.default_rng(sum(map(len, sit.measured.values())))  # new draws every round
+    dps = rng.uniform(*np.log(sit.dp_range), size=sit.batch)
+    picks = rng.integers(len(sit.targets), size=sit.batch)
+    return [Candidate(choice.slice_key(sit.targets[i]), round(math.exp(u)), 0.0, math.nan,
+                      "random Dp") for u, i in zip(dps, picks)]
 
 
-STRATEGIES = {"adaptive": choice.crossing_rule, "uniform": uniform, "random": random_dp}
+def variance(sit: choice.Situation) -> list[Candidate]:
+    """A candidate rule, not the shipped one: the pairs whose predicted log errors covary most
+    with the chased slices' log D**p across the bootstrap ensemble -- the expected drop in the
+    summed variance of log D**p, Cov^T (Var + noise^2)^-1 Cov, divided by sqrt(relative cost) --
+    picked greedily, the ensemble updated after each pick as if it had been observed (a Gaussian,
+    ensemble-Kalman update; Hamill & Snyder 2002 use the same idea to target observations). Any
+    Dp in the range, not only inside the band; the noise is the simulator's, known here."""
+    fine = proposals.candidate_dps(*sit.dp_range, choice.CANDIDATES)
+    dps = proposals.candidate_dps(*sit.dp_range, 200)
+    ds = sit.targets[0]["downstream"]   # the benchmark's studies have one downstream set
+    laws, targets = sit.fits[ds], [s for s in sit.targets if s["downstream"] == ds]
+    logd, obs, allowed, cost = [], [], [], []
+    for s in targets:
+        f = choice.advantage_samples(laws, s, fine)
+        first = proposals.first_crossings(f)
+        edge = np.where(f[:, -1] > 0, math.log(fine[-1]), math.log(fine[0]))  # censored members
+        logd.append(np.where(first >= 0, np.log(fine[np.maximum(first, 0)]), edge))
+        x = {"params": s["student_params"], "df": s["df"], "teacher_params": s["teacher_params"],
+             "dp": dps.astype(float)}
+        with np.errstate(all="ignore"):
+            obs.append(np.stack([np.log([m.predict(x) for m in laws[name].ensemble])
+                                 for name in choice.BOUNDARY_LAWS], axis=-1))
+        done = np.log10(sit.measured.get(choice.slice_key(s), [math.inf]))
+        allowed.append(np.abs(np.log10(dps)[:, None] - done).min(axis=1) >= choice.REPEAT_GAP)
+        cost.append(choice.pair_cost(sit.sweep, dps, s["df"]))
+    L, Y = np.stack(logd, axis=1), np.concatenate(obs, axis=1)   # (m, T), (m, slices * n, 2)
+    keep = np.isfinite(L).all(axis=1) & np.isfinite(Y).all(axis=(1, 2))
+    m = int(keep.sum())
+    UL = (L[keep] - L[keep].mean(axis=0)) / math.sqrt(m - 1)    # covariance = U^T U
+    UY = (Y[keep] - Y[keep].mean(axis=0)) / math.sqrt(m - 1)
+    allowed, cost = np.concatenate(allowed), np.sqrt(np.concatenate(cost) / np.min(cost))
+    noise2 = sit.sweep.simulate["noise"] ** 2 * np.eye(2)
+    picked = []
+    for _ in range(sit.batch):
+        cov = np.einsum("mpa,mt->pat", UY, UL)              # (pairs, 2, targets)
+        var = np.einsum("mpa,mpb->pab", UY, UY) + noise2    # (pairs, 2, 2)
+        gain = np.einsum("pat,pab,pbt->p", cov, np.linalg.inv(var), cov)
+        score = np.where(allowed, gain / cost, -np.inf)
+        i = int(np.argmax(score))
+        if not score[i] > 0:
+            break
+        k, j = divmod(i, len(dps))
+        picked.append(Candidate(choice.slice_key(targets[k]), int(dps[j]), float(score[i]),
+                                math.nan, "variance reduction"))
+        near = np.abs(np.log10(dps / dps[j])) < choice.REPEAT_GAP
+        allowed[k * len(dps):(k + 1) * len(dps)] &= ~near
+        H = UY[:, i]                                              # observe pick i: shrink
+        w, V = np.linalg.eigh(np.eye(m) - H @ np.linalg.solve(H.T @ H + noise2, H.T))
+        R = (V * np.sqrt(np.clip(w, 0, None))) @ V.T              # the ensemble's spread
+        UL, UY = R @ UL, np.einsum("mk,kpa->mpa", R, UY)
+    return picked
+
+
+STRATEGIES = {"adaptive": choice.crossing_rule, "uniform": uniform, "random": random_dp,
+              "variance": variance}
+
+
+def full_rows(sweep: spec.Sweep, run):
+    """A runner that completes every Dp it is given to the sweep's whole row (plan.plan at that
+    Dp): uniform refinement refines the grid, not one slice."""
+    return lambda trials: run(plan.plan(sweep, sorted({t.config["dp"] for t in trials})))
 
 
 def one_run(job: tuple) -> dict:
-    seed, name, noise, cap, bootstrap = job
-    sweep, truth = truth_sweep(seed, noise)
+    study, seed, name, noise, cap, tol, bootstrap = job
+    sweep = SWEEPS[study](seed, noise)
+    truth = truths(sweep)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        budget = cap - len(plan.plan(sweep))  # the start grid is round 0, outside the budget
-        doc = adaptive.rounds(sweep, out, adaptive.inline_runner(out), budget, BATCH, TOL,
-                              bootstrap, echo=lambda _: None, choose=STRATEGIES[name])
-    s = doc["boundary"][0]
-    ci = s["d_cross_ci"]
-    return {"seed": seed, "strategy": name, "truth": truth, "trials": doc["trials_run"],
-            "rounds": len(doc["rounds"]) - 1, "converged": choice.rel_width(s) <= TOL,
-            "d_cross": s["d_cross"], "ci": ci, "covers": bool(ci and ci[0] <= truth <= ci[1]),
+        runner = adaptive.inline_runner(out)
+        if name == "uniform":
+            runner = full_rows(sweep, runner)
+        grid = len(plan.plan(sweep))
+        budget = cap - grid  # the start grid is round 0, outside the budget
+        rows = ROWS[study] if name == "uniform" else BATCH
+        doc = adaptive.rounds(sweep, out, runner, budget, rows, tol, bootstrap,
+                              echo=lambda _: None, choose=STRATEGIES[name])
+    found = {choice.slice_key(s): s for s in doc["boundary"]}
+    covers = [bool(found[k]["d_cross_ci"] and found[k]["d_cross_ci"][0] <= d
+                   <= found[k]["d_cross_ci"][1]) for k, d in truth.items()]
+    return {"study": study, "seed": seed, "strategy": name, "trials": doc["trials_run"],
+            "added": doc["trials_run"] - grid, "rounds": len(doc["rounds"]) - 1,
+            "converged": doc["stopped"].startswith("every chased"), "slices": len(truth),
+            "widest": max((choice.rel_width(s) for s in doc["boundary"] if choice.chased(s)),
+                          default=math.inf),
+            "covered": sum(covers), "truth": [truth[k] for k in found if k in truth],
+            "d_cross": [s["d_cross"] for s in doc["boundary"]],
+            "ci": [s["d_cross_ci"] for s in doc["boundary"]],
             "stopped": doc["stopped"], "wall_s": round(time.perf_counter() - start, 1)}
 
 
 def table(runs: list[dict], cap: int) -> str:
-    lines = ["| strategy | median trials | converged within cap | covers truth (converged) |",
-             "|---|---|---|---|"]
+    lines = [("| strategy | median trials | median added | widest interval at stop | "
+              "converged within cap | intervals covering truth (converged runs) |"),
+             "|---|---|---|---|---|---|"]
     medians = {}
     for name in STRATEGIES:
         mine = [r for r in runs if r["strategy"] == name]
+        if not mine:
+            continue
         conv = [r for r in mine if r["converged"]]
-        medians[name] = statistics.median(r["trials"] if r["converged"] else cap for r in mine)
+        capped = [r["trials"] if r["converged"] else cap for r in mine]
+        grid = mine[0]["trials"] - mine[0]["added"]
+        medians[name] = statistics.median(capped)
         lower = ">= " if sum(not r["converged"] for r in mine) * 2 >= len(mine) else ""
-        lines.append(f"| {name} | {lower}{medians[name]:g} | {len(conv)}/{len(mine)} | "
-                     f"{sum(r['covers'] for r in conv)}/{len(conv)} |")
-    ratio = medians["adaptive"] / medians["uniform"]
-    return "\n".join(lines + [f"\nadaptive / uniform median trials: {ratio:.2f} (target <= 0.2)"])
+        widest = statistics.median(r["widest"] for r in mine)
+        lines.append(f"| {name} | {lower}{medians[name]:g} | {lower}{medians[name] - grid:g} | "
+                     f"{widest:.2f} | {len(conv)}/{len(mine)} | {sum(r['covered'] for r in conv)}/"
+                     f"{sum(r['slices'] for r in conv)} |")
+    if "adaptive" in medians and "uniform" in medians:
+        grid = runs[0]["trials"] - runs[0]["added"]
+        lines.append(f"\nadaptive / uniform median trials: "
+                     f"{medians['adaptive'] / medians['uniform']:.2f} (target <= 0.2); "
+                     f"added after the start grid: "
+                     f"{(medians['adaptive'] - grid) / (medians['uniform'] - grid):.2f}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--study", choices=sorted(SWEEPS), default="slice")
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--noise", type=float, default=0.005, help="sigma of the log-normal noise")
-    p.add_argument("--cap", type=int, default=240, help="most trials per run, start grid included")
+    p.add_argument("--cap", type=int, help="most trials per run, start grid included "
+                                           f"(default {CAP})")
+    p.add_argument("--tol", type=float, help=f"relative width to stop at (default {TOL})")
+    p.add_argument("--strategies", nargs="+", choices=list(STRATEGIES),
+                   default=["adaptive", "uniform", "random"])
     p.add_argument("--bootstrap", type=int, default=100)
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
     p.add_argument("--log", help="append each run as a JSON line here; runs already in it are "
                                  "not run again (a cut-off benchmark resumes)")
     args = p.parse_args(argv)
-    runs = [json.loads(line) for line in Path(args.log).read_text().splitlines()
-            ] if args.log and Path(args.log).is_file() else []
+    cap, tol = args.cap or CAP[args.study], args.tol or TOL[args.study]
+    logged = [json.loads(line) for line in Path(args.log).read_text().splitlines()
+              ] if args.log and Path(args.log).is_file() else []
+    runs = [r for r in logged if r.get("study") == args.study]
     done = {(r["seed"], r["strategy"]) for r in runs}
-    jobs = [(seed, name, args.noise, args.cap, args.bootstrap)
-            for seed in range(args.seeds) for name in STRATEGIES if (seed, name) not in done]
+    jobs = [(args.study, seed, name, args.noise, cap, tol, args.bootstrap)
+            for seed in range(args.seeds) for name in args.strategies
+            if (seed, name) not in done]
     with multiprocessing.Pool(args.jobs) as pool:
         for run in pool.imap_unordered(one_run, jobs):
             runs.append(run)
@@ -141,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.log:
                 with open(args.log, "a") as f:
                     f.write(json.dumps(run) + "\n")
-    print(table(runs, args.cap))
+    print(table(runs, cap))
     return 0
 
 
