@@ -23,6 +23,8 @@ round's trials go:
             log-midpoints of the widest gaps between measured Dp values; slice: BATCH rows a round
             (a row there is one pair), grid: one row (25 trials) a round, its finest step
   random    BATCH pairs a round at log-uniform Dp, each in a random slice still chased
+  variance  (only when named in --strategies) a candidate rule measured here before it could ship:
+            see `variance`
 Trials run in-process (adaptive.inline_runner: simulated answers, no Ray). Reported per strategy:
 median trials at the stop, start grid included (a run that hits the cap counts as the cap: a lower
 bound), the same counting only trials added after the start grid, the widest relative interval
