@@ -118,7 +118,8 @@ def record(doc: dict, out: str, picked: list, ran: int, bootstrap: int, tol: flo
 def proposal_json(c: proposals.Candidate) -> dict:
     ds, heads, teachers, df = c.slice_key
     return {"downstream": ds, "student_heads": heads, "teacher_heads": list(teachers), "df": df,
-            "dp": c.dp, "score": c.score, "p_positive": c.p_positive, "reason": c.reason}
+            "dp": c.dp, "replicate": c.replicate, "score": c.score, "p_positive": c.p_positive,
+            "reason": c.reason}
 
 
 def read_doc(out: str) -> dict:

@@ -8,17 +8,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raysweep import adaptive, plan, results, spec
+from raysweep import adaptive, plan, proposals, results, spec
 from raysweep import adaptive_choice as choice
 from raysweep import boundary as bnd
 from raysweep.laws import Law
+from raysweep.proposals import Candidate
 
 ROOT = Path(__file__).parent.parent
 SIM = yaml.safe_load((ROOT / "sweeps" / "simulate.yaml").read_text())
 PLAIN = SIM["simulate"]["plain"]
 TRUE_CROSS = 2.5e5  # images: inside the grid's 6.5e4 - 1.3e6
-REPORTED = {"downstream", "student_heads", "teacher_heads", "df", "dp", "score", "p_positive",
-            "reason"}  # what report_tables.adaptive_table and plots_boundary.fig_adaptive read
+REPORTED = {"downstream", "student_heads", "teacher_heads", "df", "dp", "replicate", "score",
+            "p_positive", "reason"}  # what report_tables.adaptive_table and plots_boundary.fig_adaptive read
 
 
 def one_slice_raw(noise: float) -> dict:
@@ -98,8 +99,8 @@ def test_a_rerun_with_more_budget_continues_the_rounds_and_repeats_no_trial(tmp_
     assert sum(r["trials_run"] for r in more["rounds"][1:]) == 12
     assert len(launched) == len(set(launched)) == more["trials_run"] == more["trials_total"]
     assert {p.stem for p in (tmp_path / "results").glob("*.parquet")} == set(launched)
-    dps = [p["dp"] for r in more["rounds"][1:] for p in r["proposals"]]
-    assert len(set(dps)) == len(dps)                    # no Dp proposed twice
+    dps = [(p["dp"], p["replicate"]) for r in more["rounds"][1:] for p in r["proposals"]]
+    assert len(set(dps)) == len(dps)                    # no measurement proposed twice
 
 
 def test_the_command_runs_a_round_on_local_ray_and_writes_the_report(ray_local, tmp_path, capsys):
@@ -148,3 +149,36 @@ def test_a_slice_whose_laws_do_not_cross_is_reported_not_chased(tmp_path):
     assert doc["boundary"][0]["status"] == "no crossing" and doc["trials_run"] == 20
     assert not choice.chased(doc["boundary"][0])
     assert any(line.startswith("  not chased: cifar100 4h<-2h") for line in lines)
+
+
+def test_a_candidate_at_a_measured_dp_becomes_its_next_replicate():
+    key = ("cifar100", 4, (2,), 50_000)
+    found = [Candidate(key, 100_000, 0.5, 0.5), Candidate(key, 100_300, 0.4, 0.5),
+             Candidate(key, 200_000, 0.3, 0.5)]
+    # Dp 100,100 measured twice with a 2-seed sweep: one replicate; 0.1 % and 0.2 % away is "at" it
+    got = choice.replicates(found, [100_100, 100_100, 150_000], seeds=2)
+    assert [(c.dp, c.replicate, c.score) for c in got] == [(100_100, 1, 0.5), (200_000, 0, 0.3)]
+    sweep = spec.parse({**one_slice_raw(noise=0.0), "seeds": [0, 1]})
+    first = {t.trial_id: t for t in choice.pair_trials(sweep, [found[0]])}
+    again = choice.pair_trials(sweep, [got[0]])
+    assert {t.config["seed"] for t in again} == {2, 3}    # seeds shifted past the sweep's
+    assert not set(first) & {t.trial_id for t in again}   # new trials, not the same ones
+
+
+def test_when_every_uncertain_dp_is_measured_the_rule_proposes_replicates(tmp_path):
+    # Noisy trials can use up the distinct Dp values of the band; the rule then repeats the
+    # measured ones with new seeds instead of giving up with budget left.
+    sweep, out = spec.parse(one_slice_raw(noise=0.01)), str(tmp_path)
+    adaptive.inline_runner(out)(plan.plan(sweep))
+    rows = bnd.ok_rows(results.read(out))
+    fits, slices = choice.fit_boundary(rows, bootstrap=30)
+    everywhere = [int(d) for d in proposals.candidate_dps(*choice.dp_range(sweep),
+                                                          choice.CANDIDATES)]
+    sit = choice.Situation(sweep, fits, slices, {choice.slice_key(slices[0]): everywhere},
+                           choice.dp_range(sweep), batch=3)
+    picked = choice.crossing_rule(sit)
+    assert len(picked) == 3 and all(c.replicate == 1 and c.dp in everywhere for c in picked)
+    lo, hi = slices[0]["d_cross_ci"]
+    assert all(lo / 1.015 <= c.dp <= hi * 1.015 for c in picked)   # still inside the band
+    kept, trials = choice.affordable(sweep, picked, results.finished_ids(out), left=100)
+    assert kept == picked and {t.config["seed"] for t in trials} == {1}
