@@ -161,8 +161,11 @@ def _proposed(picked: list) -> str:
     dps = [c.dp for c in picked]
     p = [c.p_positive for c in picked]
     slices = len({c.slice_key for c in picked})
+    again = sum(c.replicate > 0 for c in picked)
+    repeats = f", {again} at a measured Dp with new seeds" if again else ""
     return (f"{len(picked)} pairs in {slices} slice{'s' * (slices > 1)} at Dp {min(dps):.3g}-"
-            f"{max(dps):.3g} ({picked[0].reason}; P(distillation wins) {min(p):.2f}-{max(p):.2f})")
+            f"{max(dps):.3g}{repeats} ({picked[0].reason}; P(distillation wins) "
+            f"{min(p):.2f}-{max(p):.2f})")
 
 
 # ---- runners and targets ---------------------------------------------------------------------

@@ -182,3 +182,5 @@ def test_when_every_uncertain_dp_is_measured_the_rule_proposes_replicates(tmp_pa
     assert all(lo / 1.015 <= c.dp <= hi * 1.015 for c in picked)   # still inside the band
     kept, trials = choice.affordable(sweep, picked, results.finished_ids(out), left=100)
     assert kept == picked and {t.config["seed"] for t in trials} == {1}
+    line = adaptive.round_line(1, picked, len(trials), slices, 0.2)
+    assert "3 pairs in 1 slice at Dp" in line and ", 3 at a measured Dp with new seeds (" in line
