@@ -24,7 +24,8 @@ Left out: batch-aware acquisition (e.g. fantasised updates); the spacing rule is
 Known limit (BENCHMARKS.md, "The whole study"): on a study of many slices this rule needs more
 trials than refining the grid by whole Dp rows. D**p's interval comes from parameters all slices
 share, which rows pin and pairs at one slice's crossing barely do; weighting slices by their band
-width did not help. bench_adaptive's `variance` rule came closest and is the lead to follow.
+width did not help. design_rule.py ranks pairs by what they tell about those parameters and is
+the default; this rule stays as `--rule crossing`.
 """
 
 from __future__ import annotations
@@ -58,13 +59,21 @@ def first_crossings(f_samples: np.ndarray) -> np.ndarray:
     return np.where(turns.any(axis=1), turns.argmax(axis=1) + 1, -1)
 
 
-def score_slice(slice_key: tuple, f_samples: np.ndarray, dps: np.ndarray,
-                cost: np.ndarray) -> list[Candidate]:
+def winning_share(f_samples: np.ndarray) -> np.ndarray | None:
+    """p at each candidate: the share of the members that cross at all whose D**p lies above it
+    (distillation still wins there); None when no member crosses."""
     first = first_crossings(f_samples)
     first = first[first >= 0]
     if first.size == 0:
+        return None
+    return (first[:, None] > np.arange(f_samples.shape[1])[None, :]).mean(axis=0)
+
+
+def score_slice(slice_key: tuple, f_samples: np.ndarray, dps: np.ndarray,
+                cost: np.ndarray) -> list[Candidate]:
+    p = winning_share(f_samples)
+    if p is None:
         return []
-    p = (first[:, None] > np.arange(len(dps))[None, :]).mean(axis=0)
     unsure = np.minimum(p, 1.0 - p)
     s = unsure / np.sqrt(cost / cost.min())
     return [Candidate(slice_key, int(d), float(v), float(q))
