@@ -6,9 +6,10 @@ measure next, and which trials that means. Pure planning and fitting; raysweep.a
 - `chased` / `rel_width`: a slice is chased while its laws cross inside the measured Dp range; it is
   settled once (hi - lo) / D**p <= tol and at most 2.5 % of the ensemble fails to cross (more, and
   the interval would reach past the plausible range on that side).
-- `crossing_rule`: proposals.py's rule on each chased slice's ensemble of F(Dp), over image counts
-  between the sweep's smallest and largest Dp; the K best, spread over the current interval
-  (`spacing`: a round's proposals sit at least 1/(2K) of the interval's width apart, in log Dp).
+- `crossing_rule` (`--rule crossing`; the default, `--rule design`, is design_rule.py's):
+  proposals.py's rule on each chased slice's ensemble of F(Dp), over image counts between the
+  sweep's smallest and largest Dp; the K best, spread over the current interval (`spacing`: a
+  round's proposals sit at least 1/(2K) of the interval's width apart, in log Dp).
 - `pair_trials` / `affordable`: a proposal is the plain fine-tune and the distillation at its Dp for
   every seed of the sweep, with the pretrainings they need; finished ones are reused (ids are
   content hashes), and only the pairs the budget affords are kept.
@@ -49,6 +50,7 @@ class Situation:
     measured: dict[tuple, list[int]]  # slice key -> Dp (images) of each distilled result, sorted
     dp_range: tuple[int, int]         # the sweep's smallest and largest Dp, images
     batch: int                        # pairs to propose
+    rows: list[dict] = dataclasses.field(default_factory=list)  # the ok results the fits used
 
 
 def slice_key(s: dict) -> tuple:
@@ -98,7 +100,7 @@ def rel_width(s: dict) -> float:
 # ---- where to measure ----------------------------------------------------------------------
 
 def crossing_rule(sit: Situation) -> list[proposals.Candidate]:
-    """The default chooser: proposals.py's rule on every chased slice, the best K spread out."""
+    """`--rule crossing`: proposals.py's rule on every chased slice, the best K spread out."""
     dps = proposals.candidate_dps(*sit.dp_range, CANDIDATES)
     found = []
     for s in sit.targets:
@@ -164,11 +166,15 @@ def pair_trials(sweep: Sweep, picked: list[proposals.Candidate]) -> list[plan.Tr
     downs = {d.name: d for d in sweep.downstream}
     for c in picked:
         ds, heads, teachers, df = c.slice_key
-        for seed in sweep.seeds:
-            seed += c.replicate * (max(sweep.seeds) + 1)
+        for seed in replicate_seeds(sweep, c.replicate):
             planner.finetune(heads, c.dp, downs[ds], df, seed)
             planner.distill(heads, teachers, c.dp, downs[ds], df, seed)
     return list(planner.trials.values())
+
+
+def replicate_seeds(sweep: Sweep, k: int) -> list[int]:
+    """The seeds of the k-th replicate of a pair: the sweep's, shifted past every seed used."""
+    return [seed + k * (max(sweep.seeds) + 1) for seed in sweep.seeds]
 
 
 def affordable(sweep: Sweep, picked: list, done: set[str], left: int) -> tuple[list, list]:
