@@ -7,8 +7,11 @@ uncertain, refit, repeat, until every slice's D**p is pinned down or the budget 
      Chase the slices whose laws cross inside the measured Dp range and whose interval is wider
      than --tol relative, (hi - lo) / D**p; none left: done. A slice that does not cross there is
      reported, not chased.
-  2. Choose K Dp values where the ensemble's D**p is most uncertain (proposals.py), spread out and
-     cost-weighted, among image counts between the sweep's smallest and largest Dp.
+  2. Choose K pairs (--rule), at image counts between the sweep's smallest and largest Dp:
+     design    (the default; design_rule.py) the pairs expected to shrink the chased slices'
+               D**p intervals most per trial they add, pretrainings included;
+     crossing  (proposals.py) per slice, where the ensemble's D**p splits evenly, spread out and
+               cost-weighted.
   3. Plan each as a pair -- plain fine-tune and distillation at that Dp, every seed, plus the
      pretrainings they need, finished ones reused -- keep the pairs the budget affords, run them,
      refit, append the round to OUT/adaptive.json (through raysweep.storage, so s3:// works) and
@@ -50,11 +53,13 @@ from raysweep.adaptive_choice import (
     measured_dps,
     rel_width,
 )
+from raysweep.design_rule import design_rule
 from raysweep.spec import Sweep
 
 ADAPTIVE_JSON = "adaptive.json"
 MIN_BOOTSTRAP = 20  # fewer resamples give no usable 95 % interval
-DEFAULTS = {"budget": 100, "batch": 4, "tol": 0.2}
+RULES = {"crossing": crossing_rule, "design": design_rule}  # --rule: where a round's pairs go
+DEFAULTS = {"budget": 100, "batch": 4, "tol": 0.2, "rule": "design"}
 
 
 # ---- the loop ------------------------------------------------------------------------------
@@ -72,9 +77,9 @@ def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: int, b
     while True:
         targets = [s for s in slices if chased(s) and rel_width(s) > tol]
         left = budget - sum(r["trials_run"] for r in doc["rounds"] if r["round"] > 0)
-        measured = measured_dps(bnd.ok_rows(results.read(out)))
-        wanted = choose(Situation(sweep, fits, targets, measured, dp_range(sweep), batch)
-                        ) if targets else []
+        rows = bnd.ok_rows(results.read(out))
+        wanted = choose(Situation(sweep, fits, targets, measured_dps(rows), dp_range(sweep), batch,
+                                  rows)) if targets else []
         picked, trials = affordable(sweep, wanted, results.finished_ids(out), left)
         stop = stop_reason(slices, targets, wanted, picked, left)
         if stop:
@@ -193,7 +198,8 @@ def boundary_target(args, sweep: Sweep, out: str) -> int:
     def runner(trials: list) -> int:
         return executor.run(trials, ctx, name=sweep.name, retries=sweep.retries,
                             address=args.address)
-    rounds(sweep, out, runner, args.budget, args.batch, args.tol, args.bootstrap)
+    rounds(sweep, out, runner, args.budget, args.batch, args.tol, args.bootstrap,
+           choose=RULES[args.rule])
     with threadpool_limits(1, "blas"):  # the final fits: see fit_boundary
         grid.finish(out, args.bootstrap)
     return 0
@@ -202,7 +208,7 @@ def boundary_target(args, sweep: Sweep, out: str) -> int:
 def check(args) -> None:
     """Numbers that cannot work stop the command before anything runs."""
     rules = (("budget", args.budget >= 0, ">= 0"), ("batch", args.batch >= 1, ">= 1"),
-             ("tol", args.tol > 0, "> 0"),
+             ("tol", args.tol > 0, "> 0"), ("rule", args.rule in RULES, f"one of {sorted(RULES)}"),
              ("bootstrap", args.bootstrap >= MIN_BOOTSTRAP,
               f">= {MIN_BOOTSTRAP} (the intervals come from the resamples)"))
     for name, ok, expected in rules:
@@ -229,6 +235,10 @@ def parser():
     p.add_argument("--tol", type=float, default=DEFAULTS["tol"],
                    help="stop when every D**p 95 %% interval is narrower than this, relative: "
                         "(hi - lo) / D**p (default %(default)s, i.e. +-10 %%)")
+    p.add_argument("--rule", default=DEFAULTS["rule"],
+                   help="where a round's pairs go: design (largest expected drop of the D**p "
+                        "intervals per trial) or crossing (where the ensemble's D**p splits "
+                        "evenly; proposals.py) (default %(default)s)")
     p.add_argument("--trials", type=int, default=None,
                    help="--target hparams: candidates per model size (default: the sweep's "
                         "hparams.trials, else 20)")

@@ -130,6 +130,8 @@ def test_the_command_runs_a_round_on_local_ray_and_writes_the_report(ray_local, 
     (["--target", "frontier"], ["unknown --target 'frontier'", "boundary", "hparams"]),
     (["--target", "boundary", "--tol", "0"], ["--tol must be > 0"]),
     (["--target", "boundary", "--bootstrap", "5"], ["--bootstrap must be >= 20"]),
+    (["--target", "boundary", "--rule", "straddle"], ["--rule must be one of", "design",
+                                                      "straddle"]),
     (["--target", "boundary", "--sweep", "no/such.yaml"], ["no/such.yaml", "no such sweep file"]),
 ])
 def test_bad_input_exits_2_with_a_message_and_writes_nothing(argv, words, tmp_path, capsys):
