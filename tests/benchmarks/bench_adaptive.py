@@ -17,14 +17,13 @@ the same start grid, the same fits (bootstrap B), the same stopping rule (every 
 interval of D**p has (hi - lo) / D**p <= R: slice 0.2, the issue's +-10 %; grid 0.5, since at 0.2
 no strategy stopped within 500 trials) and the same cap on trials; they differ only in where a
 round's trials go:
-  adaptive  adaptive_choice.crossing_rule, BATCH pairs a round (what `python -m raysweep.adaptive`
-            runs)
+  adaptive  adaptive_choice.crossing_rule, BATCH pairs a round (`python -m raysweep.adaptive
+            --rule crossing`)
+  design    design_rule.design_rule, BATCH pairs a round (`--rule design`)
   uniform   the grid refined uniformly: whole Dp rows (every trial the sweep has at that Dp) at the
             log-midpoints of the widest gaps between measured Dp values; slice: BATCH rows a round
             (a row there is one pair), grid: one row (25 trials) a round, its finest step
   random    BATCH pairs a round at log-uniform Dp, each in a random slice still chased
-  variance  (only when named in --strategies) a candidate rule measured here before it could ship:
-            see `variance`
 Trials run in-process (adaptive.inline_runner: simulated answers, no Ray). Reported per strategy:
 median trials at the stop, start grid included (a run that hits the cap counts as the cap: a lower
 bound), the same counting only trials added after the start grid, the widest relative interval
@@ -47,9 +46,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from raysweep import adaptive, plan, proposals, simulate, spec
+from raysweep import adaptive, plan, simulate, spec
 from raysweep import adaptive_choice as choice
 from raysweep import boundary as bnd
+from raysweep.design_rule import design_rule
 from raysweep.laws import Law
 from raysweep.proposals import Candidate
 
@@ -134,61 +134,15 @@ def random_dp(sit: choice.Situation) -> list[Candidate]:
                       "random Dp") for u, i in zip(dps, picks)]
 
 
-def variance(sit: choice.Situation) -> list[Candidate]:
-    """A candidate rule, not the shipped one: the pairs whose predicted log errors covary most
-    with the chased slices' log D**p across the bootstrap ensemble -- the expected drop in the
-    summed variance of log D**p, Cov^T (Var + noise^2)^-1 Cov, divided by sqrt(relative cost) --
-    picked greedily, the ensemble updated after each pick as if it had been observed (a Gaussian,
-    ensemble-Kalman update; Hamill & Snyder 2002 use the same idea to target observations). Any
-    Dp in the range, not only inside the band; the noise is the simulator's, known here."""
-    fine = proposals.candidate_dps(*sit.dp_range, choice.CANDIDATES)
-    dps = proposals.candidate_dps(*sit.dp_range, 200)
-    ds = sit.targets[0]["downstream"]   # the benchmark's studies have one downstream set
-    laws, targets = sit.fits[ds], [s for s in sit.targets if s["downstream"] == ds]
-    logd, obs, allowed, cost = [], [], [], []
-    for s in targets:
-        f = choice.advantage_samples(laws, s, fine)
-        first = proposals.first_crossings(f)
-        edge = np.where(f[:, -1] > 0, math.log(fine[-1]), math.log(fine[0]))  # censored members
-        logd.append(np.where(first >= 0, np.log(fine[np.maximum(first, 0)]), edge))
-        x = {"params": s["student_params"], "df": s["df"], "teacher_params": s["teacher_params"],
-             "dp": dps.astype(float)}
-        with np.errstate(all="ignore"):
-            obs.append(np.stack([np.log([m.predict(x) for m in laws[name].ensemble])
-                                 for name in choice.BOUNDARY_LAWS], axis=-1))
-        done = np.log10(sit.measured.get(choice.slice_key(s), [math.inf]))
-        allowed.append(np.abs(np.log10(dps)[:, None] - done).min(axis=1) >= choice.REPEAT_GAP)
-        cost.append(choice.pair_cost(sit.sweep, dps, s["df"]))
-    L, Y = np.stack(logd, axis=1), np.concatenate(obs, axis=1)   # (m, T), (m, slices * n, 2)
-    keep = np.isfinite(L).all(axis=1) & np.isfinite(Y).all(axis=(1, 2))
-    m = int(keep.sum())
-    UL = (L[keep] - L[keep].mean(axis=0)) / math.sqrt(m - 1)    # covariance = U^T U
-    UY = (Y[keep] - Y[keep].mean(axis=0)) / math.sqrt(m - 1)
-    allowed, cost = np.concatenate(allowed), np.sqrt(np.concatenate(cost) / np.min(cost))
-    noise2 = sit.sweep.simulate["noise"] ** 2 * np.eye(2)
-    picked = []
-    for _ in range(sit.batch):
-        cov = np.einsum("mpa,mt->pat", UY, UL)              # (pairs, 2, targets)
-        var = np.einsum("mpa,mpb->pab", UY, UY) + noise2    # (pairs, 2, 2)
-        gain = np.einsum("pat,pab,pbt->p", cov, np.linalg.inv(var), cov)
-        score = np.where(allowed, gain / cost, -np.inf)
-        i = int(np.argmax(score))
-        if not score[i] > 0:
-            break
-        k, j = divmod(i, len(dps))
-        picked.append(Candidate(choice.slice_key(targets[k]), int(dps[j]), float(score[i]),
-                                math.nan, "variance reduction"))
-        near = np.abs(np.log10(dps / dps[j])) < choice.REPEAT_GAP
-        allowed[k * len(dps):(k + 1) * len(dps)] &= ~near
-        H = UY[:, i]                                              # observe pick i: shrink
-        w, V = np.linalg.eigh(np.eye(m) - H @ np.linalg.solve(H.T @ H + noise2, H.T))
-        R = (V * np.sqrt(np.clip(w, 0, None))) @ V.T              # the ensemble's spread
-        UL, UY = R @ UL, np.einsum("mk,kpa->mpa", R, UY)
-    return picked
+def inputs_of(t: plan.Trial) -> dict[str, float]:
+    """A planned trial's law inputs (bench_design_bound's rows)."""
+    c = t.config
+    return {"dp": c["dp"], "params": t.params, "df": c["df"], "teacher_params": t.teacher_params,
+            "heads": c["model"]["heads"]}
 
 
-STRATEGIES = {"adaptive": choice.crossing_rule, "uniform": uniform, "random": random_dp,
-              "variance": variance}
+STRATEGIES = {"adaptive": choice.crossing_rule, "design": design_rule, "uniform": uniform,
+              "random": random_dp}
 
 
 def full_rows(sweep: spec.Sweep, run):
@@ -261,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                                            f"(default {CAP})")
     p.add_argument("--tol", type=float, help=f"relative width to stop at (default {TOL})")
     p.add_argument("--strategies", nargs="+", choices=list(STRATEGIES),
-                   default=["adaptive", "uniform", "random"])
+                   default=["adaptive", "design", "uniform", "random"])
     p.add_argument("--bootstrap", type=int, default=100)
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
     p.add_argument("--log", help="append each run as a JSON line here; runs already in it are "
