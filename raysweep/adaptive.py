@@ -231,7 +231,8 @@ def parser():
     p.add_argument("--budget", type=int, default=DEFAULTS["budget"],
                    help="most trials the rounds after the grid may run (default %(default)s)")
     p.add_argument("--batch", type=int, default=DEFAULTS["batch"],
-                   help="Dp values (plain + distilled pairs) per round (default %(default)s)")
+                   help="pairs (plain fine-tune + distillation at one Dp) per round "
+                        "(default %(default)s)")
     p.add_argument("--tol", type=float, default=DEFAULTS["tol"],
                    help="stop when every D**p 95 %% interval is narrower than this, relative: "
                         "(hi - lo) / D**p (default %(default)s, i.e. +-10 %%)")

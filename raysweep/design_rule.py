@@ -17,8 +17,9 @@ needs no estimate of it.
 Why it is not the crossing rule (proposals.py): D**p comes from parameters every slice shares.
 A pair informs all slices of its downstream set, not only its own, and a pair next to one that
 shares its pretrainings costs two trials instead of four to six. On the simulated study of nine
-slices this rule reached +-25 % in fewer trials than refining the grid by whole rows, where the
-crossing rule needed 1.4x as many (BENCHMARKS.md, "Adaptive sampling").
+slices this rule reached +-25 % with 0.91x the trials of refining the grid by whole rows (median of
+10 seeds), where the crossing rule needed 1.38x; on one slice both use ~0.8x (BENCHMARKS.md,
+"Adaptive sampling").
 Left out: the ensemble. The rule is first-order around the point fit, so while the fit is poor
 (a start grid of two Dp values) its ranking is as poor; the bootstrap still decides when to stop.
 """
@@ -55,11 +56,12 @@ def log_jacobian(f: Fit, xs: list[dict]) -> np.ndarray:
                            + [-t * np.log(X[k]) for t, k in zip(terms, f.inputs)]) / y[:, None]
 
 
-def cross_gradient(fits: dict, fixed: dict) -> tuple[np.ndarray, np.ndarray] | None:
+def cross_gradient(fits: dict, fixed: dict, dp_range=(1e3, 1e8)
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
     """d log D**p / d theta of the plain and of the distilled law, for the slice whose other
-    inputs are FIXED; None where the laws do not cross."""
+    inputs are FIXED; None where the laws do not cross in DP_RANGE (images)."""
     plain, dist = fits["error"], fits["distilled_error"]
-    root = bnd.d_cross(plain.law, dist.law, fixed, (1e3, 1e8))
+    root = bnd.d_cross(plain.law, dist.law, fixed, dp_range)
     if root is None:
         return None
     h = 1e-4
@@ -87,8 +89,8 @@ class _Laws:
             xs = [r for r in rows if r["stage"] == stage and (r[target] or 0) > 0]
             J = log_jacobian(fits[name], xs)
             self.inv[name] = np.linalg.pinv(J.T @ J)
-        self.grads = [g for g in (cross_gradient(fits, fixed_inputs(s)) for s in targets)
-                      if g is not None]
+        self.grads = [g for g in (cross_gradient(fits, fixed_inputs(s), s["dp_range"])
+                                  for s in targets) if g is not None]
 
     def drops(self, xs: list[dict], copies: int) -> np.ndarray:
         """What a pair at each of XS (COPIES rows per law) takes off the summed variance."""

@@ -197,12 +197,12 @@ def table(runs: list[dict], cap: int) -> str:
         lines.append(f"| {name} | {lower}{medians[name]:g} | {lower}{medians[name] - grid:g} | "
                      f"{widest:.2f} | {len(conv)}/{len(mine)} | {sum(r['covered'] for r in conv)}/"
                      f"{sum(r['slices'] for r in conv)} |")
-    if "adaptive" in medians and "uniform" in medians:
-        grid = runs[0]["trials"] - runs[0]["added"]
-        lines.append(f"\nadaptive / uniform median trials: "
-                     f"{medians['adaptive'] / medians['uniform']:.2f} (target <= 0.2); "
+    grid = runs[0]["trials"] - runs[0]["added"]
+    for name in (n for n in medians if n != "uniform" and "uniform" in medians):
+        lines.append(f"\n{name} / uniform median trials: "
+                     f"{medians[name] / medians['uniform']:.2f} (target <= 0.2); "
                      f"added after the start grid: "
-                     f"{(medians['adaptive'] - grid) / (medians['uniform'] - grid):.2f}")
+                     f"{(medians[name] - grid) / (medians['uniform'] - grid):.2f}")
     return "\n".join(lines)
 
 
