@@ -50,7 +50,7 @@ class Situation:
     measured: dict[tuple, list[int]]  # slice key -> Dp (images) of each distilled result, sorted
     dp_range: tuple[int, int]         # the sweep's smallest and largest Dp, images
     batch: int                        # pairs to propose
-    rows: list[dict] = dataclasses.field(default_factory=list)  # the ok results the fits used
+    rows: list[dict]                  # the ok results the fits used
 
 
 def slice_key(s: dict) -> tuple:
@@ -138,10 +138,9 @@ def spacing(targets: list[dict], batch: int) -> float:
 
 def advantage_samples(laws: dict, s: dict, dps: np.ndarray) -> np.ndarray:
     """(members, Dp values): F of each bootstrap pair (plain member i, distilled member i)."""
-    fixed = {"params": s["student_params"], "df": s["df"], "teacher_params": s["teacher_params"]}
     pairs = zip(laws["error"].ensemble, laws["distilled_error"].ensemble)
     with np.errstate(over="ignore", invalid="ignore"):  # wild members: NaN, counted for nothing
-        return np.array([bnd.advantage(p, d, fixed, dps) for p, d in pairs])
+        return np.array([bnd.advantage(p, d, bnd.fixed_inputs(s), dps) for p, d in pairs])
 
 
 def pair_cost(sweep: Sweep, dps: np.ndarray, df: int) -> np.ndarray:

@@ -218,6 +218,10 @@ def _one_slice(head: dict, plain, distilled, laws: Mapping, dp_range) -> dict:
         if not isinstance(fit, Fit):
             return EMPTY | {"status": STATUS["unfitted"].format(law=name, why=fit)}
     dp, diff = paired_differences(plain, distilled)
-    fixed = {"params": head["student_params"], "df": head["df"],
-             "teacher_params": head["teacher_params"]}
-    return slice_boundary(laws["error"], laws["distilled_error"], fixed, dp, diff, dp_range)
+    return slice_boundary(laws["error"], laws["distilled_error"], fixed_inputs(head), dp, diff,
+                          dp_range)
+
+
+def fixed_inputs(s: Mapping) -> dict:
+    """The law inputs a slice (its boundary dict) holds fixed along Dp."""
+    return {"params": s["student_params"], "df": s["df"], "teacher_params": s["teacher_params"]}

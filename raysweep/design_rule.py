@@ -73,10 +73,6 @@ def cross_gradient(fits: dict, fixed: dict, dp_range=(1e3, 1e8)
     return -dy[0] / slope, dy[1] / slope
 
 
-def fixed_inputs(s: dict) -> dict:
-    return {"params": s["student_params"], "df": s["df"], "teacher_params": s["teacher_params"]}
-
-
 class _Laws:
     """One downstream set: its fits, the inverse information of each law, the chased slices'
     gradients."""
@@ -89,7 +85,7 @@ class _Laws:
             xs = [r for r in rows if r["stage"] == stage and (r[target] or 0) > 0]
             J = log_jacobian(fits[name], xs)
             self.inv[name] = np.linalg.pinv(J.T @ J)
-        self.grads = [g for g in (cross_gradient(fits, fixed_inputs(s), s["dp_range"])
+        self.grads = [g for g in (cross_gradient(fits, bnd.fixed_inputs(s), s["dp_range"])
                                   for s in targets) if g is not None]
 
     def drops(self, xs: list[dict], copies: int) -> np.ndarray:
@@ -117,22 +113,22 @@ def design_rule(sit: Situation) -> list[proposals.Candidate]:
     laws = {ds: _Laws(sit.fits[ds], [r for r in sit.rows if r["downstream"] == ds],
                       [s for s in sit.targets if s["downstream"] == ds])
             for ds in {s["downstream"] for s in sit.targets}}
-    shares = {}   # the crossing rule's p: what the round line reports, not what this rule ranks by
+    options = []   # per chased slice: its candidates, fixed for the round; only drops change
     for s in sit.targets:
+        key = key_of(s)
         p = proposals.winning_share(advantage_samples(sit.fits[s["downstream"]], s, dps))
-        shares[key_of(s)] = np.full(len(dps), math.nan) if p is None else p
+        p = np.full(len(dps), math.nan) if p is None else p  # reported, not ranked by
+        found = [replicates([proposals.Candidate(key, int(d), 0.0, float(q), REASON)],
+                            sit.measured.get(key, []), copies)[0] for d, q in zip(dps, p)]
+        options.append((laws[s["downstream"]], (s["student_heads"], *s["teacher_heads"]),
+                        [bnd.fixed_inputs(s) | {"dp": float(d)} for d in dps], found))
     ran = {(r["heads"], r["dp"], r["seed"]) for r in sit.rows if r["stage"] == "pretrain"}
     picked: list[proposals.Candidate] = []
     while len(picked) < sit.batch:
         best = None
-        for s in sit.targets:
-            key, heads = key_of(s), (s["student_heads"], *s["teacher_heads"])
-            xs = [fixed_inputs(s) | {"dp": float(d)} for d in dps]
-            drops = laws[s["downstream"]].drops(xs, copies)
-            for d, x, drop, p in zip(dps, xs, drops, shares[key]):
-                c = replicates([proposals.Candidate(key, int(d), 0.0, float(p), REASON)],
-                               sit.measured.get(key, []), copies)[0]
-                if any((o.slice_key, o.dp, o.replicate) == (key, c.dp, c.replicate)
+        for slice_laws, heads, xs, found in options:
+            for c, x, drop in zip(found, xs, slice_laws.drops(xs, copies)):
+                if any((o.slice_key, o.dp, o.replicate) == (c.slice_key, c.dp, c.replicate)
                        for o in picked):
                     continue
                 seeds = replicate_seeds(sit.sweep, c.replicate)

@@ -178,7 +178,7 @@ def test_when_every_uncertain_dp_is_measured_the_rule_proposes_replicates(tmp_pa
     everywhere = [int(d) for d in proposals.candidate_dps(*choice.dp_range(sweep),
                                                           choice.CANDIDATES)]
     sit = choice.Situation(sweep, fits, slices, {choice.slice_key(slices[0]): everywhere},
-                           choice.dp_range(sweep), batch=3)
+                           choice.dp_range(sweep), batch=3, rows=rows)
     picked = choice.crossing_rule(sit)
     assert len(picked) == 3 and all(c.replicate == 1 and c.dp in everywhere for c in picked)
     lo, hi = slices[0]["d_cross_ci"]

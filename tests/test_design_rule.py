@@ -78,7 +78,7 @@ def test_a_pairs_drop_is_the_exact_change_of_the_summed_variance(tmp_path):
             total += sum(g[i] @ inv @ g[i] for g in laws.grads)
         return total
 
-    xs = [dr.fixed_inputs(sit.targets[0]) | {"dp": dp} for dp in (7e4, 2.5e5, 1.2e6)]
+    xs = [bnd.fixed_inputs(sit.targets[0]) | {"dp": dp} for dp in (7e4, 2.5e5, 1.2e6)]
     before = summed([], 1)
     drops = laws.drops(xs, copies=2)
     assert drops == pytest.approx([before - summed([x], 2) for x in xs], rel=1e-6)
@@ -98,7 +98,7 @@ def test_pairs_of_one_student_share_its_pretrainings_at_one_dp(tmp_path):
     assert len(choice.pair_trials(sit.sweep, [first, second])) == 6
     # score = drop / trials added: 4 for the first (2 pretrainings + the pair), 2 for the second
     laws = dr._Laws(sit.fits["cifar100"], sit.rows, sit.targets)
-    at = {c.slice_key: dr.fixed_inputs(s) | {"dp": float(first.dp)}
+    at = {c.slice_key: bnd.fixed_inputs(s) | {"dp": float(first.dp)}
           for s in sit.targets for c in (first, second) if choice.slice_key(s) == c.slice_key}
     assert first.score == pytest.approx(laws.drops([at[first.slice_key]], 1)[0] / 4, rel=1e-9)
     laws.add(at[first.slice_key], 1)
