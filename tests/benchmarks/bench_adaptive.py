@@ -134,13 +134,6 @@ def random_dp(sit: choice.Situation) -> list[Candidate]:
                       "random Dp") for u, i in zip(dps, picks)]
 
 
-def inputs_of(t: plan.Trial) -> dict[str, float]:
-    """A planned trial's law inputs (bench_design_bound's rows)."""
-    c = t.config
-    return {"dp": c["dp"], "params": t.params, "df": c["df"], "teacher_params": t.teacher_params,
-            "heads": c["model"]["heads"]}
-
-
 STRATEGIES = {"adaptive": choice.crossing_rule, "design": design_rule, "uniform": uniform,
               "random": random_dp}
 

@@ -70,6 +70,13 @@ LAWS = choice.BOUNDARY_LAWS   # ("error", "distilled_error")
 STAGE = {"finetune": "error", "distill": "distilled_error"}
 
 
+def inputs_of(t: plan.Trial) -> dict[str, float]:
+    """A planned trial's law inputs, and its student's heads."""
+    c = t.config
+    return {"dp": c["dp"], "params": t.params, "df": c["df"], "teacher_params": t.teacher_params,
+            "heads": c["model"]["heads"]}
+
+
 def true_fits(sweep: spec.Sweep) -> dict[str, fit.Fit]:
     """The laws the fit converges to on this study: fitted to a dense grid at noise 1e-9."""
     dps = [float(a) for a in np.round(np.geomspace(min(sweep.dp), max(sweep.dp), DENSE), 5)]
@@ -95,7 +102,7 @@ class Study:
         out = {name: [] for name in LAWS}
         for t in trials:
             if t.stage in STAGE:
-                out[STAGE[t.stage]].append(B.inputs_of(t))
+                out[STAGE[t.stage]].append(inputs_of(t))
         return out
 
     def info(self, trials) -> dict[str, np.ndarray]:
@@ -127,7 +134,7 @@ def uniform(st: Study, study: str, tol: float, cap: int) -> list[int]:
 def candidates(st: Study) -> list[tuple[str, dict]]:
     """(law, one row): every plain fine-tune and distillation the sweep has, at BOUND_DPS Dp."""
     dps = np.geomspace(*choice.dp_range(st.sweep), BOUND_DPS)
-    return [(STAGE[t.stage], B.inputs_of(t)) for t in plan.plan(st.sweep, [round(d) for d in dps])
+    return [(STAGE[t.stage], inputs_of(t)) for t in plan.plan(st.sweep, [round(d) for d in dps])
             if t.stage in STAGE]
 
 
