@@ -120,10 +120,17 @@ def truths(sweep: spec.Sweep) -> dict[tuple, float]:
 def uniform(sit: choice.Situation) -> list[Candidate]:
     """Rows at the log-midpoints of the SIT.BATCH widest gaps between the Dp values measured (in
     any slice): a pair in every slice there, which full_rows completes to the sweep's whole row."""
-    logs = np.log(sorted({d for dps in sit.measured.values() for d in dps}))
-    gaps = sorted(zip(-np.diff(logs), logs[:-1]))[: sit.batch]  # widest first, then lowest Dp
-    return [Candidate(key, round(math.exp(lo - g / 2)), 0.0, math.nan, "uniform refinement")
-            for g, lo in gaps for key in sit.measured]
+    new = gap_midpoints({d for dps in sit.measured.values() for d in dps}, sit.batch)
+    return [Candidate(key, dp, 0.0, math.nan, "uniform refinement")
+            for dp in new for key in sit.measured]
+
+
+def gap_midpoints(dps, n: int) -> list[int]:
+    """Log-midpoints (images) of the N widest gaps between the Dp values DPS, widest first, then
+    lowest Dp."""
+    logs = np.log(sorted(dps))
+    gaps = sorted(zip(-np.diff(logs), logs[:-1]))[:n]
+    return [round(math.exp(lo - g / 2)) for g, lo in gaps]
 
 
 def random_dp(sit: choice.Situation) -> list[Candidate]:

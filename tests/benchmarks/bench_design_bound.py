@@ -126,9 +126,7 @@ def uniform(st: Study, study: str, tol: float, cap: int) -> list[int]:
         trials = plan.plan(st.sweep, dps)
         if width(st.variances(st.info(trials))).max() <= tol or len(trials) >= cap:
             return dps
-        logs = np.log(dps)
-        gaps = sorted(zip(-np.diff(logs), logs[:-1]))[: B.ROWS[study]]
-        dps = sorted(dps + [round(math.exp(lo - g / 2)) for g, lo in gaps])
+        dps = sorted(dps + B.gap_midpoints(dps, B.ROWS[study]))
 
 
 def candidates(st: Study) -> list[tuple[str, dict]]:
