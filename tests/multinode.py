@@ -101,21 +101,20 @@ class MultiNode:
         nodes = [node] if node is not None else self.nodes
         return [p for n in nodes for p in children(raylet(n)) if title(p).startswith(TRIAL_TITLE)]
 
-    def running(self, out: Path, node=None) -> dict[int, str]:
+    def running(self, node=None) -> dict[int, str]:
         """PID -> raysweep trial id of each trial running now, on NODE or anywhere. A trial's
-        worker works in a directory named after its Tune trial, and that trial's params.json under
-        OUT/tune/ (the executor's storage path for a local OUT) holds our trial config."""
+        worker works in EXPERIMENT/working_dirs/<Tune trial>, and Tune's driver writes that trial's
+        params.json (our trial config) into EXPERIMENT/driver_artifacts/<Tune trial> as the trial
+        starts. Its copy under OUT/tune/ comes only with the next experiment sync, seconds later:
+        after a short trial has ended."""
         found = {}
         for pid in self.trial_pids(node):
             try:
-                name = os.path.basename(os.readlink(f"/proc/{pid}/cwd"))
-            except OSError:  # exited
-                continue
-            for params in out.glob(f"tune/*/{name}/params.json"):
-                try:
-                    found[pid] = json.loads(params.read_text())["trial"]["trial_id"]
-                except ValueError:  # the driver is still writing it: seen at the next look
-                    pass
+                cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+                params = cwd.parent.parent / "driver_artifacts" / cwd.name / "params.json"
+                found[pid] = json.loads(params.read_text())["trial"]["trial_id"]
+            except (OSError, ValueError):  # exited, or params.json not (fully) written yet:
+                continue                        # seen at the next look
         return found
 
     def workers(self) -> list[int]:

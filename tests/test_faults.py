@@ -163,7 +163,7 @@ def test_node_lost_mid_trial_is_retried_elsewhere_without_burning_retries(fresh,
 
     def busy_node():
         for node in fresh.nodes:
-            if trials := fresh.running(out, node):
+            if trials := fresh.running(node):
                 return node, set(trials.values())
 
     victim, lost = wait_until(busy_node, "a node running a trial", driver=driver)
@@ -174,7 +174,7 @@ def test_node_lost_mid_trial_is_retried_elsewhere_without_burning_retries(fresh,
     rerun_on = set()                            # live nodes seen running a lost trial again
     while driver.proc.poll() is None:
         for node in fresh.nodes:
-            if lost & set(fresh.running(out, node).values()):
+            if lost & set(fresh.running(node).values()):
                 rerun_on.add(node.node_id)
         time.sleep(0.1)
     finish(driver)
@@ -194,7 +194,7 @@ def test_killed_worker_is_retried_and_failing_trial_recorded_failed(fresh, tmp_p
     victim = next(t.trial_id for t in plan.plan(spec.load(sweep)) if t.stage == "pretrain")
 
     def pretraining_worker():   # its worker, once the pretraining is an epoch in (mid-trial)
-        pids = [pid for pid, t in fresh.running(out).items() if t == victim]
+        pids = [pid for pid, t in fresh.running().items() if t == victim]
         return pids if victim in partial_epochs(out) else None
 
     driver = run_grid(fresh, sweep, out)
