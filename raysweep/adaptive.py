@@ -70,22 +70,25 @@ def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: int, b
     """Run rounds until every chased slice is within TOL or BUDGET trials are spent; returns the
     adaptive.json object (also written to OUT)."""
     doc = read_doc(out)
-    if not results.finished_ids(out):
-        fits, slices = record(doc, out, [], runner(plan.plan(sweep)), bootstrap, tol, echo)
-    else:
-        fits, slices = fit_boundary(bnd.ok_rows(results.read(out)), bootstrap)
+    picked, ran = [], None   # the pairs the last round ran, and its trials; None: no round yet
+    if not results.finished_ids(results.read(out)):
+        ran = runner(plan.plan(sweep))   # round 0: the sweep's grid
     while True:
+        table = results.read(out)
+        rows = bnd.ok_rows(table)
+        fits, slices = fit_boundary(rows, bootstrap)
+        if ran is not None:
+            record(doc, out, picked, ran, slices, tol, echo)
         targets = [s for s in slices if chased(s) and rel_width(s) > tol]
         left = budget - sum(r["trials_run"] for r in doc["rounds"] if r["round"] > 0)
-        rows = bnd.ok_rows(results.read(out))
         wanted = choose(Situation(sweep, fits, targets, measured_dps(rows), dp_range(sweep), batch,
                                   rows)) if targets else []
-        picked, trials = affordable(sweep, wanted, results.finished_ids(out), left)
+        picked, trials = affordable(sweep, wanted, results.finished_ids(table), left)
         stop = stop_reason(slices, targets, wanted, picked, left)
         if stop:
             break
-        fits, slices = record(doc, out, picked, runner(trials), bootstrap, tol, echo)
-    doc |= {"boundary": slices, "stopped": stop, "trials_total": results.read(out).num_rows}
+        ran = runner(trials)
+    doc |= {"boundary": slices, "stopped": stop, "trials_total": table.num_rows}
     write_doc(out, doc)
     echo(f"stopped: {stop}")
     for s in slices:
@@ -107,17 +110,16 @@ def stop_reason(slices: list[dict], targets: list, wanted: list, picked: list,
     return None
 
 
-def record(doc: dict, out: str, picked: list, ran: int, bootstrap: int, tol: float,
-           echo) -> tuple[dict, list[dict]]:
-    """Refit after a round, append it to DOC, write adaptive.json, print its line."""
-    fits, slices = fit_boundary(bnd.ok_rows(results.read(out)), bootstrap)
+def record(doc: dict, out: str, picked: list, ran: int, slices: list[dict], tol: float,
+           echo) -> None:
+    """Append a round (PICKED pairs, RAN trials, the refitted SLICES) to DOC, write adaptive.json
+    and print the round's line."""
     number = max((r["round"] for r in doc["rounds"]), default=0) + 1 if picked else 0
     doc["rounds"].append({"round": number, "proposals": [proposal_json(c) for c in picked],
                           "trials_run": ran, "boundary": slices})
     doc["trials_run"] = doc.get("trials_run", 0) + ran
     write_doc(out, doc)
     echo(round_line(number, picked, ran, slices, tol))
-    return fits, slices
 
 
 def proposal_json(c: proposals.Candidate) -> dict:

@@ -106,12 +106,12 @@ def preference(row: dict) -> tuple:
     return (-_RANK.get(row["status"], 3), finished.timestamp() if finished else 0.0)
 
 
-def finished_ids(out: str, *, include_failed: bool = False) -> set[str]:
-    """Trials that need no re-run: ok or diverged (a failure may be transient, so it runs again)."""
-    table = read(out)
-    keep = set(STATUSES) if include_failed else {"ok", "diverged"}
+def finished_ids(source: str | pa.Table) -> set[str]:
+    """Trials that need no re-run: ok or diverged (a failure may be transient, so it runs again).
+    SOURCE: an OUT, or a table already read from one."""
+    table = read(source) if isinstance(source, str) else source
     return {t for t, s in zip(table["trial_id"].to_pylist(), table["status"].to_pylist())
-            if s in keep}
+            if s in ("ok", "diverged")}
 
 
 read_results = read  # the name other modules and users look for
