@@ -22,8 +22,8 @@ slices this rule reached +-25 % with 0.91x the trials of refining the grid by wh
 "Adaptive sampling").
 Left out: the ensemble. The rule is first-order around the point fit, so while the fit is poor
 (a start grid of two Dp values) its ranking is as poor; the bootstrap still decides when to stop.
-Averaging the drops over 8 bootstrap fits as well was measured and changed nothing that the noise
-between seeds does not (BENCHMARKS.md).
+Averaging the drops over 8 bootstrap fits as well was measured: no gain beyond the noise between
+seeds (BENCHMARKS.md).
 """
 
 from __future__ import annotations
