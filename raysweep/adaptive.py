@@ -71,7 +71,7 @@ def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: int, b
     adaptive.json object (also written to OUT)."""
     doc = read_doc(out)
     picked, ran = [], None   # the pairs the last round ran, and its trials; None: no round yet
-    if not results.finished_ids(results.read(out)):
+    if not results.finished_ids(out):
         ran = runner(plan.plan(sweep))   # round 0: the sweep's grid
     while True:
         table = results.read(out)
