@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raysweep import adaptive, plan, proposals, results, spec
-from raysweep import adaptive_choice as choice
-from raysweep import boundary as bnd
-from raysweep.laws import Law
-from raysweep.proposals import Candidate
+from raysweep.adaptive import __main__ as adaptive_cli
+from raysweep.adaptive import choice, proposals
+from raysweep.adaptive import loop as adaptive
+from raysweep.adaptive.proposals import Candidate
+from raysweep.laws import boundary as bnd
+from raysweep.laws.fitting import Law
+from raysweep.store import results
+from raysweep.sweep import plan, spec
 
 ROOT = Path(__file__).parent.parent
 SIM = yaml.safe_load((ROOT / "sweeps" / "simulate.yaml").read_text())
@@ -112,7 +115,7 @@ def test_the_command_runs_a_round_on_local_ray_and_writes_the_report(ray_local, 
     sweep_file, out = tmp_path / "one-slice.yaml", tmp_path / "out"
     sweep_file.write_text(yaml.safe_dump(raw))
     grid = adaptive.inline_runner(str(out))(plan.plan(spec.parse(raw)))
-    code = adaptive.main(["--target", "boundary", "--sweep", str(sweep_file), "--out", str(out),
+    code = adaptive_cli.main(["--target", "boundary", "--sweep", str(sweep_file), "--out", str(out),
                           "--budget", "8", "--batch", "2", "--bootstrap", "20", "--tol", "0.01"])
     printed = capsys.readouterr().out
     assert code == 0
@@ -135,7 +138,7 @@ def test_the_command_runs_a_round_on_local_ray_and_writes_the_report(ray_local, 
     (["--target", "boundary", "--sweep", "no/such.yaml"], ["no/such.yaml", "no such sweep file"]),
 ])
 def test_bad_input_exits_2_with_a_message_and_writes_nothing(argv, words, tmp_path, capsys):
-    assert adaptive.main(argv + ["--out", str(tmp_path / "out")]) == 2
+    assert adaptive_cli.main(argv + ["--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and all(w in err for w in words), err
     assert not (tmp_path / "out").exists()

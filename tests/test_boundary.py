@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from raysweep import boundary
-from raysweep.laws import Fit, Law, fit_law
-from raysweep.simulate import law_value
+from raysweep.laws import boundary
+from raysweep.laws.fitting import Fit, Law, fit_law
+from raysweep.sweep.simulate import law_value
 
 STUDENT_PARAMS, TEACHER_PARAMS, DF = 4.6e6, 1.3e6, 500.0  # parameters, parameters, images
 FIXED = {"params": STUDENT_PARAMS, "df": DF, "teacher_params": TEACHER_PARAMS}

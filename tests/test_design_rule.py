@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 from test_adaptive import REPORTED, counting_runner, one_slice_raw, true_cross
 
-from raysweep import adaptive, plan, results, spec
-from raysweep import adaptive_choice as choice
-from raysweep import boundary as bnd
-from raysweep import design_rule as dr
-from raysweep.laws import Fit, Law
+from raysweep.adaptive import choice
+from raysweep.adaptive import design as dr
+from raysweep.adaptive import loop as adaptive
+from raysweep.laws import boundary as bnd
+from raysweep.laws.fitting import Fit, Law
+from raysweep.store import results
+from raysweep.sweep import plan, spec
 
 PLAIN = Law(0.05, {"dp": (6.0, 0.35), "params": (40.0, 0.30), "df": (2.0, 0.40)})
 DISTILLED = Law(0.067, {"dp": (18.6, 0.50), "params": (40.0, 0.30), "df": (2.0, 0.40)})

@@ -5,8 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raysweep import executor, plan, results, spec
-from raysweep.trial import Context
+from raysweep.run import executor
+from raysweep.run.trial import Context
+from raysweep.store import results
+from raysweep.sweep import plan, spec
 
 ROOT = Path(__file__).parent.parent
 SIM = yaml.safe_load((ROOT / "sweeps" / "simulate.yaml").read_text())

@@ -21,7 +21,9 @@ import yaml
 from multinode import Driver, MultiNode, wait_until
 from ray.tune.search import Searcher
 
-from raysweep import executor, plan, results, spec
+from raysweep.run import executor
+from raysweep.store import results
+from raysweep.sweep import plan, spec
 
 ROOT = Path(__file__).parent.parent
 SIM = yaml.safe_load((ROOT / "sweeps" / "simulate.yaml").read_text())

@@ -16,9 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 from test_laws import REF_FIT, chinchilla
 
-from raysweep import fit, results
-from raysweep.laws import Fit, Law
-from raysweep.simulate import law_value
+from raysweep import fit
+from raysweep.laws import study
+from raysweep.laws.catalogue import LAWS
+from raysweep.laws.fitting import Fit, Law
+from raysweep.report.summary import summarize
+from raysweep.store import results
+from raysweep.sweep.simulate import law_value
 
 PARAMS = {2: 1.3e6, 4: 4.6e6, 6: 9.9e6, 8: 17.6e6}  # heads -> parameters (DeiT, head dim 64)
 PLAIN = {"E": 0.10, "terms": {"dp": {"coef": 3.0, "exponent": 0.3},
@@ -63,15 +67,15 @@ def write_grid(out, rows) -> str:
 def grid_out(tmp_path_factory):
     out = write_grid(tmp_path_factory.mktemp("grid"), grid_rows(np.geomspace(1e3, 1e6, 5),
                                                                  [300, 1000, 3000]))
-    return out, fit.summarize(out, bootstrap=10)
+    return out, summarize(out, bootstrap=10)
 
 
-@pytest.mark.parametrize("name", sorted(fit.LAWS))
+@pytest.mark.parametrize("name", sorted(LAWS))
 def test_grid_fits_every_law(grid_out, name):
     out, _ = grid_out
     doc = json.loads(pathlib.Path(out, "fits.json").read_text())
     law = doc["downstream"]["digits"][name]
-    _, target, inputs = fit.LAWS[name]
+    target, inputs = LAWS[name].target, LAWS[name].inputs
     assert law["status"] == "ok" and law["target"] == target
     assert set(law["terms"]) == set(inputs) and not law["inputs_dropped"]
     assert set(law["ci"]) == {"E"} | {f"{k}.{f}" for k in inputs for f in ("coef", "exponent")}
@@ -102,7 +106,7 @@ def test_grid_boundary_json_and_tables(grid_out):
 
 def test_single_valued_input_is_dropped_and_said(tmp_path):
     out = write_grid(tmp_path, grid_rows(np.geomspace(1e3, 1e6, 5), [1000], seeds=(0,)))
-    doc, slices = fit.fit_results(results.read_results(out), bootstrap=0)
+    doc, slices = study.fit_results(results.read(out), bootstrap=0)
     law = doc["downstream"]["digits"]["error"]
     assert law["status"] == "ok" and law["inputs_dropped"] == {"df": "single value 1000"}
     assert set(law["terms"]) == {"dp", "params"}
@@ -114,7 +118,7 @@ def test_teacher_size_tied_to_student_size_is_dropped():
     per student: the teacher term cannot be told apart from the size term."""
     nested = {4: [[2]], 6: [[2, 4]], 8: [[2, 4, 6]]}
     rows = grid_rows(np.geomspace(1e3, 1e6, 4), [300, 3000], seeds=(0,), teachers=nested)
-    doc, _ = fit.fit_results(rows, bootstrap=0)
+    doc, _ = study.fit_results(rows, bootstrap=0)
     law = doc["downstream"]["digits"]["distilled_error"]
     assert law["inputs_dropped"] == {
         "teacher_params": "confounded with params: one value of teacher_params per value of params"}
@@ -123,18 +127,18 @@ def test_teacher_size_tied_to_student_size_is_dropped():
 
 def test_degenerate_terms_are_flagged():
     law = Law(1e-30, {"dp": (1.0, 0.3), "params": (1e40, 7.5)})
-    got = fit._warnings(Fit(law, 0.0, 10, ("dp", "params"), None, None), np.array([0.2, 0.5]))
+    got = study._warnings(Fit(law, 0.0, 10, ("dp", "params"), None, None), np.array([0.2, 0.5]))
     assert len(got) == 2 and got[0].startswith("params: exponent 7.5") and "E is ~0" in got[1]
 
 
 def test_thin_grid_gets_statuses_not_exceptions(tmp_path):
     rows = grid_rows([1e4], [1000], seeds=(0,))
     rows = [r for r in rows if r["heads"] == 4]  # 1 plain row, 1 distilled row
-    doc, slices = fit.fit_results(rows, bootstrap=0)
-    for name in fit.LAWS:
+    doc, slices = study.fit_results(rows, bootstrap=0)
+    for name in LAWS:
         assert doc["downstream"]["digits"][name]["status"] == "no input varies"
     assert slices[0]["status"].startswith("law not fitted")
-    empty = fit.summarize(write_grid(tmp_path, []), bootstrap=0)
+    empty = summarize(write_grid(tmp_path, []), bootstrap=0)
     assert "nothing to fit" in empty
 
 

@@ -10,7 +10,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestCentroid
 
-from raysweep import fractal
+from raysweep.data import fractal
 
 SMALL = {"classes": 4, "images_per_class": 12, "test_per_class": 5, "seed": 3}
 

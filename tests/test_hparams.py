@@ -12,7 +12,10 @@ import pytest
 import ray
 import yaml
 
-from raysweep import executor, hparams, hparams_space, plan, spec
+from raysweep.hparams import search as hparams
+from raysweep.hparams import space as hparams_space
+from raysweep.run import cluster, executor
+from raysweep.sweep import plan, spec
 
 ROOT = Path(__file__).parent.parent
 SMOKE = str(ROOT / "sweeps" / "smoke.yaml")
@@ -131,7 +134,7 @@ def test_asha_stopped_candidate_is_pruned_not_scored():
 def test_shared_trials_are_the_teachers_and_the_stages_no_setting_reaches():
     sweep = smoke()
     teacher = {t.trial_id for t in hparams_space.trials_of(
-        hparams_space.proxy_sweep(sweep, {}), 1)}
+        spec.proxy_sweep(sweep, {}), 1)}
     shared = hparams_space.shared_trials(sweep, {}, 2)
     assert {t.trial_id for t in shared} == teacher  # the 2-head student's own trials all vary
     space = {"finetune.lr": {"log": [1e-4, 1e-2]}}
@@ -224,7 +227,7 @@ def test_progress_lines_survive_a_swapped_print(monkeypatch):
     import builtins
 
     monkeypatch.setattr(builtins, "print", lambda *a, **k: None)
-    callbacks = (hparams.Echo(1, 2, executor.say),
-                 executor.Progress(2, "out", executor.say, set().__contains__))
+    callbacks = (hparams.Echo(1, 2, cluster.say),
+                 executor.Progress(2, "out", cluster.say, set().__contains__))
     for echo in callbacks:
-        assert ray.cloudpickle.loads(ray.cloudpickle.dumps(echo)).echo is executor.say
+        assert ray.cloudpickle.loads(ray.cloudpickle.dumps(echo)).echo is cluster.say

@@ -12,7 +12,7 @@ import pyarrow.csv as pacsv
 import pytest
 from scipy import stats
 
-from raysweep import laws
+from raysweep.laws import fitting as laws
 
 DATA = pathlib.Path(__file__).parent / "data" / "chinchilla_svg_extracted_data.csv"
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "reference" / DATA.name

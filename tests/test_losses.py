@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from raysweep.losses import attention_loss, distillation_loss, teacher_layer
-from raysweep.models import attention_maps, create_model
+from raysweep.train.losses import attention_loss, distillation_loss, teacher_layer
+from raysweep.train.models import attention_maps, create_model
 
 
 def logits(seed: int, batch: int = 8, classes: int = 5) -> torch.Tensor:

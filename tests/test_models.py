@@ -4,7 +4,7 @@ attention maps and the fused-attention switch."""
 import pytest
 import torch
 
-from raysweep.models import (
+from raysweep.train.models import (
     MODEL_PRESETS,
     attention_maps,
     count_params,

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raysweep import grid, plan, spec
+from raysweep import grid
+from raysweep.sweep import plan, spec
 
 ROOT = Path(__file__).parent.parent
 SMOKE = ROOT / "sweeps" / "smoke.yaml"

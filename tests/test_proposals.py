@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from raysweep import proposals
+from raysweep.adaptive import proposals
 
 
 def ensemble(crossings: np.ndarray, dps: np.ndarray) -> np.ndarray:

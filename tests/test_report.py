@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 import yaml
 
-from raysweep import report, results, storage
-from raysweep.plots import (
+from raysweep.report import __main__ as report_cli
+from raysweep.report import build as report
+from raysweep.report.figures import (
     DPI,
     FIG_SIZES_IN,
     HEAD_COLOURS,
@@ -34,8 +35,9 @@ from raysweep.plots import (
     predict,
     short,
 )
-from raysweep.plots_boundary import paired_differences
-from raysweep.report_tables import fmt
+from raysweep.report.figures_boundary import paired_differences
+from raysweep.report.tables import fmt
+from raysweep.store import results, storage
 
 pytest_plugins = ["s3_server"]  # fixture s3_out: a prefix on a local S3 server (moto)
 
@@ -331,7 +333,7 @@ def test_cli_prints_the_report_path(tmp_path):
 def test_cli_missing_out_exits_2_naming_it(tmp_path, capsys):
     missing = tmp_path / "no-such-run"
     with pytest.raises(SystemExit) as exit_:
-        report.main([str(missing)])
+        report_cli.main([str(missing)])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert str(missing) in err and "does not exist" in err and "Traceback" not in err

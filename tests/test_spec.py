@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raysweep import spec
+from raysweep.sweep import spec
 
 SWEEPS = sorted((Path(__file__).parent.parent / "sweeps").glob("*.yaml"))
 SMOKE = Path(__file__).parent.parent / "sweeps" / "smoke.yaml"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from raysweep import storage
+from raysweep.store import storage
 
 pytest_plugins = ["s3_server"]  # fixtures aws_endpoint, s3_bucket, s3_out (tests/s3_server.py)
 

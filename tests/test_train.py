@@ -8,9 +8,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from raysweep.augment import augment, to_float
-from raysweep.models import create_model
-from raysweep.train import (
+from raysweep.train.augment import augment, to_float
+from raysweep.train.loop import (
     DistillSettings,
     TrainSettings,
     evaluate,
@@ -19,7 +18,8 @@ from raysweep.train import (
     save_checkpoint,
     train,
 )
-from raysweep.train_settings import TABLE3_SETTINGS
+from raysweep.train.models import create_model
+from raysweep.train.settings import TABLE3
 
 
 @pytest.fixture(scope="module")
@@ -146,9 +146,9 @@ def test_good_settings_of_every_type_pass():
     assert (s.steps, s.lr, s.flip) == (7, 1, False)
 
 
-@pytest.mark.parametrize("row", sorted(TABLE3_SETTINGS))
+@pytest.mark.parametrize("row", sorted(TABLE3))
 def test_table3_rows(row):
-    s = TABLE3_SETTINGS[row]
+    s = TrainSettings(**TABLE3[row])
     assert (s.lr, s.batch_size) == (5e-4, 16 if "cifar" in row else 128)
     assert s.warmup_lr == (1e-6 if row.startswith("pretrain") else 1e-5)
 

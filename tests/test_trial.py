@@ -4,8 +4,9 @@ from pathlib import Path
 
 import torch
 
-from raysweep import plan, results, spec
-from raysweep import trial as trial_mod
+from raysweep.run import trial as trial_mod
+from raysweep.store import results
+from raysweep.sweep import plan, spec
 
 SMOKE = Path(__file__).resolve().parents[1] / "sweeps" / "smoke.yaml"
 

@@ -46,12 +46,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from raysweep import adaptive, plan, simulate, spec
-from raysweep import adaptive_choice as choice
-from raysweep import boundary as bnd
-from raysweep.design_rule import design_rule
-from raysweep.laws import Law
-from raysweep.proposals import Candidate
+from raysweep.adaptive import choice
+from raysweep.adaptive import loop as adaptive
+from raysweep.adaptive.design import design_rule
+from raysweep.adaptive.proposals import Candidate
+from raysweep.laws import boundary as bnd
+from raysweep.laws.fitting import Law
+from raysweep.sweep import plan, simulate, spec
 
 SIM = yaml.safe_load((Path(__file__).resolve().parents[2] / "sweeps" / "simulate.yaml").read_text())
 PLAIN = SIM["simulate"]["plain"]   # error = 0.05 + 6 Dp^-0.35 + 40 M^-0.3 + 2 Df^-0.4

@@ -56,10 +56,13 @@ import bench_adaptive as B
 import numpy as np
 from scipy import optimize
 
-from raysweep import adaptive, fit, plan, results, spec
-from raysweep import adaptive_choice as choice
-from raysweep import boundary as bnd
-from raysweep.design_rule import cross_gradient, log_jacobian
+from raysweep.adaptive import choice
+from raysweep.adaptive import loop as adaptive
+from raysweep.adaptive.design import cross_gradient, log_jacobian
+from raysweep.laws import boundary as bnd
+from raysweep.laws import study as fit
+from raysweep.store import results
+from raysweep.sweep import plan, spec
 
 KAPPA = math.pi / 2   # variance of least absolute deviations over least squares, Gaussian noise
 Z = 1.96              # 95 %

@@ -41,7 +41,8 @@ sys.path.insert(0, str(TESTS))  # tests/multinode.py
 
 from multinode import ROOT, Driver, MultiNode, wait_until
 
-from raysweep import plan, results, spec
+from raysweep.store import results
+from raysweep.sweep import plan, spec
 
 KINDS = ("node", "worker", "driver")
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/, 
 
 import test_laws as known
 
-from raysweep import laws
+from raysweep.laws import fitting as laws
 
 REF_CI = known.REF_CI
 NARROW = ("2 inputs, narrow M", laws.Law(0.05, {"dp": (3.0, 0.3), "params": (6.0, 0.3)}), 60, 0.02,

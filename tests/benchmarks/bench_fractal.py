@@ -16,7 +16,8 @@ import time
 
 import torch
 
-from raysweep import data, fractal
+from raysweep import data
+from raysweep.data import fractal
 
 PARAMS = {"classes": 50, "images_per_class": 900, "test_per_class": 100, "seed": 0}  # 50,000
 IMAGE_SIZE = 16                       # px; default_points(16) = 1,024 points per image

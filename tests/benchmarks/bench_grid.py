@@ -39,8 +39,11 @@ import time
 
 import ray
 
-from raysweep import executor, grid, plan, results, spec
-from raysweep.trial import Context
+from raysweep import grid
+from raysweep.run import executor
+from raysweep.run.trial import Context
+from raysweep.store import results
+from raysweep.sweep import plan, spec
 
 
 def slots(trials: list[plan.Trial]) -> int:

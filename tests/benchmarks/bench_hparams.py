@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from raysweep.fit import SYMBOLS
-from raysweep.results import read_results
+from raysweep.laws.catalogue import SYMBOLS
+from raysweep.store import results
 
 PY = sys.executable
 BOOTSTRAP = 200
@@ -60,14 +60,14 @@ def exponent_rows(fits: dict[str, dict]) -> list[str]:
             other = tuned.get(ds, {}).get(name, {})
             keys = [k for k in SYMBOLS if k in law.get("terms", {}) or k in other.get("terms", {})]
             for k in keys:
-                rows.append(f"| {ds} {name} | {SYMBOLS[k]} | {cell(law, k)} | {cell(other, k)} |")
+                rows.append(f"| {ds} {name} | {SYMBOLS[k].exponent} ({SYMBOLS[k].measures}) | {cell(law, k)} | {cell(other, k)} |")
     return rows
 
 
 def error_rows(outs: dict[str, Path]) -> list[str]:
     means = {}
     for label, out in outs.items():
-        for r in read_results(str(out)).to_pylist():
+        for r in results.read(str(out)).to_pylist():
             if r["status"] == "ok" and r["stage"] != "pretrain":
                 means.setdefault((r["stage"], r["heads"]), {}).setdefault(label, []).append(
                     r["error"])
@@ -98,7 +98,7 @@ def main() -> None:
                                           "--bootstrap", str(BOOTSTRAP)], root / "tuned.log"),
     }
     fits = {k: json.loads((out / "fits.json").read_text()) for k, out in outs.items()}
-    proxy = read_results(str(search / "hparams")).num_rows
+    proxy = results.read(str(search / "hparams")).num_rows
     print("\n".join(exponent_rows(fits)))
     print()
     print("\n".join(error_rows(outs)))

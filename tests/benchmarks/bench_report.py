@@ -26,7 +26,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/, 
 
 import test_report as grid
 
-from raysweep import report, results
+from raysweep.report import build as report
+from raysweep.store import results
 
 PAPER_DP = tuple(8_000 * 2 ** i for i in range(8))   # 8k ... 1.02M images, x2 steps
 PAPER_DF = (300, 600, 1_200, 2_400)                  # images
@@ -59,7 +60,7 @@ def bench(name: str, sets, dps, dfs, seeds) -> None:
         out = pathlib.Path(tmp)
         trials = write_grid(out, sets, dps, dfs, seeds)
         t0 = time.perf_counter()
-        results.read_results(str(out))
+        results.read(str(out))
         read_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         page = pathlib.Path(report.write_report(str(out)))

@@ -40,9 +40,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torchvision.transforms import v2
 
-from raysweep.augment import augment
-from raysweep.models import create_model
-from raysweep.train import TrainSettings, _optimizer, train
+from raysweep.train.augment import augment
+from raysweep.train.loop import TrainSettings, _optimizer, train
+from raysweep.train.models import create_model
 
 CLASSES = 10
 

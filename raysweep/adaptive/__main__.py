@@ -1,0 +1,90 @@
+"""`python -m raysweep.adaptive --target boundary|hparams`: pin down what the grid left uncertain.
+
+  --target boundary   rounds of extra runs where the distillation boundary D**p is still
+                      uncertain, until every slice's 95 % interval is within --tol or the budget
+                      is spent (raysweep.adaptive.loop); OUT/adaptive.json holds the rounds.
+  --target hparams    hyper-parameters per model size by TPE + ASHA on the sweep's proxy budget
+                      (raysweep.hparams.search); OUT/hparams.yaml holds the best values.
+
+OUT holds no results yet: the sweep's grid runs first. Re-running the same command resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from raysweep import cli
+from raysweep.adaptive import loop
+from raysweep.errors import InputError
+from raysweep.hparams import search
+from raysweep.run import executor
+from raysweep.run import trial as trial_mod
+from raysweep.sweep.spec import Sweep
+
+
+def boundary_target(args, sweep: Sweep, out: str) -> int:
+    check(args)
+    ctx = trial_mod.Context(out, sweep.data_root, download=args.download)
+
+    def runner(trials: list) -> int:
+        return executor.run(trials, ctx, name=sweep.name, retries=sweep.retries,
+                            address=args.address)
+    loop.rounds(sweep, out, runner, args.budget, args.batch, args.tol, args.bootstrap,
+                choose=loop.RULES[args.rule])
+    cli.finish(out, args.bootstrap)
+    return 0
+
+
+def check(args) -> None:
+    """Numbers that cannot work stop the command before anything runs."""
+    rules = (("budget", args.budget >= 0, ">= 0"), ("batch", args.batch >= 1, ">= 1"),
+             ("tol", args.tol > 0, "> 0"),
+             ("rule", args.rule in loop.RULES, f"one of {sorted(loop.RULES)}"),
+             ("bootstrap", args.bootstrap >= loop.MIN_BOOTSTRAP,
+              f">= {loop.MIN_BOOTSTRAP} (the intervals come from the resamples)"))
+    for name, ok, expected in rules:
+        if not ok:
+            raise InputError(f"--{name} must be {expected}, got {getattr(args, name)}")
+
+
+TARGETS = {"boundary": boundary_target, "hparams": search.target}
+
+
+def parser():
+    p = cli.parser("python -m raysweep.adaptive", __doc__)
+    p.add_argument("--target", required=True, help=f"what to pin down: one of {sorted(TARGETS)}")
+    p.add_argument("--budget", type=int, default=loop.DEFAULTS["budget"],
+                   help="most trials the rounds after the grid may run (default %(default)s)")
+    p.add_argument("--batch", type=int, default=loop.DEFAULTS["batch"],
+                   help="pairs (plain fine-tune + distillation at one Dp) per round "
+                        "(default %(default)s)")
+    p.add_argument("--tol", type=float, default=loop.DEFAULTS["tol"],
+                   help="stop when every D**p 95 %% interval is narrower than this, relative: "
+                        "(hi - lo) / D**p (default %(default)s, i.e. +-10 %%)")
+    p.add_argument("--rule", default=loop.DEFAULTS["rule"],
+                   help="where a round's pairs go: design (largest expected drop of the D**p "
+                        "intervals per trial) or crossing (where the ensemble's D**p splits "
+                        "evenly) (default %(default)s)")
+    p.add_argument("--trials", type=int, default=None,
+                   help="--target hparams: candidates per model size (default: the sweep's "
+                        f"hparams.trials, else {search.space.DEFAULT_TRIALS})")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    target = TARGETS.get(args.target)
+    if target is None:
+        print(f"error: unknown --target {args.target!r}; expected one of {sorted(TARGETS)}",
+              file=sys.stderr)
+        return 2
+    try:
+        sweep, out = cli.load(args)
+        return target(args, sweep, out)
+    except (InputError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

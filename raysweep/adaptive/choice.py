@@ -1,0 +1,194 @@
+"""One adaptive round's decisions: where the boundary stands, which slices to chase, where to
+measure next, and which trials that means. Pure planning and fitting; raysweep.adaptive runs it.
+
+- `fit_boundary`: the two error laws with bootstrap (fit.fit_rows), then every slice's D**p with its
+  95 % interval (boundary.boundaries).
+- `chased` / `rel_width`: a slice is chased while its laws cross inside the measured Dp range; it is
+  settled once (hi - lo) / D**p <= tol and at most 2.5 % of the ensemble fails to cross (more, and
+  the interval would reach past the plausible range on that side).
+- `crossing_rule` (`--rule crossing`; the default, `--rule design`, is design_rule.py's):
+  proposals.py's rule on each chased slice's ensemble of F(Dp), over image counts between the
+  sweep's smallest and largest Dp; the K best, spread over the current interval (`spacing`: a
+  round's proposals sit at least 1/(2K) of the interval's width apart, in log Dp).
+- `pair_trials` / `affordable`: a proposal is the plain fine-tune and the distillation at its Dp for
+  every seed of the sweep, with the pretrainings they need; finished ones are reused (ids are
+  content hashes), and only the pairs the budget affords are kept.
+
+Replicates: a candidate within REPEAT_GAP of a Dp the slice has measured becomes a replicate there:
+the pair again at that Dp with new seeds (the k-th replicate runs the sweep's seeds shifted by
+k x (max seed + 1)), so a new initialisation and a new subset of the same size -- independent noise,
+in the simulator and in training. Without them a noisy study used up the distinct Dp values of the
+band and stopped with budget left (bench_adaptive, one slice, noise 0.02: after 250-360 trials,
+intervals still 0.29-0.37 wide).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from raysweep.adaptive import proposals
+from raysweep.laws import boundary as bnd
+from raysweep.laws import study as fit
+from raysweep.laws.catalogue import BOUNDARY_LAWS, LAWS
+from raysweep.sweep import plan
+from raysweep.sweep.spec import Sweep
+
+REPEAT_GAP = 0.002   # decades of Dp (0.5 %): closer to a measured Dp is a replicate there
+CANDIDATES = 2000    # log-spaced over the Dp range: 0.0007 decades apart over 1.3 decades, so a
+                     # +-10 % interval holds ~120
+MAX_GAP = 0.1        # decades: the spacing while a slice has no interval yet
+
+
+@dataclasses.dataclass(frozen=True)
+class Situation:
+    """What a chooser sees at the start of a round."""
+    sweep: Sweep
+    fits: dict                        # downstream -> {"error": Fit | why, "distilled_error": ...}
+    targets: list[dict]               # boundary slices still to pin down
+    measured: dict[tuple, list[int]]  # slice key -> Dp (images) of each distilled result, sorted
+    dp_range: tuple[int, int]         # the sweep's smallest and largest Dp, images
+    batch: int                        # pairs to propose
+    rows: list[dict]                  # the ok results the fits used
+
+
+def slice_key(s: dict) -> tuple:
+    return (s["downstream"], s["student_heads"], tuple(s["teacher_heads"]), s["df"])
+
+
+# ---- where the boundary stands -------------------------------------------------------------
+
+def fit_boundary(rows: list[dict], bootstrap: int, seed: int = 0) -> tuple[dict, list[dict]]:
+    """(fits per downstream set, boundary slices) from ok rows. BLAS is held to one thread: the
+    fit's matrices are tiny, and threads spin-waiting for a busy core made one 200-resample
+    bootstrap 25x slower on a 2-core machine shared with Ray workers (21 s against 0.8 s)."""
+    with threadpool_limits(1, "blas"):
+        fits = {ds: {name: _fit(rows, ds, name, bootstrap, seed) for name in BOUNDARY_LAWS}
+                for ds in sorted({r["downstream"] for r in rows if r["downstream"] is not None})}
+        return fits, bnd.boundaries(rows, fits)
+
+
+def _fit(rows: list[dict], ds: str, name: str, bootstrap: int, seed: int):
+    stage, target, inputs, _ = LAWS[name]
+    mine = [r for r in rows if r["downstream"] == ds and r["stage"] == stage]
+    return fit.fit_rows(mine, target, inputs, bootstrap, seed)[1]
+
+
+def measured_dps(rows: list[dict]) -> dict[tuple, list[int]]:
+    """Slice key -> the Dp of every distilled result (a Dp measured with several seeds repeats)."""
+    found: dict[tuple, list] = {}
+    for r in rows:
+        if r["stage"] == "distill":
+            key = (r["downstream"], r["heads"], tuple(r["teacher_heads"] or ()), r["df"])
+            found.setdefault(key, []).append(r["dp"])
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def chased(s: dict) -> bool:
+    return s["status"] == bnd.STATUS["ok"]
+
+
+def rel_width(s: dict) -> float:
+    """(hi - lo) / D**p of the 95 % interval; infinite while too many members do not cross."""
+    if s["d_cross_ci"] is None or (s["no_cross_fraction"] or 0.0) > proposals.TAIL:
+        return math.inf
+    lo, hi = s["d_cross_ci"]
+    return (hi - lo) / s["d_cross"]
+
+
+# ---- where to measure ----------------------------------------------------------------------
+
+def crossing_rule(sit: Situation) -> list[proposals.Candidate]:
+    """`--rule crossing`: proposals.py's rule on every chased slice, the best K spread out."""
+    dps = proposals.candidate_dps(*sit.dp_range, CANDIDATES)
+    found = []
+    for s in sit.targets:
+        f = advantage_samples(sit.fits[s["downstream"]], s, dps)
+        cost = pair_cost(sit.sweep, dps, s["df"])
+        done = sit.measured.get(slice_key(s), [])
+        found += replicates(proposals.score_slice(slice_key(s), f, dps, cost), done,
+                            len(sit.sweep.seeds))
+    return proposals.pick(found, sit.batch, spacing(sit.targets, sit.batch))
+
+
+def replicates(found: list[proposals.Candidate], done: list[int], seeds: int
+               ) -> list[proposals.Candidate]:
+    """Candidates within REPEAT_GAP of a measured Dp moved onto it as its next replicate (the best
+    scoring one per Dp); the others as they are."""
+    if not done:
+        return found
+    measured = np.unique(done)
+    out: dict[tuple, proposals.Candidate] = {}
+    for c in sorted(found, key=lambda c: -c.score):
+        gap = np.abs(np.log10(measured / c.dp))
+        if gap.min() < REPEAT_GAP:
+            dp = int(measured[gap.argmin()])
+            c = dataclasses.replace(c, dp=dp, replicate=done.count(dp) // seeds)
+        out.setdefault((c.dp, c.replicate), c)
+    return list(out.values())
+
+
+def spacing(targets: list[dict], batch: int) -> float:
+    """Decades between one round's proposals: 1/(2K) of the narrowest interval's width."""
+    widths = [math.log10(s["d_cross_ci"][1] / s["d_cross_ci"][0]) for s in targets
+              if s["d_cross_ci"]]
+    return min(MAX_GAP, max(REPEAT_GAP, min(widths, default=MAX_GAP) / (2 * batch)))
+
+
+def advantage_samples(laws: dict, s: dict, dps: np.ndarray) -> np.ndarray:
+    """(members, Dp values): F of each bootstrap pair (plain member i, distilled member i)."""
+    pairs = zip(laws["error"].ensemble, laws["distilled_error"].ensemble)
+    with np.errstate(over="ignore", invalid="ignore"):  # wild members: NaN, counted for nothing
+        return np.array([bnd.advantage(p, d, bnd.fixed_inputs(s), dps) for p, d in pairs])
+
+
+def pair_cost(sweep: Sweep, dps: np.ndarray, df: int) -> np.ndarray:
+    """Images a pair pushes through a model: epochs x Dp of pretraining, two fine-tunings of
+    epochs x Df. An unset `epochs` is the same default for both stages, so 1 keeps the ratio."""
+    epochs = {stage: sweep.train[stage].get("epochs", 1.0) for stage in ("pretrain", "finetune")}
+    return proposals.relative_cost(dps.astype(float), epochs["pretrain"],
+                                   2 * epochs["finetune"] * df)
+
+
+def dp_range(sweep: Sweep) -> tuple[int, int]:
+    planner = plan.Planner(sweep)
+    dps = [planner.dp_images(a) for a in sweep.dp]
+    return min(dps), max(dps)
+
+
+# ---- what to run ---------------------------------------------------------------------------
+
+def pair_trials(sweep: Sweep, picked: list[proposals.Candidate]) -> list[plan.Trial]:
+    """Plain fine-tune + distillation at each proposal's Dp, every seed, prerequisites first."""
+    planner = plan.Planner(sweep)
+    downs = {d.name: d for d in sweep.downstream}
+    for c in picked:
+        ds, heads, teachers, df = c.slice_key
+        for seed in replicate_seeds(sweep, c.replicate):
+            planner.finetune(heads, c.dp, downs[ds], df, seed)
+            planner.distill(heads, teachers, c.dp, downs[ds], df, seed)
+    return list(planner.trials.values())
+
+
+def replicate_seeds(sweep: Sweep, k: int) -> list[int]:
+    """The seeds of the k-th replicate of a pair: the sweep's, shifted past every seed used."""
+    return [seed + k * (max(sweep.seeds) + 1) for seed in sweep.seeds]
+
+
+def affordable(sweep: Sweep, picked: list, done: set[str], left: int) -> tuple[list, list]:
+    """(proposals, trials to run): the best proposals whose new trials fit in LEFT. A proposal
+    that adds no trial (all of its ran already, e.g. one that failed) is dropped: it would make
+    a round that runs nothing."""
+    kept: list = []
+    before = 0
+    for c in picked:
+        new = [t for t in pair_trials(sweep, kept + [c]) if t.trial_id not in done]
+        if len(new) > left:
+            break
+        if len(new) > before:
+            kept.append(c)
+            before = len(new)
+    return kept, [t for t in pair_trials(sweep, kept) if t.trial_id not in done]

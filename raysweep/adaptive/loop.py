@@ -1,0 +1,191 @@
+"""The adaptive rounds of `--target boundary`: measure where the distillation boundary is still
+uncertain, refit, repeat, until every slice's D**p is pinned down or the budget is spent.
+
+`rounds` owns the flow, top to bottom (the decisions live in raysweep.adaptive_choice):
+  0. OUT holds no results: run the sweep's grid (round 0).
+  1. Fit the two error laws with bootstrap and locate every slice's D**p with its 95 % interval.
+     Chase the slices whose laws cross inside the measured Dp range and whose interval is wider
+     than --tol relative, (hi - lo) / D**p; none left: done. A slice that does not cross there is
+     reported, not chased.
+  2. Choose K pairs (--rule), at image counts between the sweep's smallest and largest Dp:
+     design    (the default; design_rule.py) the pairs expected to shrink the chased slices'
+               D**p intervals most per trial they add, pretrainings included;
+     crossing  (proposals.py) per slice, where the ensemble's D**p splits evenly, spread out and
+               cost-weighted.
+  3. Plan each as a pair -- plain fine-tune and distillation at that Dp, every seed, plus the
+     pretrainings they need, finished ones reused -- keep the pairs the budget affords, run them,
+     refit, append the round to OUT/adaptive.json (through raysweep.storage, so s3:// works) and
+     print one line: what was proposed and why, the widest interval left.
+The budget counts the trials launched by rounds 1, 2, ...; round 0 is the sweep's own grid.
+At the end grid.finish writes fits.json, boundary.json and the report, as the grid command does.
+
+Resuming is rerunning: adaptive.json gives the round count and the budget spent, the results give
+the rest, and a trial that has a result is never run again (the runner skips it).
+
+Left out, on purpose:
+- trials of a round that was interrupted never count toward the budget (nor are they run again:
+  their results are in OUT);
+- D*p as a target: the issue asks for D**p, where the sign of F -- what a user acts on -- flips;
+- a non-zero exit when the budget runs out first: the command did what it was asked, and the last
+  line says why it stopped.
+"""
+
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+from raysweep.adaptive import proposals
+from raysweep.adaptive.choice import (
+    Situation,
+    affordable,
+    chased,
+    crossing_rule,
+    dp_range,
+    fit_boundary,
+    measured_dps,
+    rel_width,
+)
+from raysweep.adaptive.design import design_rule
+from raysweep.errors import InputError
+from raysweep.laws import boundary as bnd
+from raysweep.laws import study as fit
+from raysweep.run import trial as trial_mod
+from raysweep.store import layout, results, storage
+from raysweep.sweep import plan
+from raysweep.sweep.spec import Sweep
+
+MIN_BOOTSTRAP = 20  # fewer resamples give no usable 95 % interval
+RULES = {"crossing": crossing_rule, "design": design_rule}  # --rule: where a round's pairs go
+DEFAULTS = {"budget": 100, "batch": 4, "tol": 0.2, "rule": "design"}
+
+
+# ---- the loop ------------------------------------------------------------------------------
+
+def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: int, batch: int,
+           tol: float, bootstrap: int, echo: Callable[[str], None] = print,
+           choose: Callable[[Situation], list] = design_rule) -> dict:
+    """Run rounds until every chased slice is within TOL or BUDGET trials are spent; returns the
+    adaptive.json object (also written to OUT)."""
+    doc = read_doc(out)
+    picked, ran = [], None   # the pairs the last round ran, and its trials; None: no round yet
+    if not results.finished_ids(out):
+        ran = runner(plan.plan(sweep))   # round 0: the sweep's grid
+    while True:
+        table = results.read(out)
+        rows = bnd.ok_rows(table)
+        fits, slices = fit_boundary(rows, bootstrap)
+        if ran is not None:
+            record(doc, out, picked, ran, slices, tol, echo)
+        targets = [s for s in slices if chased(s) and rel_width(s) > tol]
+        left = budget - sum(r["trials_run"] for r in doc["rounds"] if r["round"] > 0)
+        wanted = choose(Situation(sweep, fits, targets, measured_dps(rows), dp_range(sweep), batch,
+                                  rows)) if targets else []
+        picked, trials = affordable(sweep, wanted, results.finished_ids(table), left)
+        stop = stop_reason(slices, targets, wanted, picked, left)
+        if stop:
+            break
+        ran = runner(trials)
+    doc |= {"boundary": slices, "stopped": stop, "trials_total": table.num_rows}
+    write_doc(out, doc)
+    echo(f"stopped: {stop}")
+    for s in slices:
+        if not chased(s):
+            echo(f"  not chased: {label(s)}: {s['status']}")
+    return doc
+
+
+def stop_reason(slices: list[dict], targets: list, wanted: list, picked: list,
+                left: int) -> str | None:
+    if not any(chased(s) for s in slices):
+        return "no slice's laws cross inside the measured Dp range: nothing to pin down"
+    if not targets:
+        return "every chased slice's D**p interval is within --tol"
+    if not wanted:
+        return "every Dp where D**p is still uncertain has been measured already"
+    if not picked:
+        return f"budget spent: {left} trials left, the next pair needs more"
+    return None
+
+
+def record(doc: dict, out: str, picked: list, ran: int, slices: list[dict], tol: float,
+           echo) -> None:
+    """Append a round (PICKED pairs, RAN trials, the refitted SLICES) to DOC, write adaptive.json
+    and print the round's line."""
+    number = max((r["round"] for r in doc["rounds"]), default=0) + 1 if picked else 0
+    doc["rounds"].append({"round": number, "proposals": [proposal_json(c) for c in picked],
+                          "trials_run": ran, "boundary": slices})
+    doc["trials_run"] = doc.get("trials_run", 0) + ran
+    write_doc(out, doc)
+    echo(round_line(number, picked, ran, slices, tol))
+
+
+def proposal_json(c: proposals.Candidate) -> dict:
+    ds, heads, teachers, df = c.slice_key
+    return {"downstream": ds, "student_heads": heads, "teacher_heads": list(teachers), "df": df,
+            "dp": c.dp, "replicate": c.replicate, "score": c.score, "p_positive": c.p_positive,
+            "reason": c.reason}
+
+
+def read_doc(out: str) -> dict:
+    if not storage.exists(out, layout.ADAPTIVE):
+        return {"rounds": [], "trials_run": 0}
+    doc = json.loads(storage.read_bytes(out, layout.ADAPTIVE))
+    if not isinstance(doc, dict) or not isinstance(doc.get("rounds"), list):
+        raise InputError(
+            f"{out}/{layout.ADAPTIVE}: expected an object with a 'rounds' list; move it away to "
+            f"start the adaptive rounds afresh")
+    return doc
+
+
+def write_doc(out: str, doc: dict) -> None:
+    storage.write_bytes(out, layout.ADAPTIVE, json.dumps(fit.finite(doc), indent=1).encode())
+
+
+# ---- printed lines -------------------------------------------------------------------------
+
+def label(s: dict) -> str:
+    teachers = "+".join(map(str, s["teacher_heads"]))
+    return f"{s['downstream']} {s['student_heads']}h<-{teachers}h Df={s['df']}"
+
+
+def round_line(number: int, picked: list, ran: int, slices: list[dict], tol: float) -> str:
+    what = _proposed(picked) if number else "the sweep's grid"
+    chased_ = [s for s in slices if chased(s)]
+    done = sum(rel_width(s) <= tol for s in chased_)
+    head = f"round {number}: {what}; {ran} trials run; {done}/{len(chased_)} slices within {tol:g}"
+    if not chased_:
+        return head
+    widest = max(chased_, key=rel_width)
+    ci = widest["d_cross_ci"] or [math.nan, math.nan]
+    return (f"{head}; widest {label(widest)}: D**p {widest['d_cross']:.4g} "
+            f"[{ci[0]:.4g}, {ci[1]:.4g}] (width {rel_width(widest):.2f})")
+
+
+def _proposed(picked: list) -> str:
+    dps = [c.dp for c in picked]
+    p = [c.p_positive for c in picked]
+    slices = len({c.slice_key for c in picked})
+    again = sum(c.replicate > 0 for c in picked)
+    repeats = f", {again} at a measured Dp with new seeds" if again else ""
+    return (f"{len(picked)} pairs in {slices} slice{'s' * (slices > 1)} at Dp {min(dps):.3g}-"
+            f"{max(dps):.3g}{repeats} ({picked[0].reason}; P(distillation wins) "
+            f"{min(p):.2f}-{max(p):.2f})")
+
+
+# ---- runners and targets ---------------------------------------------------------------------
+
+def inline_runner(out: str) -> Callable[[list], int]:
+    """Runs trials one by one in this process, no Ray: for simulate sweeps in tests and
+    benchmarks, where a trial takes microseconds and Ray's start-up would dominate."""
+    ctx = trial_mod.Context(out)
+
+    def run(trials: list) -> int:
+        done = results.finished_ids(out)
+        todo = [t for t in trials if t.trial_id not in done]
+        for t in todo:
+            trial_mod.run(t, ctx)
+        return len(todo)
+    return run

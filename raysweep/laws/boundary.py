@@ -1,0 +1,227 @@
+"""The distillation boundary of the paper's sec. 4, per slice (downstream, student, teachers, Df).
+
+F(Dp) = E_plain(Dp) - E_distilled(Dp), both fitted laws evaluated at the slice's student size,
+Df and mean teacher size. Positive F: distillation gives the lower error.
+- D*p, where F peaks. Only the Dp terms depend on Dp, so with c = coef (= 1/lambda) and primes for
+  the distilled law, F'(Dp) = 0 gives D*p = (alpha' c'_p / (alpha c_p))^(1/(alpha' - alpha)). The
+  printed eq. 14 has the ratio upside down (docs/boundary.md has the derivation).
+- D**p, the root of F where it turns from + (distillation wins) to - (plain wins), found by brentq
+  in log Dp inside a plausible range (measured range widened by DP_RANGE_FACTOR each side).
+- intervals: both over the paired bootstrap ensembles (member i of one law with member i of the
+  other), percentile 95 %, with the share of members that do not cross.
+- a model-free crossing: where the measured, seed-averaged paired difference changes sign.
+
+Status vocabulary (what a reader of boundary.json sees; `STATUS` below):
+  "ok"                                  D**p found inside the measured Dp range
+  "no crossing in measured range (laws cross at N outside)"   found only outside it
+  "no crossing"                         F does not turn + to - in the plausible range
+  "too few Dp values (N)"               < 2 distinct Dp measured both ways (same seed) in the slice
+  "no plain rows"                       the student was never fine-tuned plainly at this Df
+  "law not fitted: <law>: <why>"         a law the slice needs has no fit
+Left out: intervals from the model-free estimate (it is one measured curve; the seeds behind it are
+few), and slices over teacher sets (each teacher set is its own slice, as in the paper's Fig. 6).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+from scipy import optimize
+
+from raysweep.laws.fitting import LEVEL, Fit, Law
+
+DP = "dp"                 # the input the boundary is over (pretraining images)
+DP_RANGE_FACTOR = 100.0   # plausible range: [min measured / 100, max measured * 100] images
+SCAN_POINTS = 400         # log-spaced Dp values scanned for a sign change before brentq
+STATUS = {
+    "ok": "ok",
+    "outside": "no crossing in measured range (laws cross at {dp:.4g} outside)",
+    "none": "no crossing",
+    "few_dp": "too few Dp values ({n})",
+    "no_plain": "no plain rows",
+    "unfitted": "law not fitted: {law}: {why}",
+}
+# Every slice has these keys (None / False until found); "dp_range" and "d_star_note" when computed.
+EMPTY = {"d_star": None, "d_star_ci": None, "d_cross": None, "d_cross_ci": None,
+         "model_free_cross": None, "no_cross_fraction": None, "no_peak_fraction": None,
+         "in_range": False}
+
+
+def d_star(plain: Law, distilled: Law) -> float | None:
+    """Dp (images) where F peaks, or None when F has no interior maximum."""
+    return _d_star(plain, distilled)[0]
+
+
+def _d_star(plain: Law, distilled: Law) -> tuple[float | None, str]:
+    """(D*p, why not). F'(D) = D^(-alpha-1) * (alpha' c' D^(alpha - alpha') - alpha c): zero where
+    D^(alpha - alpha') = alpha c / (alpha' c'); a maximum where the bracket falls through zero,
+    i.e. alpha' c' (alpha - alpha') < 0."""
+    if DP not in plain.terms or DP not in distilled.terms:
+        return None, "a law has no Dp term, so F is monotone in Dp"
+    (c, a), (c2, a2) = plain.terms[DP], distilled.terms[DP]
+    if a == a2:
+        return None, "equal Dp exponents: F is monotone in Dp"
+    ratio = (a2 * c2) / (a * c) if a * c != 0 else math.inf
+    if not (0 < ratio < math.inf):
+        return None, "F' has no zero in Dp > 0"
+    if a2 * c2 * (a - a2) >= 0:
+        return None, "F' changes sign - to +: a minimum, not a peak"
+    try:
+        return float(ratio ** (1.0 / (a2 - a))), ""
+    except OverflowError:  # exponents a hair apart (a bootstrap resample can do it)
+        return None, "F peaks beyond any representable Dp: the Dp exponents nearly coincide"
+
+
+def advantage(plain: Law, distilled: Law, fixed: Mapping[str, float], dp) -> np.ndarray:
+    """F(Dp) = E_plain - E_distilled at DP images, other inputs from FIXED (error units)."""
+    x = dict(fixed) | {DP: np.asarray(dp, dtype=float)}
+    return plain.predict(x) - distilled.predict(x)
+
+
+def d_cross(plain: Law, distilled: Law, fixed: Mapping[str, float],
+            dp_range: tuple[float, float]) -> float | None:
+    """Smallest Dp (images) in DP_RANGE where F turns from + to -, or None."""
+    lo, hi = (math.log(v) for v in dp_range)
+    grid = np.linspace(lo, hi, SCAN_POINTS)
+    f = advantage(plain, distilled, fixed, np.exp(grid))
+    turns = np.flatnonzero((f[:-1] > 0) & (f[1:] <= 0))
+    if turns.size == 0:
+        return None
+    i = turns[0]
+    if f[i + 1] == 0:
+        return float(np.exp(grid[i + 1]))
+    root = optimize.brentq(lambda u: float(advantage(plain, distilled, fixed, math.exp(u))),
+                           grid[i], grid[i + 1], xtol=1e-12)
+    return float(math.exp(root))
+
+
+def model_free_cross(dp: np.ndarray, diff: np.ndarray) -> float | None:
+    """First Dp where the measured plain-minus-distilled error turns from + to -, interpolated
+    linearly in log Dp between the bracketing measured values; None when it never does."""
+    dp, diff = np.asarray(dp, dtype=float), np.asarray(diff, dtype=float)
+    order = np.argsort(dp)
+    dp, diff = dp[order], diff[order]
+    for i in np.flatnonzero((diff[:-1] > 0) & (diff[1:] <= 0)):
+        t = diff[i] / (diff[i] - diff[i + 1])  # share of the log-Dp step where the line hits 0
+        return float(math.exp(math.log(dp[i]) + t * (math.log(dp[i + 1]) - math.log(dp[i]))))
+    return None
+
+
+def _percentile(values: list) -> list[float] | None:
+    vals = [v for v in values if v is not None]
+    tail = (100.0 - LEVEL) / 2
+    return [float(q) for q in np.percentile(vals, [tail, 100 - tail])] if vals else None
+
+
+def slice_boundary(plain: Fit, distilled: Fit, fixed: Mapping[str, float], measured_dp,
+                   paired_diff=None, dp_range=None) -> dict:
+    """D*p, D**p with intervals, the model-free crossing and a status for one slice.
+    PAIRED_DIFF: seed-averaged plain-minus-distilled error at each MEASURED_DP, when measured."""
+    measured = np.unique(np.asarray(measured_dp, dtype=float))
+    out = dict(EMPTY)
+    if measured.size < 2:
+        return out | {"status": STATUS["few_dp"].format(n=measured.size)}
+    lo_meas, hi_meas = float(measured[0]), float(measured[-1])
+    dp_range = dp_range or (lo_meas / DP_RANGE_FACTOR, hi_meas * DP_RANGE_FACTOR)
+    star, why_no_star = _d_star(plain.law, distilled.law)
+    cross = d_cross(plain.law, distilled.law, fixed, dp_range)
+    out |= {"d_star": star, "d_cross": cross, "dp_range": list(dp_range),
+            "in_range": cross is not None and lo_meas <= cross <= hi_meas}
+    if why_no_star:
+        out["d_star_note"] = why_no_star
+    if paired_diff is not None:
+        out["model_free_cross"] = model_free_cross(measured_dp, paired_diff)
+    out |= _ensemble_intervals(plain, distilled, fixed, dp_range, star, cross)
+    return out | {"status": _status(cross, out["in_range"])}
+
+
+def _status(cross: float | None, in_range: bool) -> str:
+    if cross is None:
+        return STATUS["none"]
+    return STATUS["ok"] if in_range else STATUS["outside"].format(dp=cross)
+
+
+def _ensemble_intervals(plain: Fit, distilled: Fit, fixed, dp_range, star, cross) -> dict:
+    """Percentile intervals over the members that have the value, given only where the point
+    estimate exists (an interval around "no peak" would read as a peak); the shares of members
+    without one are always given."""
+    if not plain.ensemble or not distilled.ensemble:
+        return {}
+    pairs = list(zip(plain.ensemble, distilled.ensemble))  # member i with member i
+    stars = [d_star(p, d) for p, d in pairs]
+    crosses = [d_cross(p, d, fixed, dp_range) for p, d in pairs]
+    return {"d_star_ci": _percentile(stars) if star is not None else None,
+            "d_cross_ci": _percentile(crosses) if cross is not None else None,
+            "no_cross_fraction": sum(c is None for c in crosses) / len(pairs),
+            "no_peak_fraction": sum(s is None for s in stars) / len(pairs)}
+
+
+# ---- every slice of a results table ----------------------------------------------------------
+
+def ok_rows(rows) -> list[dict]:
+    """OK rows of a results table (pyarrow.Table, dict of columns or list of dicts)."""
+    if hasattr(rows, "to_pylist"):
+        rows = rows.to_pylist()
+    elif isinstance(rows, Mapping):
+        rows = [dict(zip(rows, vals)) for vals in zip(*rows.values())]
+    return [r for r in rows if r.get("status") == "ok" and r.get("error") is not None]
+
+
+def _slices(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """(downstream, student heads, teacher heads, Df) -> its distilled rows."""
+    out: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["stage"] == "distill":
+            key = (r["downstream"], r["heads"], tuple(r["teacher_heads"] or ()), r["df"])
+            out.setdefault(key, []).append(r)
+    return out
+
+
+def paired_differences(plain: list[dict], distilled: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(Dp, mean over seeds of plain minus distilled error) at every Dp with a same-seed pair."""
+    def by_dp_seed(rs):
+        acc: dict[tuple, list[float]] = {}
+        for r in rs:
+            acc.setdefault((r["dp"], r["seed"]), []).append(r["error"])
+        return {k: float(np.mean(v)) for k, v in acc.items()}
+    mine, theirs = by_dp_seed(plain), by_dp_seed(distilled)
+    per_dp: dict[int, list[float]] = {}
+    for key in sorted(set(mine) & set(theirs)):
+        per_dp.setdefault(key[0], []).append(mine[key] - theirs[key])
+    dps = sorted(per_dp)
+    return np.array(dps, dtype=float), np.array([np.mean(per_dp[d]) for d in dps])
+
+
+def boundaries(rows, fits: Mapping[str, Mapping[str, Fit | str]], dp_range=None) -> list[dict]:
+    """One boundary dict per slice. FITS: downstream -> {"error": Fit or why-not string,
+    "distilled_error": ...}. A thin or unfitted slice gets a status, never an exception."""
+    ok = ok_rows(rows)
+    out = []
+    for key, distilled in sorted(_slices(ok).items(), key=lambda kv: (str(kv[0][0]),) + kv[0][1:]):
+        downstream, heads, teachers, df = key
+        plain = [r for r in ok if r["stage"] == "finetune" and r["downstream"] == downstream
+                 and r["heads"] == heads and r["df"] == df]
+        head = {"downstream": downstream, "student_heads": heads, "teacher_heads": list(teachers),
+                "df": df, "student_params": distilled[0]["params"],
+                "teacher_params": float(np.mean([r["teacher_params"] for r in distilled]))}
+        out.append(head | _one_slice(head, plain, distilled, fits.get(downstream, {}), dp_range))
+    return out
+
+
+def _one_slice(head: dict, plain, distilled, laws: Mapping, dp_range) -> dict:
+    if not plain:
+        return EMPTY | {"status": STATUS["no_plain"]}
+    for name in ("error", "distilled_error"):
+        fit = laws.get(name, "no fit for this downstream set")
+        if not isinstance(fit, Fit):
+            return EMPTY | {"status": STATUS["unfitted"].format(law=name, why=fit)}
+    dp, diff = paired_differences(plain, distilled)
+    return slice_boundary(laws["error"], laws["distilled_error"], fixed_inputs(head), dp, diff,
+                          dp_range)
+
+
+def fixed_inputs(s: Mapping) -> dict:
+    """The law inputs a slice (its boundary dict) holds fixed along Dp."""
+    return {"params": s["student_params"], "df": s["df"], "teacher_params": s["teacher_params"]}

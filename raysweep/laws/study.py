@@ -1,0 +1,129 @@
+"""The laws of a study: every law of the catalogue fitted per downstream set on a grid's results,
+with 95 % bootstrap intervals and the extrapolation check, and the boundary per slice; written to
+OUT/fits.json and OUT/boundary.json (`write_fits`). `python -m raysweep.fit OUT` prints them.
+
+An input whose term cannot be told apart from another -- a single value in a grid's rows (e.g. one
+Df: it merges with E), or one value per value of an earlier input (e.g. one teacher set per student
+size: it merges with the size term) -- is left out of that law and named in "inputs_dropped" (the
+law is then conditional on it); a law that still has too few rows gets a "status" with the reason
+instead of numbers. Terms the data barely constrain (exponent outside EXPONENT_RANGE, E ~ 0) are
+named in "warnings". Rows whose target is not > 0 (an error of exactly 0 has no logarithm) are
+left out, counted in "rows_skipped".
+
+Left out: per-upstream grouping (a grid has one upstream set; fits group by downstream set) and
+the extrapolation check in `--table` mode, which fits one law to a table of the user's.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+
+import numpy as np
+
+from raysweep.laws import boundary as bnd
+from raysweep.laws.catalogue import LAWS
+from raysweep.laws.fitting import Fit, extrapolation_check, fit_law
+from raysweep.store import layout, results, storage
+
+DEFAULT_BOOTSTRAP = 200  # resamples for a grid (the grid command's default too)
+EXPONENT_RANGE = (0.0, 5.0)  # outside it a term is flagged: the paper's exponents are < 1, and
+                             # beyond ~5 a "power law" over a few sizes is a step the data allow
+
+
+# ---- fitting a grid's results -------------------------------------------------------------
+
+def law_json(fit: Fit, target: str) -> dict:
+    """The JSON object of one fitted law (fits.json, and `raysweep.fit --table --json`)."""
+    out = {"target": target, "n": fit.n, **fit.law.to_dict(), "objective": fit.objective}
+    if fit.ci is not None:
+        out["ci"] = {k: list(v) for k, v in fit.ci.items()}
+    return out
+
+
+def fit_rows(rows: list[dict], target: str, inputs, bootstrap: int,
+             seed: int) -> tuple[dict, Fit | str]:
+    """(fits.json entry, Fit or the reason there is none) for one law on a grid's rows."""
+    usable = [r for r in rows if r.get(target) is not None and r[target] > 0
+              and all(r.get(k) is not None for k in inputs)]
+    head = {"target": target, "n": len(usable), "rows_skipped": len(rows) - len(usable)}
+    cols = {k: np.array([r[k] for r in usable], dtype=float) for k in inputs}
+    dropped = _unidentifiable(cols)
+    X = {k: v for k, v in cols.items() if k not in dropped}
+    head |= {"inputs": list(X), "inputs_dropped": dropped}
+    need = 1 + 2 * len(X)
+    why = ("no rows" if not usable else "no input varies" if not X else
+           f"too few rows: {len(usable)} for {need} parameters" if len(usable) < need else None)
+    if why:
+        return head | {"status": why}, why
+    y = np.array([r[target] for r in usable], dtype=float)
+    try:
+        fit = fit_law(X, y, bootstrap=bootstrap, seed=seed)
+    except ValueError as err:
+        return head | {"status": str(err)}, str(err)
+    return head | law_json(fit, target) | {"extrapolation": extrapolation_check(X, y),
+                                           "warnings": _warnings(fit, y), "status": "ok"}, fit
+
+
+def _unidentifiable(cols: dict[str, np.ndarray]) -> dict[str, str]:
+    """Inputs whose term cannot be told apart from another: a single value (merges with E), or
+    one value per value of an earlier input (e.g. one teacher set per student size: the teacher
+    term merges with the size term). Later inputs are the ones dropped."""
+    dropped, kept = {}, []
+    for k, v in cols.items():
+        if len(v) and np.unique(v).size == 1:
+            dropped[k] = f"single value {v[0]:g}"
+            continue
+        for j in kept:
+            pairs = np.unique(np.stack([v, cols[j]]), axis=1).shape[1]
+            if pairs == np.unique(v).size == np.unique(cols[j]).size:
+                dropped[k] = f"confounded with {j}: one value of {k} per value of {j}"
+                break
+        else:
+            kept.append(k)
+    return dropped
+
+
+def _warnings(fit: Fit, y: np.ndarray) -> list[str]:
+    lo, hi = EXPONENT_RANGE
+    out = [f"{k}: exponent {x:.3g} outside [{lo:g}, {hi:g}]; the data barely constrain this term"
+           for k, (_, x) in fit.law.terms.items() if not lo <= x <= hi]
+    if fit.law.E < 1e-6 * y.min():  # e ran off to -inf: the optimum lies on the E = 0 boundary
+        out.append("E is ~0: the rows show no floor, so E and its interval say little")
+    return out
+
+
+def fit_results(table, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> tuple[dict, list]:
+    """(fits.json object, boundary.json list) for a results table (pyarrow.Table, dict of
+    columns or list of row dicts; only status == "ok" rows are used)."""
+    rows = bnd.ok_rows(table)
+    per_ds: dict[str, dict] = {}
+    fits: dict[str, dict] = {}
+    for ds in sorted({r["downstream"] for r in rows if r.get("downstream") is not None}):
+        per_ds[ds], fits[ds] = {}, {}
+        for name, (stage, target, inputs, _) in LAWS.items():
+            mine = [r for r in rows if r["downstream"] == ds and r["stage"] == stage]
+            per_ds[ds][name], fits[ds][name] = fit_rows(mine, target, inputs, bootstrap, seed)
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    doc = {"downstream": per_ds, "bootstrap": bootstrap, "created": created}
+    return doc, bnd.boundaries(rows, fits)
+
+
+def write_fits(out: str, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> tuple[dict, list]:
+    """Fit OUT's results; write OUT/fits.json and OUT/boundary.json; return both objects."""
+    doc, slices = fit_results(results.read(out), bootstrap, seed)
+    for rel, obj in ((layout.FITS, doc), (layout.BOUNDARY, slices)):
+        storage.write_bytes(out, rel, json.dumps(finite(obj), indent=1).encode())
+    return doc, slices
+
+
+def finite(obj):
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj

@@ -1,0 +1,80 @@
+"""Everything the report reads from OUT (a local path or s3://..., through `raysweep.storage`),
+each part optional: results, fits.json, boundary.json, adaptive.json, hparams.yaml.
+
+A part that is absent or unreadable becomes None plus a sentence saying why, never an exception:
+a report of a half-finished sweep is the point. Results come from `raysweep.store.results.read`
+(one row per trial id; unreadable files skipped with a warning there).
+
+Left out: validating every field of the JSON files (their writers own the schema; the report
+checks the top-level shape and reads the rest with defaults).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pyarrow as pa
+import yaml
+
+from raysweep.store import layout, results, storage
+
+
+def _has(key: str, kind: type):
+    return lambda v: isinstance(v, dict) and isinstance(v.get(key), kind)
+
+
+# Optional file under OUT -> (parser, top-level check, what it should be, how to produce it)
+OPTIONAL = {
+    "fits": (layout.FITS, json.loads, _has("downstream", dict),
+             "an object with a 'downstream' mapping", "python -m raysweep.fit OUT"),
+    "boundary": (layout.BOUNDARY, json.loads, lambda v: isinstance(v, list),
+                 "a list of slices", "python -m raysweep.fit OUT"),
+    "adaptive": (layout.ADAPTIVE, json.loads, _has("rounds", list),
+                 "an object with a 'rounds' list", "python -m raysweep.adaptive --target boundary"),
+    "hparams": (layout.HPARAMS, yaml.safe_load, _has("heads", dict),
+                "a mapping with a 'heads' mapping", "the hyper-parameter search"),
+}
+
+
+def _clean(row: dict) -> dict:
+    """NaN -> None, teacher list -> tuple, so grouping and equality work on plain values."""
+    row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+           for k, v in row.items()}
+    row["teacher_heads"] = tuple(row.get("teacher_heads") or ())
+    return row
+
+
+def read_rows(out: str, notes: list[str]) -> list[dict]:
+    """Result rows as plain dicts, one per trial id."""
+    try:
+        table = results.read(out)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        notes.append(f"The results could not be read ({err}); the report shows none.")
+        return []
+    return [_clean(r) for r in table.to_pylist()]
+
+
+def read_optional(out: str, name: str, notes: list[str]):
+    """The parsed file, or None with a note when it is absent, unreadable or of the wrong shape."""
+    filename, parse, check, expected, how = OPTIONAL[name]
+    if not storage.exists(out, filename):
+        return None
+    try:
+        value = parse(storage.read_bytes(out, filename).decode("utf-8"))
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        notes.append(f"{filename} could not be read ({err}); rerun {how}.")
+        return None
+    if not check(value):
+        notes.append(f"{filename} is not {expected}; it is left out. Rerun {how}.")
+        return None
+    return value
+
+
+def read_inputs(out: str) -> tuple[dict, list[str]]:
+    """{"rows": [...], "fits": ..., "boundary": ..., "adaptive": ..., "hparams": ...}, notes."""
+    notes: list[str] = []
+    inputs = {"rows": read_rows(out, notes)}
+    for name in OPTIONAL:
+        inputs[name] = read_optional(out, name, notes)
+    return inputs, notes

@@ -1,0 +1,204 @@
+"""The report's tables, in the spirit of the paper's Tables 1, 2 and 4: fitted exponents and
+coefficients with 95 % bootstrap intervals, the extrapolation check, the distillation boundary per
+slice, the runs behind them, adaptive rounds and best hyper-parameters.
+
+Numbers are written with `fmt` (3 significant digits) everywhere, so a value from fits.json reads
+the same in every table. lambda = 1/coef is the paper's form of a coefficient (eq. 1: D^-alpha /
+lambda); its interval is the coef interval inverted.
+
+Left out: LaTeX output (Markdown and HTML cover sharing; the numbers are in the JSON files).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from raysweep.laws.catalogue import LAWS, SYMBOLS
+from raysweep.report.figures import short
+from raysweep.report.figures_boundary import teachers_label
+from raysweep.report.render import Table
+
+DASH = "—"
+
+
+def fmt(x) -> str:
+    """3 significant digits for floats, digits for ints, a dash for nothing or NaN."""
+    if x is None or isinstance(x, bool):
+        return DASH if x is None else str(x)
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float) and not math.isfinite(x):
+        return DASH
+    return f"{x:.3g}"
+
+
+def fmt_ci(ci) -> str:
+    return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci and len(ci) == 2 else ""
+
+
+def with_ci(value, ci) -> str:
+    return f"{fmt(value)} {fmt_ci(ci)}".strip()
+
+
+def _lambda(term: dict, ci) -> str:
+    lam = term.get("lambda", 1.0 / term["coef"] if term.get("coef") else None)
+    inverted = [1.0 / ci[1], 1.0 / ci[0]] if ci and len(ci) == 2 and all(ci) else None
+    return f"lambda {with_ci(lam, inverted)}"
+
+
+def _laws(fits: dict):
+    """(downstream, law name, LAW) in a fixed order: downstream sets sorted, laws as in LAWS."""
+    for ds, laws in sorted(fits.get("downstream", {}).items()):
+        for name in LAWS:
+            if name in laws:
+                yield ds, name, laws[name]
+
+
+def _input_order(name: str) -> tuple:
+    return (list(SYMBOLS).index(name) if name in SYMBOLS else len(SYMBOLS), name)
+
+
+def images(x) -> str:
+    """An amount of images or parameters for a table: '2.99k', '1.28M'; a dash for nothing."""
+    return DASH if x is None else short(x)
+
+
+def images_ci(value, ci) -> str:
+    inner = f" [{images(ci[0])}, {images(ci[1])}]" if ci and len(ci) == 2 else ""
+    return images(value) + (inner if value is not None else "")
+
+
+def exponents_table(fits: dict) -> Table:
+    header = ["downstream", "law", "n"] + [f"{s.exponent} ({s.measures})" for s in SYMBOLS.values()]
+    rows = []
+    for ds, name, law in _laws(fits):
+        label = [ds, f"{name} ({LAWS[name].equation})", fmt(law.get("n"))]
+        if law.get("status") != "ok":
+            rows.append(label + [f"not fitted: {law.get('status')}"]
+                        + [DASH] * (len(SYMBOLS) - 1))
+            continue
+        terms, ci = law.get("terms", {}), law.get("ci", {})
+        rows.append(label + [with_ci(terms[k]["exponent"], ci.get(f"{k}.exponent"))
+                             if k in terms else DASH for k in SYMBOLS])
+    return Table("Fitted exponents with 95 % intervals (paper Tables 1, 2)", header, rows)
+
+
+def coefficients_table(fits: dict) -> Table:
+    header = ["downstream", "law", "E (irreducible)"] + [
+        f"coef of {s.measures} ({s.scale} = 1/coef)" for s in SYMBOLS.values()]
+    rows = []
+    for ds, name, law in _laws(fits):
+        if law.get("status") != "ok":
+            rows.append([ds, name, f"not fitted: {law.get('status')}"]
+                        + [DASH] * len(SYMBOLS))
+            continue
+        terms, ci = law.get("terms", {}), law.get("ci", {})
+        cells = [f"{with_ci(terms[k]['coef'], ci.get(f'{k}.coef'))}; "
+                 f"{_lambda(terms[k], ci.get(f'{k}.coef'))}" if k in terms else DASH
+                 for k in SYMBOLS]
+        rows.append([ds, name, with_ci(law.get("E"), ci.get("E"))] + cells)
+    return Table("Fitted coefficients with 95 % intervals (paper Table 4)", header, rows)
+
+
+def cautions_table(fits: dict) -> Table:
+    """Inputs a law left out (they cannot be told apart from another term) and terms to distrust
+    (raysweep.laws.study names both)."""
+    rows = [[ds, name, k, f"left out: {why}"] for ds, name, law in _laws(fits)
+            for k, why in law.get("inputs_dropped", {}).items()]
+    rows += [[ds, name, w.split(":")[0], w] for ds, name, law in _laws(fits)
+             for w in law.get("warnings", [])]
+    return Table("Inputs left out and terms to distrust", ["downstream", "law", "term", "why"],
+                 rows or [[DASH, DASH, DASH, "none"]])
+
+
+def law_table(law: dict) -> Table:
+    """One law fitted to a user's table (`raysweep.fit --table`), intervals where bootstrapped."""
+    ci = law.get("ci", {})
+    rows = [["E", "", with_ci(law["E"], ci.get("E")), ""]] + [
+        [k, with_ci(t["exponent"], ci.get(f"{k}.exponent")), with_ci(t["coef"], ci.get(f"{k}.coef")),
+         fmt(t["lambda"])] for k, t in law["terms"].items()]
+    return Table(f"{law['target']} = E + sum coef * x^-exponent   (n = {law['n']}, "
+                 f"summed Huber loss {law['objective']:.6g})",
+                 ["term", "exponent", "coef / value", "lambda = 1/coef"], rows)
+
+
+def extrapolation_table(fits: dict) -> Table:
+    """Per law and input: the error of the law fitted without the largest values of that input,
+    on those held-out points (mean absolute percentage error)."""
+    header = ["downstream", "law", "held-out input", "points held out", "MAPE", "note"]
+    rows = []
+    for ds, name, law in _laws(fits):
+        extrapolation = law.get("extrapolation", {})
+        for k, ex in sorted(extrapolation.items(), key=lambda kv: _input_order(kv[0])):
+            if "skipped" in ex:
+                rows.append([ds, name, k, DASH, DASH, f"skipped: {ex['skipped']}"])
+            else:
+                mape = ex.get("mape")
+                rows.append([ds, name, k, fmt(ex.get("held_out")),
+                             DASH if mape is None else f"{fmt(100 * mape)} %", ""])
+    return Table("Extrapolation check: fit without the largest scale, predict it", header, rows)
+
+
+def boundary_table(slices: list[dict]) -> Table:
+    header = ["downstream", "student", "teachers", "Df (images)", "D*p [95 %] (images)",
+              "D**p [95 %] (images)", "model-free crossing", "in measured range", "status"]
+    rows = [[s.get("downstream", DASH), f"{s.get('student_heads')} heads",
+             teachers_label(s.get("teacher_heads") or []), images(s.get("df")),
+             images_ci(s.get("d_star"), s.get("d_star_ci")),
+             images_ci(s.get("d_cross"), s.get("d_cross_ci")), images(s.get("model_free_cross")),
+             "yes" if s.get("in_range") else "no", str(s.get("status", DASH))]
+            for s in slices]
+    return Table("Distillation boundary per slice: D*p (advantage peaks), D**p (plain overtakes),"
+                 " in pretraining images", header, rows)
+
+
+def _values(rows: list[dict], key: str, show=str) -> str:
+    vals = sorted({r[key] for r in rows if r.get(key) is not None})
+    return ", ".join(show(v) for v in vals) or DASH
+
+
+def runs_table(rows: list[dict]) -> Table:
+    """Trials per downstream set and stage, by status, with the amounts and sizes measured."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r.get("downstream") or "(upstream)", r["stage"]), []).append(r)
+    header = ["downstream", "stage", "ok", "diverged", "failed", "heads", "Dp (images)",
+              "Df (images)"]
+    out = []
+    for (ds, stage), rs in sorted(groups.items()):
+        count = Counter(r["status"] for r in rs)
+        out.append([ds, stage, str(count["ok"]), str(count["diverged"]), str(count["failed"]),
+                    _values(rs, "heads"), _values(rs, "dp", images), _values(rs, "df", images)])
+    return Table("Trials in the results (every status; figures use ok trials only)", header, out)
+
+
+def _span(amounts: list) -> str:
+    """'8k – 24k', or one value when all are the same."""
+    if not amounts:
+        return DASH
+    lo, hi = images(min(amounts)), images(max(amounts))
+    return lo if lo == hi else f"{lo} – {hi}"
+
+
+def adaptive_table(adaptive: dict) -> Table:
+    header = ["round", "trials placed", "downstream sets", "Dp range (images)", "why"]
+    rows = []
+    for i, rnd in enumerate(adaptive.get("rounds", [])):
+        props = rnd.get("proposals", [])
+        dps = [p["dp"] for p in props if p.get("dp") is not None]
+        why = Counter(str(p.get("reason", DASH)) for p in props)
+        rows.append([str(rnd.get("round", i + 1)), str(len(props)),
+                     ", ".join(sorted({str(p.get("downstream")) for p in props})) or DASH,
+                     _span(dps),
+                     "; ".join(f"{k} (x{n})" for k, n in why.most_common())])
+    return Table(f"Adaptive rounds ({adaptive.get('trials_run', DASH)} trials run of "
+                 f"{adaptive.get('trials_total', DASH)} in total)", header, rows)
+
+
+def hparams_table(best: dict[int, dict], params_by_heads: dict[int, int]) -> Table:
+    names = sorted({k for v in best.values() for k in v})
+    rows = [[str(h), images(params_by_heads.get(h))] + [fmt(v.get(k)) for k in names]
+            for h, v in sorted(best.items())]
+    return Table("Best hyper-parameters per model size (hparams.yaml)",
+                 ["heads", "parameters"] + names, rows)

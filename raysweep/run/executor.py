@@ -1,0 +1,209 @@
+"""The only module that imports Ray: run planned trials as one Ray Tune experiment.
+
+No stage barriers (DESIGN decision 2): `ReadySearcher` hands Tune a trial the moment every trial it
+depends on has finished, so a fine-tune starts as soon as its own pretraining is done, whatever the
+rest of the grid is doing; among ready trials the one heading the costliest chain goes first
+(plan.critical_first), so the long chains do not start last. Each trial asks for its model size's
+resources (a GPU fraction and CPU threads; the GPU part is dropped on a cluster without GPUs, so the
+same sweep runs on a laptop) and sets torch's threads to its CPUs. A trial whose code fails is
+retried up to `retries` times (a lost node costs no retry, and a trial Tune gives up on for lost
+workers is suggested again, see RESUBMITS); one that still fails is recorded `failed` with its
+error, its dependants are recorded `failed` with the reason, and the rest of the grid goes on.
+Results are written by the trial itself (results.py); Tune's own experiment state is kept for its
+logs and TensorBoard, never read back to resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+
+from ray import tune
+from ray.tune.search import Searcher
+
+from raysweep.run import cluster
+from raysweep.run import trial as trial_mod
+from raysweep.store import layout, results, storage
+from raysweep.sweep.plan import Trial, critical_first
+
+# Trials started or waiting for resources at once: enough to fill a large cluster and to make an
+# autoscaler add nodes, few enough that Ray is not flooded with placement groups.
+MAX_IN_FLIGHT = 256
+# Times a trial is handed to Tune again after Tune gave up on it. Tune gives up only on lost workers
+# (a trial's own errors end cleanly, see `trainable`): after `restarts` losses, or at the first one
+# when a node dies while Tune is handing the trial a reused worker -- Ray 2.60's TuneController then
+# handles the one loss twice, the second time with the trial already pending again, and errors it
+# without a restart. A lost worker must cost no retry, so the searcher suggests the trial again.
+RESUBMITS = 3
+
+
+class ReadySearcher(Searcher):
+    """Suggests trials whose prerequisites have all succeeded, costliest chain first
+    (plan.critical_first)."""
+
+    def __init__(self, pending: list[Trial], done: set[str], on_skip: Callable[[Trial, str], None]):
+        super().__init__()
+        self.waiting = critical_first(pending)
+        self.ok = set(done)           # trial ids finished ok (prerequisites satisfied)
+        self.dead: set[str] = set()   # failed or diverged: dependants cannot run
+        self.running: dict[str, Trial] = {}
+        self.resubmits: dict[str, int] = {}   # trial id -> times suggested again after Tune gave up
+        self.on_skip = on_skip
+
+    def suggest(self, tune_trial_id: str):
+        self.skip_orphans()
+        for i, t in enumerate(self.waiting):
+            if all(d in self.ok for d in t.depends_on):
+                del self.waiting[i]
+                self.running[tune_trial_id] = t
+                return {"trial": dataclasses.asdict(t)}
+        return Searcher.FINISHED if not self.waiting and not self.running else None
+
+    def skip_orphans(self) -> None:
+        for t in [t for t in self.waiting if any(d in self.dead for d in t.depends_on)]:
+            self.waiting.remove(t)
+            self.dead.add(t.trial_id)
+            bad = next(d for d in t.depends_on if d in self.dead)
+            self.on_skip(t, f"prerequisite {bad} did not finish ok")
+
+    # Resume reads the results dataset, never Tune's state (DESIGN decision 5): nothing to save.
+    def save(self, checkpoint_path: str) -> None:
+        pass
+
+    def restore(self, checkpoint_path: str) -> None:
+        pass
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False):
+        # Tune calls this with keyword arguments: the name `trial_id` is part of the API.
+        t = self.running.pop(trial_id, None)
+        if t is None:
+            return
+        if error and self.resubmits.get(t.trial_id, 0) < RESUBMITS:   # its worker was lost
+            self.resubmits[t.trial_id] = self.resubmits.get(t.trial_id, 0) + 1
+            self.waiting.insert(0, t)
+            return
+        status = (result or {}).get("status")
+        (self.ok if not error and status == "ok" else self.dead).add(t.trial_id)
+
+
+class Progress(tune.Callback):
+    """One line per finished trial, and the count with an estimate of the time left."""
+
+    def __init__(self, total: int, out: str, echo: Callable[[str], None],
+                 given_up: Callable[[str], bool]):
+        self.total, self.finished, self.out, self.echo = total, 0, out, echo
+        self.given_up = given_up  # trial id -> False while the searcher will suggest it again
+        self.start = time.monotonic()
+
+    def line(self, t: dict, status: str, err: float | None, wall: float) -> None:
+        self.finished += 1
+        elapsed = time.monotonic() - self.start
+        left = elapsed / self.finished * (self.total - self.finished)
+        c = t["config"]
+        df = f" Df={c['df']}" if c.get("df") else ""
+        teach = f" teachers={c['teachers']}" if c.get("teachers") else ""
+        error = f"error={err:.4f}" if err is not None and not math.isnan(err) else status
+        self.echo(f"[{self.finished}/{self.total} ~{left:.0f}s left] {t['stage']:8s} "
+                  f"heads={c['model']['heads']} Dp={c['dp']}{df}{teach} {error} "
+                  f"({wall:.1f}s)")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        t = trial.config["trial"]
+        self.line(t, result["status"], result.get("error"), result.get("wall_s", 0.0))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        t = Trial(**trial.config["trial"])
+        if not self.given_up(t.trial_id):
+            self.echo(f"{t.stage} {t.trial_id}: its worker or node was lost; running it again")
+            return
+        error = trial.get_error() if hasattr(trial, "get_error") else None
+        message = str(error or "").strip() or "its worker or node was lost too many times"
+        message = message.splitlines()[-1]
+        results.write(self.out, results.record(t, status="failed", message=message[:2000],
+                                               attempts=trial.num_failures))
+        self.line(trial.config["trial"], "failed", None, 0.0)
+
+    def skipped(self, t: Trial, reason: str) -> None:
+        results.write(self.out, results.record(t, status="failed", message=reason, attempts=0))
+        self.line(dataclasses.asdict(t), "skipped", None, 0.0)
+
+
+def trainable(config: dict) -> None:
+    """The Tune function: run one trial, report its record's headline numbers.
+
+    The retry budget is kept here, not in Tune: an exception raised by the trial's own code counts
+    against `retries` (in OUT/attempts/, so it survives a killed driver); a worker or node that
+    disappears (spot preemption) raises nothing here, so Tune's restart of it costs no budget.
+    Once the budget is spent the trial is recorded `failed` with its error and ends cleanly.
+    """
+    t = Trial(**config["trial"])
+    ctx = trial_mod.Context(**config["context"])
+    ctx.device = cluster.worker_device(t.resources.get("CPU", 1))
+    errors = count(ctx.out, layout.attempts(t.trial_id), add=0)
+    try:
+        row = trial_mod.run(t, ctx, attempts=errors + 1)
+    except Exception as err:
+        errors = count(ctx.out, layout.attempts(t.trial_id), add=1)
+        if errors <= config["retries"]:
+            raise
+        message = f"{type(err).__name__}: {err} (after {errors} attempts)"
+        row = results.record(t, status="failed", message=message[:2000], attempts=errors)
+        results.write(ctx.out, row)
+    tune.report({"status": row["status"], "error": nan_if_none(row["error"]),
+                 "loss": nan_if_none(row["loss"]), "wall_s": row["wall_s"]})
+
+
+def nan_if_none(x):
+    return float("nan") if x is None else x
+
+
+def count(out: str, rel: str, add: int) -> int:
+    n = int(storage.read_bytes(out, rel)) if storage.exists(out, rel) else 0
+    if add:
+        storage.write_bytes(out, rel, str(n + add).encode())
+    return n + add
+
+
+def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int = 2,
+        address: str | None = None, echo: Callable[[str], None] = cluster.say) -> int:
+    """Run every trial of `trials` that has no result yet; returns how many were launched."""
+    done = results.finished_ids(ctx.out)
+    pending = [t for t in trials if t.trial_id not in done]
+    if not pending:
+        return 0
+    cluster.connect(address)
+    # TensorBoard logging stays on; its note per trial about dropping non-scalar config does not.
+    logging.getLogger("ray.tune.logger.tensorboardx").setLevel(logging.WARNING)
+    cluster.check_storage(ctx.out)
+    pending = cluster.fit_to_cluster(pending)
+    searcher = ReadySearcher(pending, done, lambda t, why: progress.skipped(t, why))
+    progress = Progress(len(pending), ctx.out, echo, given_up=searcher.dead.__contains__)
+    # Absolute: Tune runs each trial in its own working directory.
+    context = {"out": storage.absolute(ctx.out), "download": ctx.download,
+               "data_root": os.path.abspath(ctx.data_root) if ctx.data_root else None}
+    # Tune restarts whatever dies; our own budget (see `trainable`) decides when to give up.
+    restarts = 10 * (retries + 1)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, cluster.resources_for),
+        param_space={"context": context, "retries": retries},
+        # max_concurrent_trials also sets how many trials Tune keeps pending (placement groups
+        # requested ahead of free resources): with a custom searcher it is otherwise 1, and trials
+        # would start one by one, each waiting for the previous one's worker to come up.
+        tune_config=tune.TuneConfig(search_alg=searcher,
+                                    num_samples=len(pending) * (1 + RESUBMITS),
+                                    max_concurrent_trials=min(len(pending), MAX_IN_FLIGHT),
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=cluster.tune_storage(ctx.out),
+            failure_config=tune.FailureConfig(max_failures=restarts),
+            callbacks=[progress], verbose=0),
+    )
+    tuner.fit()
+    return len(pending)
+
+

@@ -1,0 +1,165 @@
+"""Run one trial end to end, without Ray: data -> model -> train -> checkpoint -> result record.
+
+The executor calls `run` inside a Tune worker; `python -m raysweep.trial` calls it from a file.
+Checkpoints are weights only (loaded with weights_only=True) at store.layout.checkpoint; while a
+trial runs, store.layout.partial_checkpoint holds its last finished epoch, so a killed trial
+resumes there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import socket
+import time
+from collections.abc import Callable
+
+import torch
+
+from raysweep import data
+from raysweep.store import layout, results, storage
+from raysweep.sweep import simulate
+from raysweep.sweep.plan import Trial
+from raysweep.train import loop, models
+from raysweep.train.settings import DistillSettings, TrainSettings
+
+
+@dataclasses.dataclass
+class Context:
+    out: str
+    data_root: str | None = None
+    device: str = "cpu"
+    download: bool = False
+    # (trial, phase, epochs done, test error in [0, 1]) after each epoch, for the early stopping of
+    # the hyper-parameter search (raysweep.hparams); None, the default, costs no evaluation.
+    on_epoch: Callable[[Trial, str, int, float], None] | None = None
+
+
+def run(trial: Trial, ctx: Context, *, attempts: int = 1) -> dict:
+    """Run `trial`, write its result record under ctx.out, and return the record."""
+    start = time.perf_counter()
+    if trial.config["backend"] == "simulate":
+        outcome = simulate.answer(trial)
+    else:
+        # Initial weights (fresh models, new heads) come from torch's global generator: seeded
+        # here by the config's seed, so a trial id means one run in any process, and a size starts
+        # from the same weights at every Dp (common random numbers for the fits).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(trial.config["seed"])
+            outcome = STAGES[trial.stage](trial, ctx)
+    row = results.record(trial, status=outcome.status, error=outcome.error, loss=outcome.loss,
+                         message=outcome.message, wall_s=time.perf_counter() - start,
+                         attempts=attempts, node=socket.gethostname())
+    results.write(ctx.out, row)
+    return row
+
+
+def load_split(spec: dict, model: dict, ctx: Context, amount: int, seed: int):
+    """(train images, train labels, test images, test labels) with the nested `amount` subset."""
+    ds = data.load_dataset(spec["name"], image_size=model["image_size"],
+                           channels=model["channels"], data_root=ctx.data_root,
+                           params=spec["params"], download=ctx.download, device=ctx.device)
+    idx = data.subset_indices(ds.train.labels, amount, seed)
+    return ds, ds.train.images[idx], ds.train.labels[idx], ds.test.images, ds.test.labels
+
+
+def settings(config: dict, ds) -> TrainSettings:
+    given = dict(config)
+    given.setdefault("flip", ds.flip)
+    return TrainSettings(**given)
+
+
+def fresh_model(model: dict, classes: int, device: str) -> torch.nn.Module:
+    kwargs = {k: v for k, v in model.items()}
+    return models.create_model(num_classes=classes, **kwargs).to(device)
+
+
+def save_model(ctx: Context, name: str, net: torch.nn.Module) -> None:
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
+    storage.write_bytes(ctx.out, layout.checkpoint(name), buf.getvalue())
+
+
+def load_model(ctx: Context, trial_id: str, model: dict, device: str) -> torch.nn.Module:
+    rel = layout.checkpoint(trial_id)
+    if not storage.exists(ctx.out, rel):
+        raise FileNotFoundError(f"checkpoint {ctx.out}/{rel} is missing: the prerequisite trial "
+                                f"{trial_id} has not finished (or its output was removed)")
+    state = torch.load(io.BytesIO(storage.read_bytes(ctx.out, rel)), weights_only=True,
+                       map_location=device)
+    classes = state["head.weight"].shape[0]
+    net = fresh_model(model, classes, device)
+    net.load_state_dict(state)
+    return net
+
+
+def fit(net, split, cfg: dict, ds, trial: Trial, ctx: Context, phase: str, **distill):
+    """train.train with a resumable per-epoch checkpoint under layout.partial_checkpoint."""
+    rel = layout.partial_checkpoint(trial.trial_id, phase)
+    start_state = None
+    if storage.exists(ctx.out, rel):
+        start_state = loop.load_checkpoint(io.BytesIO(storage.read_bytes(ctx.out, rel)))
+
+    def on_epoch(epoch: int, state: dict) -> None:
+        buf = io.BytesIO()
+        loop.save_checkpoint(state, buf)
+        storage.write_bytes(ctx.out, rel, buf.getvalue())
+        if ctx.on_epoch is not None:
+            ctx.on_epoch(trial, phase, epoch, loop.evaluate(net, split[2], split[3])[0])
+
+    result = loop.train(net, *split, settings(cfg, ds), seed=trial.config["seed"],
+                         on_epoch=on_epoch, start_state=start_state, **distill)
+    storage.delete(ctx.out, rel)
+    return result
+
+
+def run_pretrain(trial: Trial, ctx: Context):
+    c = trial.config
+    ds, *split = load_split(c["upstream"], c["model"], ctx, c["dp"], c["seed"])
+    net = fresh_model(c["model"], ds.num_classes, ctx.device)
+    result = fit(net, split, c["train"], ds, trial, ctx, "pretrain")
+    if result.status == "ok":
+        save_model(ctx, trial.trial_id, net)
+    return result
+
+
+def run_finetune(trial: Trial, ctx: Context, net=None, cfg=None, **distill):
+    c = trial.config
+    ds, *split = load_split(c["downstream"], c["model"], ctx, c["df"], c["seed"])
+    if net is None:
+        net = load_model(ctx, c["pretrained"], c["model"], ctx.device)
+    models.replace_head(net, ds.num_classes)
+    net.to(ctx.device)
+    result = fit(net, split, cfg or c["train"], ds, trial, ctx, "finetune", **distill)
+    if result.status == "ok":
+        save_model(ctx, trial.trial_id, net)
+    return result
+
+
+def teachers(trial: Trial, ctx: Context) -> list[torch.nn.Module]:
+    c = trial.config
+    nets = [load_model(ctx, tid, {**c["model"], "heads": h}, ctx.device)
+            for tid, h in zip(c["teacher_trials"], c["teachers"])]
+    for net in nets:
+        net.eval().requires_grad_(False)
+    return nets
+
+
+def run_distill(trial: Trial, ctx: Context):
+    c = trial.config
+    d = c["distill"]
+    guide = {"teachers": teachers(trial, ctx),
+             "distill": DistillSettings(alpha=d["alpha"], tau=d["tau"],
+                                              attention_weight=d["attention_weight"])}
+    if d["stage"] == "finetune":
+        return run_finetune(trial, ctx, **guide)
+    # stage pretrain: guided pretraining of the student, then a plain fine-tune
+    ds, *split = load_split(c["upstream"], c["model"], ctx, c["dp"], c["seed"])
+    net = fresh_model(c["model"], ds.num_classes, ctx.device)
+    result = fit(net, split, c["train"]["pretrain"], ds, trial, ctx, "pretrain", **guide)
+    if result.status != "ok":
+        return result
+    return run_finetune(trial, ctx, net=net, cfg=c["train"]["finetune"])
+
+
+STAGES = {"pretrain": run_pretrain, "finetune": run_finetune, "distill": run_distill}
