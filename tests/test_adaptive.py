@@ -21,7 +21,7 @@ ROOT = Path(__file__).parent.parent
 SIM = yaml.safe_load((ROOT / "sweeps" / "simulate.yaml").read_text())
 PLAIN = SIM["simulate"]["plain"]
 TRUE_CROSS = 2.5e5  # images: inside the grid's 6.5e4 - 1.3e6
-# what report_tables.adaptive_table and plots_boundary.fig_adaptive read, and the replicate index
+# what report.tables.adaptive_table and report.figures_boundary.fig_adaptive read, and the replicate index
 REPORTED = {"downstream", "student_heads", "teacher_heads", "df", "dp", "replicate", "score",
             "p_positive", "reason"}
 
@@ -61,7 +61,8 @@ def test_a_simulated_run_converges_on_an_interval_that_covers_the_truth(tmp_path
     assert truth == pytest.approx(TRUE_CROSS, rel=1e-6)
     lines, launched = [], []
     doc = adaptive.rounds(sweep, str(tmp_path), counting_runner(str(tmp_path), launched),
-                          budget=120, batch=4, tol=0.2, bootstrap=30, echo=lines.append)
+                          budget=120, batch=4, tol=0.2, bootstrap=30, echo=lines.append,
+                          choose=choice.crossing_rule)
     (final,) = doc["boundary"]
     lo, hi = final["d_cross_ci"]
     assert doc["stopped"] == "every chased slice's D**p interval is within --tol"
@@ -89,15 +90,15 @@ def test_a_rerun_with_more_budget_continues_the_rounds_and_repeats_no_trial(tmp_
     runner = counting_runner(out, launched)
     # tol 0.01 is out of reach: only the budget stops these runs. One pair = 4 new trials.
     first = adaptive.rounds(sweep, out, runner, budget=4, batch=2, tol=0.01, bootstrap=20,
-                            echo=lambda _: None)
+                            echo=lambda _: None, choose=choice.crossing_rule)
     assert [r["round"] for r in first["rounds"]] == [0, 1]
     assert len(first["rounds"][1]["proposals"]) == 1 and first["stopped"].startswith("budget")
     grid_and_one = len(launched)
     again = adaptive.rounds(sweep, out, runner, budget=4, batch=2, tol=0.01, bootstrap=20,
-                            echo=lambda _: None)
+                            echo=lambda _: None, choose=choice.crossing_rule)
     assert len(launched) == grid_and_one and len(again["rounds"]) == 2   # spent: nothing runs
     more = adaptive.rounds(sweep, out, runner, budget=12, batch=2, tol=0.01, bootstrap=20,
-                           echo=lambda _: None)
+                           echo=lambda _: None, choose=choice.crossing_rule)
     assert [r["round"] for r in more["rounds"]] == [0, 1, 2]       # 8 more trials: 2 pairs
     assert [len(r["proposals"]) for r in more["rounds"]] == [0, 1, 2]
     assert sum(r["trials_run"] for r in more["rounds"][1:]) == 12
@@ -149,7 +150,8 @@ def test_a_slice_whose_laws_do_not_cross_is_reported_not_chased(tmp_path):
     raw["simulate"]["distilled"] = {**PLAIN, "E": PLAIN["E"] - 0.01}  # distillation always wins
     lines = []
     doc = adaptive.rounds(spec.parse(raw), str(tmp_path), adaptive.inline_runner(str(tmp_path)),
-                          budget=40, batch=2, tol=0.2, bootstrap=20, echo=lines.append)
+                          budget=40, batch=2, tol=0.2, bootstrap=20, echo=lines.append,
+                          choose=choice.crossing_rule)
     assert [r["round"] for r in doc["rounds"]] == [0]
     assert doc["stopped"].startswith("no slice's laws cross")
     assert doc["boundary"][0]["status"] == "no crossing" and doc["trials_run"] == 20
@@ -180,7 +182,7 @@ def test_when_every_uncertain_dp_is_measured_the_rule_proposes_replicates(tmp_pa
     fits, slices = choice.fit_boundary(rows, bootstrap=30)
     everywhere = [int(d) for d in proposals.candidate_dps(*choice.dp_range(sweep),
                                                           choice.CANDIDATES)]
-    sit = choice.Situation(sweep, fits, slices, {choice.slice_key(slices[0]): everywhere},
+    sit = choice.Situation(sweep, fits, slices, {bnd.slice_key(slices[0]): everywhere},
                            choice.dp_range(sweep), batch=3, rows=rows)
     picked = choice.crossing_rule(sit)
     assert len(picked) == 3 and all(c.replicate == 1 and c.dp in everywhere for c in picked)

@@ -1,4 +1,5 @@
-"""Every cluster/*.yaml passes Ray's own validator, offline, and keeps the promises of the issue.
+"""Every cluster/*.yaml passes Ray's own validator, offline, and keeps the promises that the
+README and cluster/README.md make.
 
 The validator is the code `ray up` runs (ray/autoscaler/_private/commands.py:
 create_or_update_cluster -> _bootstrap_config -> prepare_config, then validate_config against

@@ -274,14 +274,6 @@ def test_fewer_images_than_classes_spread_over_seeded_classes():
     assert all(len(set(p)) == 3 for p in picked) and len(set(picked)) > 1
 
 
-def test_take_selects_images_with_their_labels():
-    ds = data.load_dataset("digits", image_size=8)
-    idx = data.subset_indices(ds.train.labels, 0.1, seed=0)
-    part = data.take(ds.train, idx)
-    assert len(part) == len(idx) and torch.equal(part.images[3], ds.train.images[idx[3]])
-    assert torch.equal(part.labels, ds.train.labels[idx])
-
-
 @pytest.mark.parametrize("amount, total, expected", [
     (0.05, 50_000, 2_500), (0.33, 50_000, 16_500), (0.7, 1437, 1006), (1.0, 1437, 1437),
     (1, 1437, 1437), (2, 1437, 2), (1437, 1437, 1437), (np.int64(40), 100, 40),

@@ -101,7 +101,7 @@ def test_pairs_of_one_student_share_its_pretrainings_at_one_dp(tmp_path):
     # score = drop / trials added: 4 for the first (2 pretrainings + the pair), 2 for the second
     laws = dr._Laws(sit.fits["cifar100"], sit.rows, sit.targets)
     at = {c.slice_key: bnd.fixed_inputs(s) | {"dp": float(first.dp)}
-          for s in sit.targets for c in (first, second) if choice.slice_key(s) == c.slice_key}
+          for s in sit.targets for c in (first, second) if bnd.slice_key(s) == c.slice_key}
     assert first.score == pytest.approx(laws.drops([at[first.slice_key]], 1)[0] / 4, rel=1e-9)
     laws.add(at[first.slice_key], 1)
     assert second.score == pytest.approx(laws.drops([at[second.slice_key]], 1)[0] / 2, rel=1e-9)

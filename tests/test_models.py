@@ -4,18 +4,21 @@ attention maps and the fused-attention switch."""
 import pytest
 import torch
 
+from raysweep.cli import sweep_path
+from raysweep.sweep import spec
 from raysweep.train.models import (
-    MODEL_PRESETS,
+    DEIT_PAPER,
     attention_maps,
     count_params,
     create_model,
     param_count,
-    preset,
     replace_head,
 )
 
-PAPER = MODEL_PRESETS["deit-paper"]
-TINY = MODEL_PRESETS["deit-tiny-cpu"]
+PAPER = DEIT_PAPER
+# A CPU-sized DeiT for the unit tests below: 16 px, 4 x 4 patches, RGB.
+TINY = {"image_size": 16, "patch_size": 4, "depth": 4, "head_dim": 16, "heads": (2, 4, 6, 8)}
+SHAPES = {"deit-paper": PAPER, "default": spec.load(sweep_path("default")).model}
 
 
 def shape_of(table: dict) -> dict:
@@ -48,26 +51,26 @@ def test_paper_sizes_span_the_papers_range():
     assert counts[2] == 22_050_664  # 6 heads x 64 = DeiT-S, whose published size is 22.05M
 
 
-@pytest.mark.parametrize("name", sorted(MODEL_PRESETS))
+@pytest.mark.parametrize("name", sorted(SHAPES))
 @pytest.mark.parametrize("heads", [2, 8])
 def test_meta_count_equals_allocated_count(name, heads):
-    kwargs = {**shape_of(MODEL_PRESETS[name]), "depth": 1}  # depth 1 keeps allocation cheap
+    kwargs = {**shape_of(SHAPES[name]), "depth": 1}  # depth 1 keeps allocation cheap
     model = create_model(heads=heads, num_classes=7, **kwargs)
     assert count_params(model) == param_count(heads=heads, num_classes=7, **kwargs)
 
 
-# Every size of every preset, at full depth and width. The paper's 224 px would cost ~200
+# Every size of both shapes, at full depth and width. The paper's 224 px would cost ~200
 # tokens per image on the CPU; 32 px (4 patch tokens + class token) keeps every parameter but the
 # length of the position table, which the count tests above cover. Channels: the default sweep's 1
-# (grey digits) for the CPU preset, RGB for the paper's.
-SIZES = {"deit-tiny-cpu": {"channels": 1}, "deit-paper": {"channels": 3, "image_size": 32}}
+# (grey digits) for the default, RGB for the paper's.
+SIZES = {"default": {"channels": 1}, "deit-paper": {"channels": 3, "image_size": 32}}
 
 
-@pytest.mark.parametrize("name, heads", [(name, heads) for name in sorted(MODEL_PRESETS)
-                                         for heads in MODEL_PRESETS[name]["heads"]])
+@pytest.mark.parametrize("name, heads", [(name, heads) for name in sorted(SHAPES)
+                                         for heads in SHAPES[name]["heads"]])
 def test_every_size_trains_and_every_parameter_gets_a_gradient(name, heads):
     torch.manual_seed(0)
-    shape = {**shape_of(MODEL_PRESETS[name]), **SIZES[name]}
+    shape = {**shape_of(SHAPES[name]), **SIZES[name]}
     model = create_model(heads=heads, num_classes=10, **shape)
     x = torch.randn(2, shape["channels"], shape["image_size"], shape["image_size"])
     logits = model(x)
@@ -134,9 +137,3 @@ def test_replace_head():
 def test_bad_shapes_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         create_model(num_classes=10, **{**shape_of(TINY), **kwargs})
-
-
-def test_unknown_preset_lists_known():
-    with pytest.raises(ValueError, match="deit-paper"):
-        preset("deit-huge")
-    assert preset("deit-paper")["head_dim"] == 64

@@ -16,7 +16,7 @@ import sys
 from raysweep import cli
 from raysweep.adaptive import loop
 from raysweep.errors import InputError
-from raysweep.hparams import search
+from raysweep.hparams import search, space
 from raysweep.run import executor
 from raysweep.run import trial as trial_mod
 from raysweep.sweep.spec import Sweep
@@ -67,7 +67,7 @@ def parser():
                         "evenly) (default %(default)s)")
     p.add_argument("--trials", type=int, default=None,
                    help="--target hparams: candidates per model size (default: the sweep's "
-                        f"hparams.trials, else {search.space.DEFAULT_TRIALS})")
+                        f"hparams.trials, else {space.DEFAULT_TRIALS})")
     return p
 
 

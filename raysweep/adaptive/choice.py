@@ -6,8 +6,8 @@ measure next, and which trials that means. Pure planning and fitting; raysweep.a
 - `chased` / `rel_width`: a slice is chased while its laws cross inside the measured Dp range; it is
   settled once (hi - lo) / D**p <= tol and at most 2.5 % of the ensemble fails to cross (more, and
   the interval would reach past the plausible range on that side).
-- `crossing_rule` (`--rule crossing`; the default, `--rule design`, is design_rule.py's):
-  proposals.py's rule on each chased slice's ensemble of F(Dp), over image counts between the
+- `crossing_rule` (`--rule crossing`; the default, `--rule design`, is raysweep.adaptive.design's):
+  raysweep.adaptive.proposals' rule on each chased slice's ensemble of F(Dp), over image counts between the
   sweep's smallest and largest Dp; the K best, spread over the current interval (`spacing`: a
   round's proposals sit at least 1/(2K) of the interval's width apart, in log Dp).
 - `pair_trials` / `affordable`: a proposal is the plain fine-tune and the distillation at its Dp for
@@ -55,9 +55,6 @@ class Situation:
     rows: list[dict]                  # the ok results the fits used
 
 
-def slice_key(s: dict) -> tuple:
-    return (s["downstream"], s["student_heads"], tuple(s["teacher_heads"]), s["df"])
-
 
 # ---- where the boundary stands -------------------------------------------------------------
 
@@ -82,8 +79,7 @@ def measured_dps(rows: list[dict]) -> dict[tuple, list[int]]:
     found: dict[tuple, list] = {}
     for r in rows:
         if r["stage"] == "distill":
-            key = (r["downstream"], r["heads"], tuple(r["teacher_heads"] or ()), r["df"])
-            found.setdefault(key, []).append(r["dp"])
+            found.setdefault(bnd.slice_key(r), []).append(r["dp"])
     return {k: sorted(v) for k, v in found.items()}
 
 
@@ -102,14 +98,14 @@ def rel_width(s: dict) -> float:
 # ---- where to measure ----------------------------------------------------------------------
 
 def crossing_rule(sit: Situation) -> list[proposals.Candidate]:
-    """`--rule crossing`: proposals.py's rule on every chased slice, the best K spread out."""
+    """`--rule crossing`: the proposals module's rule on every chased slice, the best K spread out."""
     dps = proposals.candidate_dps(*sit.dp_range, CANDIDATES)
     found = []
     for s in sit.targets:
         f = advantage_samples(sit.fits[s["downstream"]], s, dps)
         cost = pair_cost(sit.sweep, dps, s["df"])
-        done = sit.measured.get(slice_key(s), [])
-        found += replicates(proposals.score_slice(slice_key(s), f, dps, cost), done,
+        done = sit.measured.get(bnd.slice_key(s), [])
+        found += replicates(proposals.score_slice(bnd.slice_key(s), f, dps, cost), done,
                             len(sit.sweep.seeds))
     return proposals.pick(found, sit.batch, spacing(sit.targets, sit.batch))
 

@@ -14,7 +14,7 @@ distillation, plus the pretrainings of its student and teachers not yet run or p
 The matrices are updated after each pick. The noise level scales every drop alike, so the rule
 needs no estimate of it.
 
-Why it is not the crossing rule (proposals.py): D**p comes from parameters every slice shares.
+Why it is not the crossing rule (raysweep.adaptive.proposals): D**p comes from parameters every slice shares.
 A pair informs all slices of its downstream set, not only its own, and a pair next to one that
 shares its pretrainings costs two trials instead of four to six. On the simulated study of nine
 slices this rule reached +-25 % with 0.91x the trials of refining the grid by whole rows (median of
@@ -40,7 +40,6 @@ from raysweep.adaptive.choice import (
     replicate_seeds,
     replicates,
 )
-from raysweep.adaptive.choice import slice_key as key_of
 from raysweep.laws import boundary as bnd
 from raysweep.laws.catalogue import BOUNDARY_LAWS, LAWS
 from raysweep.laws.fitting import Fit
@@ -117,7 +116,7 @@ def design_rule(sit: Situation) -> list[proposals.Candidate]:
             for ds in {s["downstream"] for s in sit.targets}}
     options = []   # per chased slice: its candidates, fixed for the round; only drops change
     for s in sit.targets:
-        key = key_of(s)
+        key = bnd.slice_key(s)
         p = proposals.winning_share(advantage_samples(sit.fits[s["downstream"]], s, dps))
         p = np.full(len(dps), math.nan) if p is None else p  # reported, not ranked by
         found = [replicates([proposals.Candidate(key, int(d), 0.0, float(q), REASON)],

@@ -1,23 +1,23 @@
 """The adaptive rounds of `--target boundary`: measure where the distillation boundary is still
 uncertain, refit, repeat, until every slice's D**p is pinned down or the budget is spent.
 
-`rounds` owns the flow, top to bottom (the decisions live in raysweep.adaptive_choice):
+`rounds` owns the flow, top to bottom (the decisions live in raysweep.adaptive.choice):
   0. OUT holds no results: run the sweep's grid (round 0).
   1. Fit the two error laws with bootstrap and locate every slice's D**p with its 95 % interval.
      Chase the slices whose laws cross inside the measured Dp range and whose interval is wider
      than --tol relative, (hi - lo) / D**p; none left: done. A slice that does not cross there is
      reported, not chased.
   2. Choose K pairs (--rule), at image counts between the sweep's smallest and largest Dp:
-     design    (the default; design_rule.py) the pairs expected to shrink the chased slices'
+     design    (the default; adaptive/design.py) the pairs expected to shrink the chased slices'
                D**p intervals most per trial they add, pretrainings included;
-     crossing  (proposals.py) per slice, where the ensemble's D**p splits evenly, spread out and
+     crossing  (adaptive/proposals.py) per slice, where the ensemble's D**p splits evenly, spread out and
                cost-weighted.
   3. Plan each as a pair -- plain fine-tune and distillation at that Dp, every seed, plus the
      pretrainings they need, finished ones reused -- keep the pairs the budget affords, run them,
-     refit, append the round to OUT/adaptive.json (through raysweep.storage, so s3:// works) and
+     refit, append the round to OUT/adaptive.json (through raysweep.store, so s3:// works) and
      print one line: what was proposed and why, the widest interval left.
 The budget counts the trials launched by rounds 1, 2, ...; round 0 is the sweep's own grid.
-At the end grid.finish writes fits.json, boundary.json and the report, as the grid command does.
+At the end cli.finish writes fits.json, boundary.json and the report, as the grid command does.
 
 Resuming is rerunning: adaptive.json gives the round count and the budget spent, the results give
 the rest, and a trial that has a result is never run again (the runner skips it).
@@ -25,7 +25,7 @@ the rest, and a trial that has a result is never run again (the runner skips it)
 Left out, on purpose:
 - trials of a round that was interrupted never count toward the budget (nor are they run again:
   their results are in OUT);
-- D*p as a target: the issue asks for D**p, where the sign of F -- what a user acts on -- flips;
+- D*p as a target: the rounds chase D**p, where the sign of F -- what a user acts on -- flips;
 - a non-zero exit when the budget runs out first: the command did what it was asked, and the last
   line says why it stopped.
 """

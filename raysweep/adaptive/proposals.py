@@ -24,7 +24,7 @@ Left out: batch-aware acquisition (e.g. fantasised updates); the spacing rule is
 Known limit (BENCHMARKS.md, "The whole study"): on a study of many slices this rule needs more
 trials than refining the grid by whole Dp rows. D**p's interval comes from parameters all slices
 share, which rows pin and pairs at one slice's crossing barely do; weighting slices by their band
-width did not help. design_rule.py ranks pairs by what they tell about those parameters and is
+width did not help. adaptive/design.py ranks pairs by what they tell about those parameters and is
 the default; this rule stays as `--rule crossing`.
 """
 

@@ -2,7 +2,7 @@
 
 `load_dataset(name, ...)` returns train and test splits as uint8 (N, C, H, W) tensors resized to
 the model's image_size once, at load time, and memoised per process, so every trial in a worker
-shares one copy (DESIGN decision 4). `subset_indices` draws the Dp / Df subsets: per class, uniform,
+shares one copy (docs/design.md §4). `subset_indices` draws the Dp / Df subsets: per class, uniform,
 seeded and nested (the 5 % subset is inside the 10 % subset for the same seed).
 
 Amounts: a float in (0, 1] is a fraction of the training split; an int >= 2 is a number of images;
@@ -11,7 +11,7 @@ cannot be asked for and a fraction that rounds to one image is refused rather th
 "everything". Counts below the number of classes are allowed: the seed picks which classes get one
 image (nesting still holds); whether that makes sense is the sweep's call.
 
-The readers of the real datasets' file formats live in raysweep/datasets_real.py; this module
+The readers of the real datasets' file formats live in raysweep/data/real.py; this module
 registers them and is the only one callers use.
 
 Left out: a disk cache of decoded real datasets (only the generated fractal images are cached; real
@@ -54,7 +54,7 @@ class Dataset:
     train: Split
     test: Split
     num_classes: int
-    flip: bool             # is a horizontal mirror label-preserving? (train.py's default augment)
+    flip: bool             # is a horizontal mirror label-preserving? (the loop's default augment)
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def cache_dir() -> Path:
 
 
 # ---------------------------------------------------------------- the embedded datasets
-# (the real ones, read from a data root, are in datasets_real.py)
+# (the real ones, read from a data root, are in real.py)
 
 def _fractal(root, params, image_size, download) -> Raw:
     return fractal.load(image_size, params, cache_dir())
@@ -289,9 +289,3 @@ def subset_indices(labels: torch.Tensor, amount: float, seed: int) -> torch.Tens
     key = within * len(class_rank) + class_rank[sorted_cls]
     chosen = by_class[torch.argsort(key)[:n]]
     return torch.sort(chosen).values.to(labels.device)
-
-
-def take(split: Split, idx: torch.Tensor) -> Split:
-    """The images and labels of `split` at `idx` (a copy; the memoised split is untouched)."""
-    idx = idx.to(split.labels.device)
-    return Split(split.images[idx], split.labels[idx])

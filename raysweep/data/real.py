@@ -3,8 +3,8 @@ TinyImageNet and ImageNet-100 (image folders). Each returns raw uint8 tensors; `
 owns the registry, the resizing to the model's size, the channels and the memo, and is the only
 module callers use.
 
-Kept apart from data.py because it is the one part that knows file layouts and image decoding;
-data.py stays about tensors, amounts and subsets.
+Kept apart from the registry (data/__init__.py) because it is the one part that knows file layouts and image decoding;
+the registry stays about tensors, amounts and subsets.
 
 Left out: download of TinyImageNet / ImageNet (licensed or hosted without a stable URL; CIFAR
 downloads through torchvision when asked).

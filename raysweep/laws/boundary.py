@@ -169,13 +169,19 @@ def ok_rows(rows) -> list[dict]:
     return [r for r in rows if r.get("status") == "ok" and r.get("error") is not None]
 
 
+def slice_key(s: dict) -> tuple:
+    """(downstream, student heads, teacher heads, Df): a slice of boundary.json's, or the slice of a
+    distilled result row (whose student is its `heads`)."""
+    student = s["student_heads"] if "student_heads" in s else s["heads"]
+    return (s["downstream"], student, tuple(s["teacher_heads"] or ()), s["df"])
+
+
 def _slices(rows: list[dict]) -> dict[tuple, list[dict]]:
-    """(downstream, student heads, teacher heads, Df) -> its distilled rows."""
+    """Slice key -> its distilled rows."""
     out: dict[tuple, list[dict]] = {}
     for r in rows:
         if r["stage"] == "distill":
-            key = (r["downstream"], r["heads"], tuple(r["teacher_heads"] or ()), r["df"])
-            out.setdefault(key, []).append(r)
+            out.setdefault(slice_key(r), []).append(r)
     return out
 
 

@@ -24,6 +24,7 @@ import pyarrow.fs as pafs
 
 from raysweep import __version__
 from raysweep.errors import InputError
+from raysweep.laws.boundary import slice_key
 from raysweep.report import tables
 from raysweep.report.figures import AXIS_LABELS, DPI, LAWS, law_ok, short
 from raysweep.report.figures_boundary import (
@@ -145,8 +146,7 @@ def scaling_figures(ds: str, plain: list[dict], laws: dict) -> list:
 def distill_figures(ds: str, plain: list, distilled: list, laws: dict, boundary) -> list:
     if not distilled:
         return [note("no_distill", ds=ds)]
-    by_key = {(b.get("student_heads"), tuple(b.get("teacher_heads") or ()), b.get("df")): b
-              for b in boundary or [] if b.get("downstream") == ds}
+    by_key = {slice_key(b)[1:]: b for b in boundary or [] if b.get("downstream") == ds}
     blocks = [] if boundary is not None else [note("no_boundary")]
     for key in sorted({(r["heads"], r["teacher_heads"], r["df"]) for r in distilled}):
         who = f"{key[0]}-head student, teachers {teachers_label(key[1])}, Df = {short(key[2])}"

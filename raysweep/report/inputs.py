@@ -1,4 +1,4 @@
-"""Everything the report reads from OUT (a local path or s3://..., through `raysweep.storage`),
+"""Everything the report reads from OUT (a local path or s3://..., through `raysweep.store.storage`),
 each part optional: results, fits.json, boundary.json, adaptive.json, hparams.yaml.
 
 A part that is absent or unreadable becomes None plus a sentence saying why, never an exception:

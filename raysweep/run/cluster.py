@@ -29,8 +29,8 @@ def connect(address: str | None) -> None:
 
 
 def check_storage(out: str) -> None:
-    """A cluster of several machines must write to storage every machine sees (DESIGN decision
-    10). Machines are counted by address: nodes of one machine (ray.cluster_utils.Cluster) share
+    """A cluster of several machines must write to storage every machine sees (docs/design.md
+    §10). Machines are counted by address: nodes of one machine (ray.cluster_utils.Cluster) share
     its disk."""
     hosts = {n.get("NodeManagerAddress") for n in ray.nodes() if n.get("Alive")}
     reason = storage.node_local_reason(out) if len(hosts) > 1 else None

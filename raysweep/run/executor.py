@@ -1,6 +1,6 @@
 """The only module that imports Ray: run planned trials as one Ray Tune experiment.
 
-No stage barriers (DESIGN decision 2): `ReadySearcher` hands Tune a trial the moment every trial it
+No stage barriers (docs/design.md §2): `ReadySearcher` hands Tune a trial the moment every trial it
 depends on has finished, so a fine-tune starts as soon as its own pretraining is done, whatever the
 rest of the grid is doing; among ready trials the one heading the costliest chain goes first
 (plan.critical_first), so the long chains do not start last. Each trial asks for its model size's
@@ -70,7 +70,7 @@ class ReadySearcher(Searcher):
             bad = next(d for d in t.depends_on if d in self.dead)
             self.on_skip(t, f"prerequisite {bad} did not finish ok")
 
-    # Resume reads the results dataset, never Tune's state (DESIGN decision 5): nothing to save.
+    # Resume reads the results dataset, never Tune's state (docs/design.md §5): nothing to save.
     def save(self, checkpoint_path: str) -> None:
         pass
 

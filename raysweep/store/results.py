@@ -1,6 +1,6 @@
 """The results dataset: one Parquet file per trial under OUT/results/, one explicit schema.
 
-Results are the source of truth (DESIGN decision 5): resume, fitting and the report read them, never
+Results are the source of truth (docs/design.md §5): resume, fitting and the report read them, never
 Ray's experiment state. A record is written whole under the trial's own key -- atomically on a file
 system (temp name + rename), as one PUT on object storage -- so a reader sees all of it or nothing,
 and a re-run of the same trial replaces its file instead of adding a second one. Readers still

@@ -3,7 +3,7 @@
 Every reader and writer goes through these few functions, so nothing else cares whether OUT is
 `runs/x` or `s3://bucket/runs/x`. Paths below OUT (`relpath`) are always `/`-separated.
 
-Writes are whole-or-nothing (DESIGN decision 5):
+Writes are whole-or-nothing (docs/design.md §5):
 - on a file system, bytes go to a hidden temp name in the target's directory, are fsync'ed, then
   os.replace'd over the target (a rename within one directory is atomic on POSIX), so a reader
   sees the old file or the new one, never a partial one;

@@ -12,9 +12,10 @@ from typing import Any
 
 from raysweep import data
 from raysweep.errors import InputError
+from raysweep.train.models import DEIT_PAPER
 from raysweep.train.settings import TABLE3, DistillSettings
 
-GPU_FRACTIONS = (0.125, 0.25, 0.5, 1.0)  # fractions that divide one GPU evenly (DESIGN decision 3)
+GPU_FRACTIONS = (0.125, 0.25, 0.5, 1.0)  # fractions that divide one GPU evenly (docs/design.md §3)
 DISTILL_STAGES = ("finetune", "pretrain")
 
 # Training settings a stage may set; units beside each. Values default to the paper's Table 3.
@@ -117,8 +118,7 @@ def dataset_spec(value: Any, file: str, path: str) -> DatasetSpec:
 
 
 def model_spec(model: dict, file: str) -> dict:
-    spec = {"head_dim": 64, "depth": 12, "patch_size": 16, "image_size": 224, "channels": 3,
-            **model}
+    spec = {**{k: v for k, v in DEIT_PAPER.items() if k != "heads"}, **model}
     if not spec.get("heads"):
         raise SweepError(file, "model.heads", "expected a non-empty list of head counts")
     for key, value in spec.items():

@@ -73,7 +73,7 @@ SEARCHABLE = sorted(k for k, kind in SETTINGS.items() if kind is float and
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
-    """A validated study. Amounts stay as written (fraction or count); plan.py resolves them."""
+    """A validated study. Amounts stay as written (fraction or count); sweep.plan resolves them."""
 
     name: str
     file: str

@@ -17,9 +17,9 @@ ImageNet recipe (the paper's Table 3 names optimizer, batch size, lr and warm-up
 extra knob would have to be swept or recorded); gradient accumulation and multi-GPU data
 parallelism (models of at most 38.8M parameters at batch 128 fit one GPU, and the sweep packs
 several trials per GPU instead); a scheduler object (the learning rate is a pure function of the
-step, `train_settings.learning_rate`, so the step number is the whole scheduler state).
+step, `settings.learning_rate`, so the step number is the whole scheduler state).
 
-The settings and the paper's Table 3 live in train_settings.py; TrainSettings and DistillSettings
+The settings and the paper's Table 3 live in train/settings.py; TrainSettings and DistillSettings
 are re-exported here, so callers write `train.TrainSettings`.
 """
 

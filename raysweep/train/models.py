@@ -2,7 +2,7 @@
 
 The paper's model axis M is the number of attention heads (2, 4, 6, 8) at a fixed head dimension
 of 64, so the embedding width is heads x 64 (128 ... 512) and M runs from 2.6M to 38.8M parameters
-at 224 px (see `MODEL_PRESETS`). Every model is a plain DeiT: class token, pre-norm blocks, MLP
+at 224 px (see `DEIT_PAPER`). Every model is a plain DeiT: class token, pre-norm blocks, MLP
 ratio 4, learned position embeddings, classifier on the class token.
 
 Left out, and why:
@@ -28,30 +28,15 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-# One literal table of model shapes; the sweep file gives the numbers, these are conveniences.
-# Parameter count with width D = heads x head_dim, L blocks, P = patch, C channels, T tokens,
-# K classes: L x (12 D^2 + 13 D)  [qkv 3D^2+3D, proj D^2+D, fc1 4D^2+4D, fc2 4D^2+D, 2 norms 4D]
-#   + (C P^2 + 1) D [patch conv] + D [class token] + T D [positions] + 2 D [final norm]
-#   + (D + 1) K [head].
-MODEL_PRESETS: dict[str, dict] = {
-    # The paper (sec. 3.3, DeiT at 224 px): T = 14^2 + 1 = 197, with K = 1000 classes:
-    # 144 D^2 + 2125 D + 1000 = 2,632,296 (2 heads) / 9,982,184 (4) / 22,050,664 (6, = DeiT-S)
-    # / 38,837,736 (8) parameters.
-    "deit-paper": {"image_size": 224, "patch_size": 16, "depth": 12, "head_dim": 64,
-                   "heads": (2, 4, 6, 8)},
-    # A laptop size for the embedded default (16 px, 4 x 4 patches, T = 17): with C = 3, K = 10:
-    # 4 x (12 D^2 + 13 D) + 69 D + 10 (D + 1) = 48 D^2 + 131 D + 10 with D = 32 / 64 / 96 / 128:
-    # 53,354 / 205,002 / 454,954 / 803,210 parameters.
-    "deit-tiny-cpu": {"image_size": 16, "patch_size": 4, "depth": 4, "head_dim": 16,
-                      "heads": (2, 4, 6, 8)},
-}
-
-
-def preset(name: str) -> dict:
-    """The shape table `name` from MODEL_PRESETS (a copy); fails with the known names."""
-    if name not in MODEL_PRESETS:
-        raise ValueError(f"unknown model preset {name!r}; known presets: {sorted(MODEL_PRESETS)}")
-    return dict(MODEL_PRESETS[name])
+# The paper's model shape (sec. 3.3, DeiT at 224 px), and a sweep's `model:` defaults
+# (raysweep.sweep.fields). Parameter count with width D = heads x head_dim, L blocks, P = patch,
+# C channels, T tokens, K classes: L x (12 D^2 + 13 D)  [qkv 3D^2+3D, proj D^2+D, fc1 4D^2+4D,
+# fc2 4D^2+D, 2 norms 4D] + (C P^2 + 1) D [patch conv] + D [class token] + T D [positions]
+# + 2 D [final norm] + (D + 1) K [head]. With T = 14^2 + 1 = 197 and K = 1000 classes:
+# 144 D^2 + 2125 D + 1000 = 2,632,296 (2 heads) / 9,982,184 (4) / 22,050,664 (6, = DeiT-S)
+# / 38,837,736 (8) parameters.
+DEIT_PAPER = {"head_dim": 64, "depth": 12, "patch_size": 16, "image_size": 224, "channels": 3,
+              "heads": (2, 4, 6, 8)}
 
 
 def _check_shape(heads: int, num_classes: int, head_dim: int, depth: int, patch_size: int,

@@ -17,7 +17,7 @@ the same start grid, the same fits (bootstrap B), the same stopping rule (every 
 interval of D**p has (hi - lo) / D**p <= R: slice 0.2, the issue's +-10 %; grid 0.5, since at 0.2
 no strategy stopped within 500 trials) and the same cap on trials; they differ only in where a
 round's trials go:
-  adaptive  adaptive_choice.crossing_rule, BATCH pairs a round (`python -m raysweep.adaptive
+  adaptive  adaptive.choice.crossing_rule, BATCH pairs a round (`python -m raysweep.adaptive
             --rule crossing`)
   design    design_rule.design_rule, BATCH pairs a round (`--rule design`)
   uniform   the grid refined uniformly: whole Dp rows (every trial the sweep has at that Dp) at the
@@ -138,7 +138,7 @@ def random_dp(sit: choice.Situation) -> list[Candidate]:
     rng = np.random.default_rng(sum(map(len, sit.measured.values())))  # new draws every round
     dps = rng.uniform(*np.log(sit.dp_range), size=sit.batch)
     picks = rng.integers(len(sit.targets), size=sit.batch)
-    return [Candidate(choice.slice_key(sit.targets[i]), round(math.exp(u)), 0.0, math.nan,
+    return [Candidate(bnd.slice_key(sit.targets[i]), round(math.exp(u)), 0.0, math.nan,
                       "random Dp") for u, i in zip(dps, picks)]
 
 
@@ -166,7 +166,7 @@ def one_run(job: tuple) -> dict:
         rows = ROWS[study] if name == "uniform" else BATCH
         doc = adaptive.rounds(sweep, out, runner, budget, rows, tol, bootstrap,
                               echo=lambda _: None, choose=STRATEGIES[name])
-    found = {choice.slice_key(s): s for s in doc["boundary"]}
+    found = {bnd.slice_key(s): s for s in doc["boundary"]}
     covers = [bool(found[k]["d_cross_ci"] and found[k]["d_cross_ci"][0] <= d
                    <= found[k]["d_cross_ci"][1]) for k, d in truth.items()]
     return {"study": study, "seed": seed, "strategy": name, "trials": doc["trials_run"],
