@@ -1,13 +1,13 @@
 """One adaptive round's decisions: where the boundary stands, which slices to chase, where to
-measure next, and which trials that means. Pure planning and fitting; raysweep.adaptive runs it.
+measure next, and which trials that means. Pure planning and fitting; adaptive/loop.py runs it.
 
-- `fit_boundary`: the two error laws with bootstrap (fit.fit_rows), then every slice's D**p with its
-  95 % interval (boundary.boundaries).
+- `fit_boundary`: the two error laws with bootstrap (laws.study.fit_rows), then every slice's D**p
+  with its 95 % interval (laws.boundary.boundaries).
 - `chased` / `rel_width`: a slice is chased while its laws cross inside the measured Dp range; it is
   settled once (hi - lo) / D**p <= tol and at most 2.5 % of the ensemble fails to cross (more, and
   the interval would reach past the plausible range on that side).
-- `crossing_rule` (`--rule crossing`; the default, `--rule design`, is raysweep.adaptive.design's):
-  raysweep.adaptive.proposals' rule on each chased slice's ensemble of F(Dp), over image counts between the
+- `crossing_rule` (`--rule crossing`; the default, `--rule design`, is adaptive/design.py's):
+  the proposals module's rule on each chased slice's ensemble of F(Dp), over image counts between the
   sweep's smallest and largest Dp; the K best, spread over the current interval (`spacing`: a
   round's proposals sit at least 1/(2K) of the interval's width apart, in log Dp).
 - `pair_trials` / `affordable`: a proposal is the plain fine-tune and the distillation at its Dp for
@@ -17,9 +17,8 @@ measure next, and which trials that means. Pure planning and fitting; raysweep.a
 Replicates: a candidate within REPEAT_GAP of a Dp the slice has measured becomes a replicate there:
 the pair again at that Dp with new seeds (the k-th replicate runs the sweep's seeds shifted by
 k x (max seed + 1)), so a new initialisation and a new subset of the same size -- independent noise,
-in the simulator and in training. Without them a noisy study used up the distinct Dp values of the
-band and stopped with budget left (bench_adaptive, one slice, noise 0.02: after 250-360 trials,
-intervals still 0.29-0.37 wide).
+in the simulator and in training. Without them a noisy study uses up the distinct Dp values of the
+band and stops with budget left (measured: BENCHMARKS.md, "Replicates").
 """
 
 from __future__ import annotations

@@ -14,16 +14,13 @@ distillation, plus the pretrainings of its student and teachers not yet run or p
 The matrices are updated after each pick. The noise level scales every drop alike, so the rule
 needs no estimate of it.
 
-Why it is not the crossing rule (raysweep.adaptive.proposals): D**p comes from parameters every slice shares.
-A pair informs all slices of its downstream set, not only its own, and a pair next to one that
-shares its pretrainings costs two trials instead of four to six. On the simulated study of nine
-slices this rule reached +-25 % with 0.91x the trials of refining the grid by whole rows (median of
-10 seeds), where the crossing rule needed 1.38x; on one slice both use ~0.8x (BENCHMARKS.md,
-"Adaptive sampling").
+Why it is not the crossing rule (raysweep.adaptive.proposals): D**p comes from parameters every
+slice shares. A pair informs all slices of its downstream set, not only its own, and a pair next to
+one that shares its pretrainings costs two trials instead of four to six. How the two compare is
+measured in BENCHMARKS.md, "Adaptive sampling".
 Left out: the ensemble. The rule is first-order around the point fit, so while the fit is poor
 (a start grid of two Dp values) its ranking is as poor; the bootstrap still decides when to stop.
-Averaging the drops over 8 bootstrap fits as well was measured: no gain beyond the noise between
-seeds (BENCHMARKS.md).
+Averaging the drops over bootstrap fits as well was measured and did not help (BENCHMARKS.md).
 """
 
 from __future__ import annotations

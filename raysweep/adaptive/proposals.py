@@ -21,11 +21,10 @@ slice (spread, not stacked), and divide the score by the square root of the tria
 continuous in Dp: a log-spaced grid of `n` image counts between the smallest and largest Dp.
 
 Left out: batch-aware acquisition (e.g. fantasised updates); the spacing rule is the cheap stand-in.
-Known limit (BENCHMARKS.md, "The whole study"): on a study of many slices this rule needs more
-trials than refining the grid by whole Dp rows. D**p's interval comes from parameters all slices
-share, which rows pin and pairs at one slice's crossing barely do; weighting slices by their band
-width did not help. adaptive/design.py ranks pairs by what they tell about those parameters and is
-the default; this rule stays as `--rule crossing`.
+Known limit: on a study of many slices this rule needs more trials than refining the grid by
+whole Dp rows (BENCHMARKS.md, "The whole study"). D**p's interval comes from parameters all slices
+share, which rows pin and pairs at one slice's crossing barely do. adaptive/design.py ranks pairs
+by what they tell about those parameters and is the default; this rule stays as `--rule crossing`.
 """
 
 from __future__ import annotations

@@ -14,14 +14,13 @@ the Python loop is STEPS_PER_CHAIN long whatever the resolution). Chains start o
 (the fixed point of a map lies on it), so no burn-in is spent; a few BOUNDS_STEPS steps measure
 each image's extent before rendering so placement fits the image.
 
-Measured (tests/benchmarks/bench_fractal.py, 2-core dev box, 1 thread): 50,000 images at 16 px
-in 3.9 s; a pixel-space logistic regression tells 10 classes apart at 0.70 (chance 0.10).
+Its speed and how separable its classes are: BENCHMARKS.md, "Fractal generation".
 
 Left out: FractalDB's colour and patch rendering and its 1k/10k class vocabularies (grayscale
 density images are enough for the tiny ViTs here and keep generation fast), and exact
 reproduction of FractalDB's images (a different sampler; only the idea is kept). At 224 px the
-default 200,704 points per image make generation slow (70 images/s on one core): fine for a
-pilot, not for millions of images (pass a smaller `points`, or pretrain on imagenet100).
+default 200,704 points per image make generation slow (BENCHMARKS.md): fine for a pilot, not
+for millions of images (pass a smaller `points`, or pretrain on imagenet100).
 Bumping VERSION invalidates every cached file; do it whenever the images would change.
 """
 
