@@ -20,8 +20,8 @@ The studies live in OUT/hparams/optuna.db (SQLite through Optuna's RDB storage):
 trials --storage sqlite:///OUT/hparams/optuna.db --study-name NAME` or optuna-dashboard shows them,
 and a second call adds trials to them until each holds `--trials` finished ones (resume). A study's
 name carries a digest of what its scores depend on, so a changed proxy or space starts afresh.
-For object storage the file is fetched first and put back at the end. With the executor, this is
-the second module that imports Ray: it is the Tune edge of the search.
+For object storage the file is fetched first and put back at the end. This module is the search's
+Tune edge; it connects and sizes trials through run.cluster, as the grid's executor does.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""`python -m raysweep.report OUT`: the paper's figures and tables from whatever OUT holds, written
-to OUT/report/ as PNG figures, report.md and one self-contained report.html.
+"""The report: the paper's figures and tables from whatever OUT holds, written to OUT/report/ as
+PNG figures, report.md and one self-contained report.html (`python -m raysweep.report OUT`).
 
   write_report(out) -> URI of report.html      (also called at the end of grid and adaptive)
 

@@ -1,4 +1,4 @@
-"""The only module that imports Ray: run planned trials as one Ray Tune experiment.
+"""Run planned trials as one Ray Tune experiment (with run.cluster, the grid's Ray edge).
 
 No stage barriers (docs/design.md §2): `ReadySearcher` hands Tune a trial the moment every trial it
 depends on has finished, so a fine-tune starts as soon as its own pretraining is done, whatever the
@@ -9,7 +9,7 @@ same sweep runs on a laptop) and sets torch's threads to its CPUs. A trial whose
 retried up to `retries` times (a lost node costs no retry, and a trial Tune gives up on for lost
 workers is suggested again, see RESUBMITS); one that still fails is recorded `failed` with its
 error, its dependants are recorded `failed` with the reason, and the rest of the grid goes on.
-Results are written by the trial itself (results.py); Tune's own experiment state is kept for its
+Results are written by the trial itself (store.results); Tune's own experiment state is kept for its
 logs and TensorBoard, never read back to resume.
 """
 
