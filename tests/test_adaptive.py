@@ -192,3 +192,10 @@ def test_when_every_uncertain_dp_is_measured_the_rule_proposes_replicates(tmp_pa
     assert kept == picked and {t.config["seed"] for t in trials} == {1}
     line = adaptive.round_line(1, picked, len(trials), slices, 0.2)
     assert "3 pairs in 1 slice at Dp" in line and ", 3 at a measured Dp with new seeds (" in line
+
+
+def test_a_round_line_says_in_words_what_an_infinite_width_means():
+    s = {"d_cross": 5e4, "d_cross_ci": [3e4, 9e4], "no_cross_fraction": 0.3}
+    assert adaptive.width_words(s) == ("no upper bound: 30% of the bootstrap fits do not cross "
+                                       "in the plausible Dp range")
+    assert adaptive.width_words(s | {"no_cross_fraction": 0.0}) == "width 1.20"

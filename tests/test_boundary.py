@@ -209,3 +209,20 @@ def test_every_slice_has_the_same_keys():
         [out] = boundary.boundaries(rows, {"digits": {"error": wrap(plain),
                                                       "distilled_error": wrap(distilled)}})
         assert set(boundary.EMPTY) | {"status", "downstream"} <= set(out)
+
+
+def test_an_estimate_is_never_outside_its_own_interval():
+    """A point fit atypical of its resamples: members whose distilled Dp coefficient is higher
+    cross earlier, every one of them below the point fit's crossing. The interval is widened to
+    hold the estimate, and a note says so."""
+    members = [Law(DISTILLED.E, DISTILLED.terms | {"dp": (c, 0.6)}) for c in (21.0, 22.0, 23.0)]
+    out = boundary.slice_boundary(fitted(PLAIN, [PLAIN] * 3), fitted(DISTILLED, members), FIXED,
+                                  [1e3, 1e4, 1e5])
+    crosses = [boundary.d_cross(PLAIN, m, FIXED, out["dp_range"]) for m in members]
+    assert max(crosses) < out["d_cross"]                      # every member below the estimate
+    lo, hi = out["d_cross_ci"]
+    assert lo == pytest.approx(np.percentile(crosses, 2.5)) and hi == out["d_cross"]
+    assert "outside the bootstrap members' 95 % interval" in out["d_cross_note"]
+    inside = boundary.slice_boundary(fitted(PLAIN, [PLAIN] * 3),
+                                     fitted(DISTILLED, [DISTILLED] * 3), FIXED, [1e3, 1e4, 1e5])
+    assert "d_cross_note" not in inside                       # no note where none is needed

@@ -161,7 +161,17 @@ def round_line(number: int, picked: list, ran: int, slices: list[dict], tol: flo
     widest = max(chased_, key=rel_width)
     ci = widest["d_cross_ci"] or [math.nan, math.nan]
     return (f"{head}; widest {label(widest)}: D**p {widest['d_cross']:.4g} "
-            f"[{ci[0]:.4g}, {ci[1]:.4g}] (width {rel_width(widest):.2f})")
+            f"[{ci[0]:.4g}, {ci[1]:.4g}] ({width_words(widest)})")
+
+
+def width_words(s: dict) -> str:
+    """The relative width of a slice's interval, or in words why it has none."""
+    width = rel_width(s)
+    if math.isfinite(width):
+        return f"width {width:.2f}"
+    share = s.get("no_cross_fraction") or 0.0
+    return (f"no upper bound: {share:.0%} of the bootstrap fits do not cross in the plausible "
+            f"Dp range")
 
 
 def _proposed(picked: list) -> str:

@@ -43,7 +43,8 @@ STATUS = {
     "no_plain": "no plain rows",
     "unfitted": "law not fitted: {law}: {why}",
 }
-# Every slice has these keys (None / False until found); "dp_range" and "d_star_note" when computed.
+# Every slice has these keys (None / False until found); "dp_range" when computed, and a
+# "d_star_note" / "d_cross_note" where a value is missing or its interval had to be widened.
 EMPTY = {"d_star": None, "d_star_ci": None, "d_cross": None, "d_cross_ci": None,
          "model_free_cross": None, "no_cross_fraction": None, "no_peak_fraction": None,
          "in_range": False}
@@ -152,10 +153,20 @@ def _ensemble_intervals(plain: Fit, distilled: Fit, fixed, dp_range, star, cross
     pairs = list(zip(plain.ensemble, distilled.ensemble))  # member i with member i
     stars = [d_star(p, d) for p, d in pairs]
     crosses = [d_cross(p, d, fixed, dp_range) for p, d in pairs]
-    return {"d_star_ci": _percentile(stars) if star is not None else None,
-            "d_cross_ci": _percentile(crosses) if cross is not None else None,
-            "no_cross_fraction": sum(c is None for c in crosses) / len(pairs),
-            "no_peak_fraction": sum(s is None for s in stars) / len(pairs)}
+    out = {"no_cross_fraction": sum(c is None for c in crosses) / len(pairs),
+           "no_peak_fraction": sum(s is None for s in stars) / len(pairs)}
+    for name, value, members in (("d_star", star, stars), ("d_cross", cross, crosses)):
+        ci = _percentile(members) if value is not None else None
+        if ci is not None and not ci[0] <= value <= ci[1]:
+            # The point fit is atypical of its resamples (e.g. it crosses outside the measured
+            # range while the members that cross do so inside). The answer stays the point fit's,
+            # and its interval is widened to hold it, so an estimate is never outside its own.
+            out[f"{name}_note"] = (f"the point fit gives {value:.4g}, outside the bootstrap "
+                                   f"members' 95 % interval [{ci[0]:.4g}, {ci[1]:.4g}]; the "
+                                   f"interval is widened to include it")
+            ci = [min(ci[0], value), max(ci[1], value)]
+        out[f"{name}_ci"] = ci
+    return out
 
 
 # ---- every slice of a results table ----------------------------------------------------------
