@@ -49,6 +49,10 @@ def parser(prog: str, doc: str) -> argparse.ArgumentParser:
     p.add_argument("--overrides", help="YAML overlay merged over the sweep, e.g. OUT/hparams.yaml")
     p.add_argument("--data-root", help="directory holding real datasets (CIFAR, TinyImageNet, ...)")
     p.add_argument("--download", action="store_true", help="download CIFAR into --data-root")
+    p.add_argument("--track", choices=("wandb", "mlflow"),
+                   help="also log every trial to an experiment tracker, one run each (needs "
+                        "pip install 'raysweep[wandb]' or 'raysweep[mlflow]'; credentials from "
+                        "the tracker's own environment variables)")
     p.add_argument("--bootstrap", type=int, default=study.DEFAULT_BOOTSTRAP,
                    help="bootstrap resamples for the fitted laws' intervals (default %(default)s)")
     return p

@@ -13,9 +13,10 @@ import json
 import sys
 
 from raysweep import cli
-from raysweep.run import executor
+from raysweep.errors import InputError
+from raysweep.run import executor, track
 from raysweep.run.trial import Context
-from raysweep.sweep import plan, spec
+from raysweep.sweep import plan
 
 
 def dry_run(trials: list[plan.Trial], as_json: bool) -> str:
@@ -42,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         sweep, out = cli.load(args)
-    except (spec.SweepError, OSError) as err:
+        tracker = track.tracker(args.track, sweep.monitor["project"])
+    except (InputError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     trials = plan.plan(sweep)
@@ -50,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         print(dry_run(trials, args.json))
         return 0
     try:
-        n = executor.run(trials, Context(out, sweep.data_root, download=args.download),
-                         name=sweep.name, retries=sweep.retries, address=args.address)
-    except executor.ClusterError as err:
+        ctx = Context(out, sweep.data_root, download=args.download,
+                      eval_every=sweep.monitor["eval_every"])
+        n = executor.run(trials, ctx, name=sweep.name, retries=sweep.retries,
+                         address=args.address, tracker=tracker)
+    except InputError as err:  # e.g. a node-local OUT on a cluster of several machines
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{sweep.name}: {len(trials)} trials, {n} run now, "

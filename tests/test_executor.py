@@ -107,7 +107,7 @@ def test_searcher_orders_by_prerequisites(stage):
     s = executor.ReadySearcher(trials, set(), lambda t, why: skipped.append((t, why)))
     first = [s.suggest(str(i)) for i in range(len(trials))]
     ready = [x for x in first if isinstance(x, dict)]
-    assert {x["trial"]["stage"] for x in ready} == {stage}   # only pretraining is ready at first
+    assert {x["stage"] for x in ready} == {stage}   # only pretraining is ready at first
     # fail one pretraining (its code failed past its retries: the trainable reports `failed`): its
     # dependants are skipped with the reason, the others proceed
     victim = next(k for k, t in s.running.items() if t.config["model"]["heads"] == 2)

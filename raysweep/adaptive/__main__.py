@@ -17,18 +17,20 @@ from raysweep import cli
 from raysweep.adaptive import loop
 from raysweep.errors import InputError
 from raysweep.hparams import search, space
-from raysweep.run import executor
+from raysweep.run import executor, track
 from raysweep.run import trial as trial_mod
 from raysweep.sweep.spec import Sweep
 
 
 def boundary_target(args, sweep: Sweep, out: str) -> int:
     check(args)
-    ctx = trial_mod.Context(out, sweep.data_root, download=args.download)
+    tracker = track.tracker(args.track, sweep.monitor["project"])
+    ctx = trial_mod.Context(out, sweep.data_root, download=args.download,
+                            eval_every=sweep.monitor["eval_every"])
 
     def runner(trials: list) -> int:
         return executor.run(trials, ctx, name=sweep.name, retries=sweep.retries,
-                            address=args.address)
+                            address=args.address, tracker=tracker)
     loop.rounds(sweep, out, runner, args.budget, args.batch, args.tol, args.bootstrap,
                 choose=loop.RULES[args.rule])
     cli.finish(out, args.bootstrap)

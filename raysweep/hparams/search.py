@@ -42,7 +42,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from raysweep.hparams import space as hs
-from raysweep.run import cluster, executor
+from raysweep.run import cluster, executor, track
 from raysweep.run import trial as trial_mod
 from raysweep.store import layout, results, storage
 from raysweep.sweep import plan, spec
@@ -67,7 +67,9 @@ def target(args, sweep: Sweep, out: str) -> int:
         trials = sweep.hparams.get("trials", hs.DEFAULT_TRIALS) if trials is None else trials
         if trials < 1:
             raise SweepError(sweep.file, "--trials", f"expected >= 1, got {trials}")
-        tuned = search(sweep, out, trials, address=args.address, download=args.download)
+        tracker = track.tracker(getattr(args, "track", None), sweep.monitor["project"])
+        tuned = search(sweep, out, trials, address=args.address, download=args.download,
+                       tracker=tracker)
     except (SweepError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -81,8 +83,10 @@ def target(args, sweep: Sweep, out: str) -> int:
 
 
 def search(sweep: Sweep, out: str, trials: int, *, address: str | None = None,
-           download: bool = False, echo=cluster.say) -> dict[int, dict]:
-    """Tune every model size in ascending order; OUT/hparams.yaml is rewritten after each."""
+           download: bool = False, echo=cluster.say,
+           tracker: track.Tracker | None = None) -> dict[int, dict]:
+    """Tune every model size in ascending order; OUT/hparams.yaml is rewritten after each.
+    `tracker` adds a W&B or MLflow run per candidate (and per shared trial)."""
     cluster.connect(address)
     scratch = storage.absolute(out).rstrip("/") + "/" + layout.HPARAMS_SCRATCH
     cluster.check_storage(scratch)
@@ -95,8 +99,8 @@ def search(sweep: Sweep, out: str, trials: int, *, address: str | None = None,
                      f"teachers); it keeps the sweep's values")
                 continue
             shared = hs.shared_trials(sweep, tuned, heads)
-            run_shared(shared, ctx, sweep, address, echo)
-            size = Size(sweep, dict(tuned), heads, {t.trial_id for t in shared}, ctx)
+            run_shared(shared, ctx, sweep, address, echo, tracker)
+            size = Size(sweep, dict(tuned), heads, {t.trial_id for t in shared}, ctx, tracker)
             tuned[heads] = tune_size(size, db, trials, echo)
             storage.write_bytes(out, layout.HPARAMS, overlay_text(sweep, tuned, scratch).encode())
     return tuned
@@ -110,6 +114,7 @@ class Size:
     heads: int
     shared: set[str]        # ids of the trials every candidate has in common (run before)
     ctx: trial_mod.Context  # OUT/hparams/
+    tracker: track.Tracker | None = None
 
     def trials(self, values: dict) -> list[plan.Trial]:
         """The trials a candidate runs itself, in order."""
@@ -117,9 +122,9 @@ class Size:
         return [t for t in hs.trials_of(proxy, self.heads) if t.trial_id not in self.shared]
 
 
-def run_shared(shared: list[plan.Trial], ctx, sweep: Sweep, address, echo) -> None:
+def run_shared(shared: list[plan.Trial], ctx, sweep: Sweep, address, echo, tracker) -> None:
     executor.run(shared, ctx, name=f"{sweep.name}-hparams-shared", retries=sweep.retries,
-                 address=address, echo=echo)
+                 address=address, echo=echo, tracker=tracker)
     rows = {r["trial_id"]: r for r in results.read(ctx.out).to_pylist()}
     bad = [t.trial_id for t in shared if rows.get(t.trial_id, {}).get("status") != "ok"]
     if bad:
@@ -234,7 +239,7 @@ def run_study(size: Size, db, name: str, n: int, seen: int, echo) -> None:
     fn = tune.with_parameters(candidate, size=size)
     sized = cluster.fit_to_cluster(own[:1])[0]
     tuner = tune.Tuner(
-        tune.with_resources(fn, cluster.resources_for({"trial": {"resources": sized.resources}})),
+        tune.with_resources(fn, cluster.resources_for(sized.resources)),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=asha, num_samples=n,
                                     max_concurrent_trials=sweep.hparams.get(
                                         "concurrent", hs.DEFAULT_CONCURRENT), reuse_actors=True),
@@ -242,7 +247,9 @@ def run_study(size: Size, db, name: str, n: int, seen: int, echo) -> None:
             name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=cluster.tune_storage(ctx.out),
             failure_config=tune.FailureConfig(max_failures=sweep.retries),
-            callbacks=[Echo(size.heads, n, echo)], verbose=0))
+            callbacks=[Echo(size.heads, n, echo),
+                       *(size.tracker.callbacks(f"{sweep.name}-hparams-heads{size.heads}")
+                         if size.tracker else [])], verbose=0))
     tuner.fit()
 
 
@@ -253,8 +260,11 @@ def candidate(config: dict, *, size: Size) -> None:
     ctx = dataclasses.replace(size.ctx)
     own = size.trials(dict(config))
     ctx.device = cluster.worker_device(own[0].resources.get("CPU", 1))
-    ctx.on_epoch = lambda t, phase, epoch, error: tune.report(
-        {"error": error, "final": False, "phase": f"{t.stage}.{phase}"})
+    # Every epoch evaluates: ASHA compares candidates by each report's error. The reports are
+    # the grid's (run.trial.epoch_metrics), so a stopped candidate shows as a truncated curve.
+    ctx.eval_every = 1
+    ctx.on_epoch = lambda t, metrics: tune.report(
+        {**metrics, "error": metrics["test_error"], "final": False})
     rows = []
     try:
         for t in own:

@@ -57,8 +57,9 @@ def fit_to_cluster(trials: list[Trial]) -> list[Trial]:
     return [dataclasses.replace(t, resources={"CPU": t.resources.get("CPU", 1)}) for t in trials]
 
 
-def resources_for(config: dict):
-    res = {k: v for k, v in config["trial"]["resources"].items() if v}
+def resources_for(resources: dict):
+    """A trial's {"GPU": fraction, "CPU": threads} as Tune's request (nothing: one CPU)."""
+    res = {k: v for k, v in resources.items() if v}
     return tune.PlacementGroupFactory([res or {"CPU": 1}])
 
 

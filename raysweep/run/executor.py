@@ -11,11 +11,17 @@ workers is suggested again, see RESUBMITS); one that still fails is recorded `fa
 error, its dependants are recorded `failed` with the reason, and the rest of the grid goes on.
 Results are written by the trial itself (store.results); Tune's own experiment state is kept for its
 logs and TensorBoard, never read back to resume.
+
+A trial reports to Tune after every epoch (raysweep.run.trial.epoch_metrics), so TensorBoard and
+the trackers (raysweep.run.track) draw learning curves while it runs; its last report also
+carries the result (`final`: status, error, loss, wall_s), and only that one counts as the
+trial's end for the searcher and the progress lines. A trial's Tune config is its labels
+(track.labels: what a person compares runs by); the Trial itself reaches the worker through
+tune.with_parameters, keyed by id.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -25,7 +31,7 @@ from collections.abc import Callable
 from ray import tune
 from ray.tune.search import Searcher
 
-from raysweep.run import cluster
+from raysweep.run import cluster, track
 from raysweep.run import trial as trial_mod
 from raysweep.store import layout, results, storage
 from raysweep.sweep.plan import Trial, critical_first
@@ -60,7 +66,7 @@ class ReadySearcher(Searcher):
             if all(d in self.ok for d in t.depends_on):
                 del self.waiting[i]
                 self.running[tune_trial_id] = t
-                return {"trial": dataclasses.asdict(t)}
+                return track.labels(t)
         return Searcher.FINISHED if not self.waiting and not self.running else None
 
     def skip_orphans(self) -> None:
@@ -93,30 +99,33 @@ class ReadySearcher(Searcher):
 class Progress(tune.Callback):
     """One line per finished trial, and the count with an estimate of the time left."""
 
-    def __init__(self, total: int, out: str, echo: Callable[[str], None],
+    def __init__(self, trials: dict[str, Trial], out: str, echo: Callable[[str], None],
                  given_up: Callable[[str], bool]):
-        self.total, self.finished, self.out, self.echo = total, 0, out, echo
+        self.trials, self.total, self.finished = trials, len(trials), 0
+        self.out, self.echo = out, echo
         self.given_up = given_up  # trial id -> False while the searcher will suggest it again
         self.start = time.monotonic()
 
-    def line(self, t: dict, status: str, err: float | None, wall: float) -> None:
+    def line(self, t: Trial, status: str, err: float | None, wall: float) -> None:
         self.finished += 1
         elapsed = time.monotonic() - self.start
         left = elapsed / self.finished * (self.total - self.finished)
-        c = t["config"]
+        c = t.config
         df = f" Df={c['df']}" if c.get("df") else ""
         teach = f" teachers={c['teachers']}" if c.get("teachers") else ""
         error = f"error={err:.4f}" if err is not None and not math.isnan(err) else status
-        self.echo(f"[{self.finished}/{self.total} ~{left:.0f}s left] {t['stage']:8s} "
+        self.echo(f"[{self.finished}/{self.total} ~{left:.0f}s left] {t.stage:8s} "
                   f"heads={c['model']['heads']} Dp={c['dp']}{df}{teach} {error} "
                   f"({wall:.1f}s)")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        t = trial.config["trial"]
+        if not result.get("final"):  # an epoch's report: the trial goes on
+            return
+        t = self.trials[trial.config["raysweep_trial_id"]]
         self.line(t, result["status"], result.get("error"), result.get("wall_s", 0.0))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        t = Trial(**trial.config["trial"])
+        t = self.trials[trial.config["raysweep_trial_id"]]
         if not self.given_up(t.trial_id):
             self.echo(f"{t.stage} {t.trial_id}: its worker or node was lost; running it again")
             return
@@ -125,36 +134,62 @@ class Progress(tune.Callback):
         message = message.splitlines()[-1]
         results.write(self.out, results.record(t, status="failed", message=message[:2000],
                                                attempts=trial.num_failures))
-        self.line(trial.config["trial"], "failed", None, 0.0)
+        self.line(t, "failed", None, 0.0)
 
     def skipped(self, t: Trial, reason: str) -> None:
         results.write(self.out, results.record(t, status="failed", message=reason, attempts=0))
-        self.line(dataclasses.asdict(t), "skipped", None, 0.0)
+        self.line(t, "skipped", None, 0.0)
 
 
-def trainable(config: dict) -> None:
-    """The Tune function: run one trial, report its record's headline numbers.
+def trainable(config: dict, *, trials: dict[str, Trial], context: dict, retries: int) -> None:
+    """The Tune function: run one trial, reporting each epoch, the last one with its record's
+    headline numbers.
 
     The retry budget is kept here, not in Tune: an exception raised by the trial's own code counts
     against `retries` (in OUT/attempts/, so it survives a killed driver); a worker or node that
     disappears (spot preemption) raises nothing here, so Tune's restart of it costs no budget.
     Once the budget is spent the trial is recorded `failed` with its error and ends cleanly.
     """
-    t = Trial(**config["trial"])
-    ctx = trial_mod.Context(**config["context"])
+    t = trials[config["raysweep_trial_id"]]
+    ctx = trial_mod.Context(**context)
     ctx.device = cluster.worker_device(t.resources.get("CPU", 1))
+    reports = Reports()
+    ctx.on_epoch = reports.epoch
     errors = count(ctx.out, layout.attempts(t.trial_id), add=0)
     try:
         row = trial_mod.run(t, ctx, attempts=errors + 1)
     except Exception as err:
         errors = count(ctx.out, layout.attempts(t.trial_id), add=1)
-        if errors <= config["retries"]:
+        if errors <= retries:
             raise
         message = f"{type(err).__name__}: {err} (after {errors} attempts)"
         row = results.record(t, status="failed", message=message[:2000], attempts=errors)
         results.write(ctx.out, row)
-    tune.report({"status": row["status"], "error": nan_if_none(row["error"]),
-                 "loss": nan_if_none(row["loss"]), "wall_s": row["wall_s"]})
+    reports.final({"status": row["status"], "error": nan_if_none(row["error"]),
+                   "loss": nan_if_none(row["loss"]), "wall_s": row["wall_s"]})
+
+
+class Reports:
+    """A trial's reports to Tune: one per epoch, the trial's last epoch merged with its result,
+    so Tune sees as many reports as the trial had epochs (one, for a trial without epochs).
+    A phase's last epoch waits for what follows it: the result, or the next phase's first
+    epoch (a distillation guiding the pretraining has two phases)."""
+
+    def __init__(self):
+        self.held: dict | None = None
+
+    def epoch(self, _trial: Trial, metrics: dict) -> None:
+        if self.held is not None:
+            tune.report({**self.held, "final": False})
+        self.held = None
+        if metrics["steps"] == metrics["total_steps"]:
+            self.held = metrics
+        else:
+            tune.report({**metrics, "final": False})
+
+    def final(self, outcome: dict) -> None:
+        tune.report({**(self.held or {}), **outcome, "final": True})
+        self.held = None
 
 
 def nan_if_none(x):
@@ -169,8 +204,10 @@ def count(out: str, rel: str, add: int) -> int:
 
 
 def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int = 2,
-        address: str | None = None, echo: Callable[[str], None] = cluster.say) -> int:
-    """Run every trial of `trials` that has no result yet; returns how many were launched."""
+        address: str | None = None, echo: Callable[[str], None] = cluster.say,
+        tracker: track.Tracker | None = None) -> int:
+    """Run every trial of `trials` that has no result yet; returns how many were launched.
+    `tracker` adds one run per trial in W&B or MLflow, grouped by `name`."""
     done = results.finished_ids(ctx.out)
     pending = [t for t in trials if t.trial_id not in done]
     if not pending:
@@ -181,27 +218,31 @@ def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int 
     cluster.check_storage(ctx.out)
     pending = cluster.fit_to_cluster(pending)
     searcher = ReadySearcher(pending, done, lambda t, why: progress.skipped(t, why))
-    progress = Progress(len(pending), ctx.out, echo, given_up=searcher.dead.__contains__)
+    by_id = {t.trial_id: t for t in pending}
+    progress = Progress(by_id, ctx.out, echo, given_up=searcher.dead.__contains__)
     # Absolute: Tune runs each trial in its own working directory.
     context = {"out": storage.absolute(ctx.out), "download": ctx.download,
-               "data_root": os.path.abspath(ctx.data_root) if ctx.data_root else None}
+               "data_root": os.path.abspath(ctx.data_root) if ctx.data_root else None,
+               "eval_every": ctx.eval_every}
     # Tune restarts whatever dies; our own budget (see `trainable`) decides when to give up.
     restarts = 10 * (retries + 1)
+    fn = tune.with_parameters(trainable, trials=by_id, context=context, retries=retries)
     tuner = tune.Tuner(
-        tune.with_resources(trainable, cluster.resources_for),
-        param_space={"context": context, "retries": retries},
+        tune.with_resources(fn, lambda config: cluster.resources_for(
+            by_id[config["raysweep_trial_id"]].resources)),
         # max_concurrent_trials also sets how many trials Tune keeps pending (placement groups
         # requested ahead of free resources): with a custom searcher it is otherwise 1, and trials
         # would start one by one, each waiting for the previous one's worker to come up.
         tune_config=tune.TuneConfig(search_alg=searcher,
                                     num_samples=len(pending) * (1 + RESUBMITS),
                                     max_concurrent_trials=min(len(pending), MAX_IN_FLIGHT),
-                                    reuse_actors=True),
+                                    reuse_actors=True, trial_name_creator=track.trial_name,
+                                    trial_dirname_creator=track.trial_dirname),
         run_config=tune.RunConfig(
             name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=cluster.tune_storage(ctx.out),
             failure_config=tune.FailureConfig(max_failures=restarts),
-            callbacks=[progress], verbose=0),
+            callbacks=[progress, *(tracker.callbacks(name) if tracker else [])], verbose=0),
     )
     tuner.fit()
     return len(pending)

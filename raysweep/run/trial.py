@@ -30,9 +30,14 @@ class Context:
     data_root: str | None = None
     device: str = "cpu"
     download: bool = False
-    # (trial, phase, epochs done, test error in [0, 1]) after each epoch, for the early stopping of
-    # the hyper-parameter search (raysweep.hparams); None, the default, costs no evaluation.
-    on_epoch: Callable[[Trial, str, int, float], None] | None = None
+    # (trial, metrics) after each epoch: the per-epoch reports to Tune (`epoch_metrics` says
+    # what they hold). None, the default, costs nothing.
+    on_epoch: Callable[[Trial, dict], None] | None = None
+    # Epochs between test evaluations in those reports (0: none before the phase's end, whose
+    # numbers come from training's own final evaluation). Not part of the trial's config, hence
+    # of its id: it changes what is watched, never the result (evaluation draws no random numbers
+    # and leaves the weights and the model's mode as they were).
+    eval_every: int = 1
 
 
 def run(trial: Trial, ctx: Context, *, attempts: int = 1) -> dict:
@@ -93,23 +98,51 @@ def load_model(ctx: Context, trial_id: str, model: dict, device: str) -> torch.n
     return net
 
 
+def epoch_metrics(trial: Trial, phase: str, epoch: int, state: dict) -> dict:
+    """One epoch's report: where it is (stage, phase, epochs and optimizer steps done in the
+    phase, of total_steps) and how training goes (mean train loss over the epoch, the last step's
+    learning rate, training images per second); `fit` adds test_error and test_loss when the
+    epoch evaluates."""
+    m = state["metrics"]
+    return {"stage": trial.stage, "phase": phase, "epoch": epoch, "steps": state["step"],
+            "total_steps": state["total_steps"], "train_loss": m["train_loss"], "lr": m["lr"],
+            "images_per_s": m["images_per_s"]}
+
+
 def fit(net, split, cfg: dict, ds, trial: Trial, ctx: Context, phase: str, **distill):
-    """train.train with a resumable per-epoch checkpoint under layout.partial_checkpoint."""
+    """train.train with a resumable per-epoch checkpoint under layout.partial_checkpoint, and
+    ctx.on_epoch's reports. The phase's last epoch is reported after training returns, with its
+    final evaluation as test numbers: the weights are the same, so evaluating twice would waste
+    one pass over the test split."""
     rel = layout.partial_checkpoint(trial.trial_id, phase)
     start_state = None
     if storage.exists(ctx.out, rel):
         start_state = loop.load_checkpoint(io.BytesIO(storage.read_bytes(ctx.out, rel)))
+    train_settings = settings(cfg, ds)
+    last: list[dict] = []
 
     def on_epoch(epoch: int, state: dict) -> None:
         buf = io.BytesIO()
         loop.save_checkpoint(state, buf)
         storage.write_bytes(ctx.out, rel, buf.getvalue())
-        if ctx.on_epoch is not None:
-            ctx.on_epoch(trial, phase, epoch, loop.evaluate(net, split[2], split[3])[0])
+        if ctx.on_epoch is None:
+            return
+        metrics = epoch_metrics(trial, phase, epoch, state)
+        if state["step"] == state["total_steps"]:
+            last.append(metrics)
+            return
+        if ctx.eval_every and epoch % ctx.eval_every == 0:
+            started = time.perf_counter()
+            error, loss = loop.evaluate(net, split[2], split[3],
+                                        batch_size=train_settings.eval_batch_size)
+            metrics.update(test_error=error, test_loss=loss, eval_s=time.perf_counter() - started)
+        ctx.on_epoch(trial, metrics)
 
-    result = loop.train(net, *split, settings(cfg, ds), seed=trial.config["seed"],
-                         on_epoch=on_epoch, start_state=start_state, **distill)
+    result = loop.train(net, *split, train_settings, seed=trial.config["seed"],
+                        on_epoch=on_epoch, start_state=start_state, **distill)
     storage.delete(ctx.out, rel)
+    if last:
+        ctx.on_epoch(trial, {**last[0], "test_error": result.error, "test_loss": result.loss})
     return result
 
 

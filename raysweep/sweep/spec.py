@@ -61,7 +61,12 @@ FIELDS: dict[str, Any] = {
     "hparams": {"trials": int, "concurrent": int, "space": None,
                 "proxy": {"dp": "amount", "df": "amount",
                           "epochs": {"pretrain": float, "finetune": float, "distill": float}}},
+    "monitor": {"eval_every": int, "project": str},
 }
+# What a run shows while it runs, none of it part of a trial's config (hence of its id):
+# eval_every -- epochs between test evaluations in the per-epoch reports (0: at each training
+# phase's end only); project -- the W&B project / MLflow experiment of --track (default: `name`).
+MONITOR_DEFAULTS = {"eval_every": 1}
 BACKENDS = ("train", "simulate")
 REQUIRED = ("name", "upstream", "downstream", "model", "dp", "df")
 SPACE_KINDS = ("log", "uniform")  # log-uniform (0 < low < high) or uniform (low < high)
@@ -93,6 +98,7 @@ class Sweep:
     out: str | None
     simulate: dict | None
     hparams: dict | None
+    monitor: dict          # {"eval_every": epochs, "project": name}; see MONITOR_DEFAULTS
     by_heads: dict[int, dict] = dataclasses.field(default_factory=dict)  # {"train", "distill"}
     raw: dict = dataclasses.field(default_factory=dict)  # as read (overrides merged): re-parsable
 
@@ -145,12 +151,22 @@ def parse(raw: dict, file: str = "<sweep>") -> Sweep:
         train=train_spec(raw.get("train") or {}), resources=resources(raw.get("resources") or {},
                                                                       model["heads"], file),
         retries=raw.get("retries", 2), out=raw.get("out"), simulate=raw.get("simulate"),
-        hparams=raw.get("hparams"), by_heads=size_settings(raw, model["heads"], file), raw=raw,
+        hparams=raw.get("hparams"), monitor=monitor_spec(raw, file), by_heads=size_settings(raw, model["heads"], file), raw=raw,
     )
     check_train(sweep)
     if sweep.hparams is not None:
         check_hparams(sweep)
     return sweep
+
+
+def monitor_spec(raw: dict, file: str) -> dict:
+    monitor = {**MONITOR_DEFAULTS, "project": raw["name"], **(raw.get("monitor") or {})}
+    if monitor["eval_every"] < 0:
+        raise SweepError(file, "monitor.eval_every", f"expected epochs >= 0 (0: evaluate at the "
+                                                     f"end only), got {monitor['eval_every']}")
+    if not monitor["project"].strip():
+        raise SweepError(file, "monitor.project", "expected a non-empty name")
+    return monitor
 
 
 def check_train(sweep: Sweep) -> None:

@@ -147,8 +147,11 @@ def _first_bad_step(losses: torch.Tensor, first_step: int) -> str | None:
     return f"loss became {losses[index].item()} at step {first_step + index}"
 
 
-def _state(model, optimizer, generator, epoch: int, step: int, plan: _Plan, losses) -> dict:
-    metrics = {"train_loss": losses.mean().item(), "steps_per_epoch": plan.steps_per_epoch}
+def _state(model, optimizer, generator, epoch: int, step: int, plan: _Plan, losses,
+           images_per_s: float) -> dict:
+    # lr: the rate of the epoch's last step; images_per_s: this epoch's training alone
+    metrics = {"train_loss": losses.mean().item(), "steps_per_epoch": plan.steps_per_epoch,
+               "lr": optimizer.param_groups[0]["lr"], "images_per_s": images_per_s}
     return {"epoch": epoch, "step": step, "total_steps": plan.total_steps,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "generator": generator.get_state(), "metrics": metrics}
@@ -230,7 +233,8 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
     anything changes otherwise); teachers are then put in eval mode and frozen (requires_grad
     False) in place. `on_epoch(epoch, state)` is called after each epoch (epoch = epochs done,
     from 1): `state` holds the model, optimizer and generator states, epoch, step, total_steps and
-    metrics (mean train loss) -- it references live tensors, so serialise it (`save_checkpoint`)
+    metrics (mean train loss, the last step's learning rate, the epoch's training images per
+    second) -- it references live tensors, so serialise it (`save_checkpoint`)
     before returning. Passing it back as `start_state` resumes after that epoch. A non-finite
     loss ends the run as "diverged".
     """
@@ -242,10 +246,13 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
     optimizer = _optimizer(model, settings)
     generator = torch.Generator(device=device).manual_seed(seed)
     epoch, step = _resume(start_state, model, optimizer, generator, plan) if start_state else (0, 0)
+    # `started` moves forward by the time spent in on_epoch (checkpoints, evaluations), so
+    # images_per_s counts training alone
     seen, started = 0, time.perf_counter()
     with ExitStack() as stack:
         loss_fn = _loss_fn(model, teachers, distill, settings, stack)
         while step < plan.total_steps:
+            epoch_started = time.perf_counter()
             losses, message, n_images = _epoch(loss_fn, optimizer, generator, train_images,
                                                train_labels, plan, settings, step)
             step, seen = step + len(losses), seen + n_images
@@ -254,7 +261,11 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
                                    message)
             epoch += 1
             if on_epoch is not None:
-                on_epoch(epoch, _state(model, optimizer, generator, epoch, step, plan, losses))
+                rate = _rate(n_images, epoch_started, device)
+                hook_started = time.perf_counter()
+                on_epoch(epoch, _state(model, optimizer, generator, epoch, step, plan, losses,
+                                       rate))
+                started += time.perf_counter() - hook_started
     images_per_s = _rate(seen, started, device)
     error, test_loss = evaluate(model, test_images, test_labels,
                                 batch_size=settings.eval_batch_size)
