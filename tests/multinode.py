@@ -112,7 +112,7 @@ class MultiNode:
             try:
                 cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
                 params = cwd.parent.parent / "driver_artifacts" / cwd.name / "params.json"
-                found[pid] = json.loads(params.read_text())["trial"]["trial_id"]
+                found[pid] = json.loads(params.read_text())["raysweep_trial_id"]
             except (OSError, ValueError):  # exited, or params.json not (fully) written yet:
                 continue                        # seen at the next look
         return found

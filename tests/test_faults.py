@@ -132,7 +132,7 @@ def test_a_trial_tune_gave_up_on_is_suggested_again_then_recorded_failed(tmp_pat
     searcher = executor.ReadySearcher(trials, set(), lambda t, why: skipped.append(t))
     for n in range(executor.RESUBMITS + 1):
         suggested = searcher.suggest(f"tune-{n}")
-        assert suggested["trial"]["trial_id"] == pretrain.trial_id
+        assert suggested["raysweep_trial_id"] == pretrain.trial_id
         assert searcher.suggest("none-ready") is None      # the fine-tune waits for it
         searcher.on_trial_complete(f"tune-{n}", error=True)
     assert pretrain.trial_id in searcher.dead and searcher.suggest("last") == Searcher.FINISHED
