@@ -144,11 +144,14 @@ def test_wandb_offline_writes_one_run_directory_per_trial(ray_local, tmp_path, m
     assert len(runs) == len(trials) == len({r.parent.parent for r in runs})
     for t in trials:
         (run,) = [r for r in runs if r.parent.parent.name.startswith(f"{t.stage}_")]
-        # W&B 0.31 writes an offline run's config only into its transaction log (run-ID.wandb,
-        # protobuf records, uncompressed): each item as its key and its value in JSON
-        log = next(run.glob("run-*.wandb")).read_bytes()
+        assert next(run.glob("run-*.wandb")).is_file()      # the run's own transaction log
+        # wandb.init logs the run's config in its debug log as it starts the run; the
+        # transaction log's records can land later, after Tune has returned (seen on a loaded
+        # machine: the last trial's log still empty when the experiment ended)
+        config = next(line for line in (run / "logs" / "debug.log").read_text().splitlines()
+                      if line.startswith("config: "))
         for key, value in track.labels(t).items():
-            assert key.encode() in log and json.dumps(value).encode() in log, key
+            assert f"'{key}': {value!r}" in config, (key, config)
 
 
 def test_track_wandb_without_the_extra_exits_2_with_the_pip_command(tmp_path):
