@@ -167,7 +167,7 @@ def tune_size(size: Size, db, trials: int, echo) -> dict[str, float]:
         echo(f"heads={heads}: {done} of {trials} candidates in study {name}; running "
              f"{trials - done}")
         run_study(size, db, name, trials - done, len(study.trials), echo)
-    if finished(study) < trials:  # Ctrl-C (Tune then returns normally) or failed candidates
+    if finished(study) < trials:  # failed candidates (Ctrl-C raises in run_study)
         raise RuntimeError(f"heads={heads}: {finished(study)} of {trials} candidates finished "
                            f"(interrupted, or candidates failed: see {out}/tune); the same "
                            f"command resumes the study")
@@ -242,8 +242,9 @@ def run_study(size: Size, db, name: str, n: int, seen: int, echo) -> None:
             name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=cluster.tune_storage(ctx.out),
             failure_config=tune.FailureConfig(max_failures=sweep.retries),
-            callbacks=[Echo(size.heads, n, echo)], verbose=0))
-    tuner.fit()
+            callbacks=[Echo(size.heads, n, echo)], verbose=0, stop=cluster.SigintStopper()))
+    with cluster.stop_on_sigint():   # Ctrl-C: KeyboardInterrupt, the command exits 130
+        tuner.fit()
 
 
 def candidate(config: dict, *, size: Size) -> None:
@@ -252,7 +253,8 @@ def candidate(config: dict, *, size: Size) -> None:
     no later trial starts from a candidate's model."""
     ctx = dataclasses.replace(size.ctx)
     own = size.trials(dict(config))
-    ctx.device = cluster.worker_device(own[0].resources.get("CPU", 1))
+    ctx.device = cluster.worker_device(own[0].resources.get("CPU", 1),
+                                       own[0].resources.get("GPU", 0))
     ctx.on_epoch = lambda t, phase, epoch, error: tune.report(
         {"error": error, "final": False, "phase": f"{t.stage}.{phase}"})
     rows = []

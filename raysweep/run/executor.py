@@ -22,6 +22,7 @@ import os
 import time
 from collections.abc import Callable
 
+import torch
 from ray import tune
 from ray.tune.search import Searcher
 
@@ -55,6 +56,8 @@ class ReadySearcher(Searcher):
         self.on_skip = on_skip
 
     def suggest(self, tune_trial_id: str):
+        if cluster.interrupted():   # Ctrl-C: start nothing, and record no orphan as failed
+            return Searcher.FINISHED
         self.skip_orphans()
         for i, t in enumerate(self.waiting):
             if all(d in self.ok for d in t.depends_on):
@@ -142,10 +145,17 @@ def trainable(config: dict) -> None:
     """
     t = Trial(**config["trial"])
     ctx = trial_mod.Context(**config["context"])
-    ctx.device = cluster.worker_device(t.resources.get("CPU", 1))
+    share = t.resources.get("GPU", 0)
+    ctx.device = cluster.worker_device(t.resources.get("CPU", 1), share)
     errors = count(ctx.out, layout.attempts(t.trial_id), add=0)
     try:
         row = trial_mod.run(t, ctx, attempts=errors + 1)
+    except torch.cuda.OutOfMemoryError as err:
+        # Under its cap a trial asks for the same memory on every try: recorded at once, no retry.
+        total = torch.cuda.get_device_properties(0).total_memory
+        row = results.record(t, status="failed", attempts=errors + 1,
+                             message=cluster.oom_message(t.trial_id, share, err, total)[:2000])
+        results.write(ctx.out, row)
     except Exception as err:
         errors = count(ctx.out, layout.attempts(t.trial_id), add=1)
         if errors <= config["retries"]:
@@ -201,9 +211,10 @@ def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int 
             name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=cluster.tune_storage(ctx.out),
             failure_config=tune.FailureConfig(max_failures=restarts),
-            callbacks=[progress], verbose=0),
+            callbacks=[progress], verbose=0, stop=cluster.SigintStopper()),
     )
-    tuner.fit()
+    with cluster.stop_on_sigint():   # Ctrl-C: KeyboardInterrupt once Tune has stopped the trials
+        tuner.fit()
     return len(pending)
 
 
