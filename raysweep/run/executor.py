@@ -178,11 +178,16 @@ def count(out: str, rel: str, add: int) -> int:
     return n + add
 
 
+def to_run(trials: list[Trial], done: set[str]) -> list[Trial]:
+    """The trials without a final result (docs/design.md §1: a finished trial never runs again)."""
+    return [t for t in trials if t.trial_id not in done]
+
+
 def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int = 2,
         address: str | None = None, echo: Callable[[str], None] = cluster.say) -> int:
     """Run every trial of `trials` that has no result yet; returns how many were launched."""
     done = results.finished_ids(ctx.out)
-    pending = [t for t in trials if t.trial_id not in done]
+    pending = to_run(trials, done)
     if not pending:
         return 0
     cluster.connect(address)
