@@ -8,6 +8,7 @@ import hashlib
 import io
 import itertools
 import json
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -167,3 +168,24 @@ def test_the_shipped_sweeps_keep_their_trial_ids(name, count, digest):
     ids = sorted(t.trial_id for t in plan.plan(spec.load(cli.sweep_path(name))))
     assert len(ids) == count
     assert hashlib.sha256(" ".join(ids).encode()).hexdigest()[:16] == digest
+
+
+def test_a_record_finishes_now_started_its_wall_time_before_with_its_config_sorted():
+    before = time.time()
+    r = results.record(A, status="ok", error=0.1, wall_s=2.5)
+    assert before - 1 <= r["finished_at"] / 1000 <= time.time() + 1
+    assert r["finished_at"] - r["started_at"] == 2500
+    assert (r["attempts"], r["node"], r["wall_s"], r["message"]) == (1, "", 2.5, None)
+    assert r["config"] == json.dumps(A.config, sort_keys=True) != json.dumps(A.config)
+
+
+def test_a_file_of_another_schema_is_skipped_naming_what_it_lacks(out):
+    results.write(out, row(A, "ok", 1))
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"trial_id": [B.trial_id], "status": ["ok"]}), buf)
+    storage.write_bytes(out, f"{layout.RESULTS}/foreign.parquet", buf.getvalue())
+    with pytest.warns(UserWarning, match="foreign.parquet of another schema: it lacks the "
+                                         "columns stage, upstream"):
+        table = results.read(out)
+    assert table["trial_id"].to_pylist() == [A.trial_id]
+    assert results.finished_ids(table) == {A.trial_id}      # B will run (again)

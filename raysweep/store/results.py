@@ -56,8 +56,8 @@ _RANK = {"ok": 0, "diverged": 1, "failed": 2}
 
 def record(trial, *, status: str, error=None, loss=None, message=None, wall_s=0.0,
            attempts=1, node="") -> dict:
+    """A result row for a planned trial (plan.Trial), finished now, started wall_s before."""
     now_ms = int(time.time() * 1000)
-    """A result row for a planned trial (plan.Trial)."""
     if status not in STATUSES:
         raise ValueError(f"status {status!r} is not one of {STATUSES}")
     c = trial.config
