@@ -4,28 +4,50 @@
 The commands are `python -m raysweep.grid`, `.adaptive`, `.fit`, `.report` and `.trial`; each is
 a short module of its own that parses its flags and calls the packages below it. This module
 imports no Ray and trains nothing.
+
+Before a command starts Ray or writes to OUT it checks what it can check cheaply (`preflight`):
+every dataset its trials load (files of the layout, enough training images for the largest Dp
+and Df, ImageNet-100's class list) and that OUT can be written. A data root that exists only on
+the cluster's nodes is skipped with --no-data-check or RAYSWEEP_SKIP_DATA_CHECK=1.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.resources
+import json
+import os
+import shlex
+import sys
 from collections import Counter
 from pathlib import Path
 
 import yaml
 from threadpoolctl import threadpool_limits
 
+from raysweep import data
+from raysweep.errors import InputError
 from raysweep.laws import study
 from raysweep.report import build as report
 from raysweep.report import summary
-from raysweep.store import results
-from raysweep.sweep import spec
+from raysweep.store import results, storage
+from raysweep.sweep import plan, spec
 
 # The sweeps that ship inside the package (raysweep/sweeps links to the top-level sweeps/), so
 # an installed wheel has its default too.
 SHIPPED = importlib.resources.files("raysweep") / "sweeps"
 DEFAULT_SWEEP = "default"
+SKIP_DATA_CHECK = "RAYSWEEP_SKIP_DATA_CHECK"   # =1: the same as --no-data-check
+
+# The exit codes of every command that runs trials (also in each --help and the README).
+OK, TRIALS_FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
+EXIT_CODES = """exit codes:
+  0    every planned trial finished ok
+  1    the command finished, but some trials failed or diverged (their messages: OUT/results,
+       column `message`); re-running the same command runs the failed ones again
+  2    bad input (sweep, flag, data root, OUT): nothing was started or written
+  130  interrupted (Ctrl-C): trials in flight were stopped, finished ones are kept in OUT;
+       re-running the same command resumes"""
 
 
 def sweep_path(given: str | None) -> Path:
@@ -37,7 +59,7 @@ def sweep_path(given: str | None) -> Path:
 
 def parser(prog: str, doc: str) -> argparse.ArgumentParser:
     """The flags of every command that runs a sweep's trials."""
-    p = argparse.ArgumentParser(prog=prog, description=doc,
+    p = argparse.ArgumentParser(prog=prog, description=doc, epilog=EXIT_CODES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     shipped = ", ".join(sorted(f.name.removesuffix(".yaml") for f in SHIPPED.iterdir()
                                if f.name.endswith(".yaml")))
@@ -53,6 +75,9 @@ def parser(prog: str, doc: str) -> argparse.ArgumentParser:
                    help="also log every trial to an experiment tracker, one run each (needs "
                         "pip install 'raysweep[wandb]' or 'raysweep[mlflow]'; credentials from "
                         "the tracker's own environment variables)")
+    p.add_argument("--no-data-check", action="store_true",
+                   help=f"skip the check of the datasets before anything starts (for a data root "
+                        f"that only the cluster's nodes have; or {SKIP_DATA_CHECK}=1)")
     p.add_argument("--bootstrap", type=int, default=study.DEFAULT_BOOTSTRAP,
                    help="bootstrap resamples for the fitted laws' intervals (default %(default)s)")
     return p
@@ -60,11 +85,85 @@ def parser(prog: str, doc: str) -> argparse.ArgumentParser:
 
 def load(args) -> tuple[spec.Sweep, str]:
     """The sweep the flags name (overrides merged, --data-root applied) and its OUT."""
-    overrides = yaml.safe_load(Path(args.overrides).read_text()) if args.overrides else None
+    overrides = read_overrides(args.overrides) if args.overrides else None
     sweep = spec.load(sweep_path(args.sweep), overrides)
     if args.data_root:
         sweep = spec.dataclasses.replace(sweep, data_root=args.data_root)
     return sweep, args.out or sweep.out or f"runs/{sweep.name}"
+
+
+def preflight(args, sweep: spec.Sweep, trials: list[plan.Trial], out: str | None) -> None:
+    """Stop before Ray starts or OUT is touched: OUT must be writable (when given) and every
+    dataset the trials load must be there. Raises InputError, one line per problem."""
+    if out is not None:
+        storage.check_writable(out)
+    skip = args.no_data_check or os.environ.get(SKIP_DATA_CHECK, "") not in ("", "0")
+    problems = [] if skip else data_problems(sweep, trials, args.download)
+    if problems:
+        skip_hint = (f"{len(problems)} data problem(s): nothing was started or written. A data "
+                     f"root that only the cluster's nodes have: skip this check with "
+                     f"--no-data-check (or {SKIP_DATA_CHECK}=1)")
+        raise InputError("\n".join([*problems, skip_hint]))
+
+
+def data_problems(sweep: spec.Sweep, trials: list[plan.Trial], download: bool) -> list[str]:
+    """data.check for every dataset the trials load, at the most images any trial takes of it."""
+    most: dict[tuple[str, str], int] = {}
+    for t in trials:
+        c = t.config
+        if c["backend"] != "train":   # simulated trials load nothing
+            continue
+        for spec_, n in ((c["upstream"], c["dp"]), (c.get("downstream"), c.get("df"))):
+            if spec_:
+                key = (spec_["name"], json.dumps(spec_["params"] or {}, sort_keys=True))
+                most[key] = max(most.get(key, 0), n)
+    return [line for (name, params), n in sorted(most.items())
+            for line in data.check(name, json.loads(params), sweep.data_root, n, download)]
+
+
+def say_error(err: Exception) -> None:
+    """An InputError's lines, each as `error: ...` on stderr."""
+    for line in str(err).splitlines():
+        print(f"error: {line}", file=sys.stderr)
+
+
+def interrupted(prog: str, argv: list[str] | None, out: str | None) -> int:
+    """What Ctrl-C prints: what is kept, and (the last line) the command that resumes."""
+    command = shlex.join([*prog.split(), *(sys.argv[1:] if argv is None else argv)])
+    kept = f"finished trials are kept in {out}/results" if out else "nothing was lost"
+    print(f"interrupted: trials in flight were stopped; {kept}", file=sys.stderr)
+    print(f"to resume, re-run the same command: {command}", file=sys.stderr)
+    return INTERRUPTED
+
+
+def outcome(trial_ids: set[str], out: str) -> int:
+    """OK when every trial of TRIAL_IDS has an ok record in OUT; else TRIALS_FAILED, with a line
+    saying how many did not and where their messages are."""
+    status = {r["trial_id"]: r["status"] for r in results.read(out).to_pylist()}
+    bad = Counter(status.get(t, "without a record") for t in trial_ids if status.get(t) != "ok")
+    if not bad:
+        return OK
+    print(f"{sum(bad.values())} of {len(trial_ids)} trials did not finish ok ("
+          + ", ".join(f"{n} {s}" for s, n in sorted(bad.items()))
+          + f"); their messages are in {out}/results (column `message`); re-running the same "
+            f"command runs the failed ones again (a diverged trial is a result: it stays)",
+          file=sys.stderr)
+    return TRIALS_FAILED
+
+
+def read_overrides(path: str) -> dict:
+    try:
+        given = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"--overrides {path}: no such file; expected a YAML overlay such as "
+                         f"OUT/hparams.yaml") from None
+    except yaml.YAMLError as err:
+        raise InputError(f"--overrides {path}: not valid YAML ({' '.join(str(err).split())})"
+                         ) from None
+    if not isinstance(given, dict):
+        raise InputError(f"--overrides {path}: expected a mapping of sweep fields at the top "
+                         f"level, got {type(given).__name__}")
+    return given
 
 
 def status_summary(out: str) -> str:

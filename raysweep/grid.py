@@ -38,31 +38,39 @@ def dry_run(trials: list[plan.Trial], as_json: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = cli.parser("python -m raysweep.grid", __doc__)
-    p.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, then check the data; "
+                                                          "run nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object")
     args = p.parse_args(argv)
     try:
         sweep, out = cli.load(args)
         tracker = track.tracker(args.track, sweep.monitor["project"])
     except (InputError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    trials = plan.plan(sweep)
-    if args.dry_run:
-        print(dry_run(trials, args.json))
-        return 0
+        cli.say_error(err)
+        return cli.BAD_INPUT
     try:
+        trials = plan.plan(sweep)
+        if args.dry_run:   # the plan first: it is what was asked for, whatever the data says
+            print(dry_run(trials, args.json))
+        cli.preflight(args, sweep, trials, None if args.dry_run else out)
+        if args.dry_run:
+            return cli.OK
         ctx = Context(out, sweep.data_root, download=args.download,
                       eval_every=sweep.monitor["eval_every"])
         n = executor.run(trials, ctx, name=sweep.name, retries=sweep.retries,
                          address=args.address, tracker=tracker)
-    except InputError as err:  # e.g. a node-local OUT on a cluster of several machines
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except InputError as err:  # a missing dataset, an unwritable OUT, a node-local OUT, ...
+        cli.say_error(err)
+        return cli.BAD_INPUT
+    except KeyboardInterrupt:
+        return cli.interrupted("python -m raysweep.grid", argv, out)
     print(f"{sweep.name}: {len(trials)} trials, {n} run now, "
           f"{len(trials) - n} already done; results in {out}/results")
-    cli.finish(out, args.bootstrap)
-    return 0
+    try:
+        cli.finish(out, args.bootstrap)
+    except KeyboardInterrupt:
+        return cli.interrupted("python -m raysweep.grid", argv, out)
+    return cli.outcome({t.trial_id for t in trials}, out)
 
 
 if __name__ == "__main__":

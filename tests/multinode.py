@@ -141,10 +141,10 @@ class MultiNode:
 class Driver:
     """`python -m raysweep.grid` against the cluster, in a subprocess; output goes to `log`."""
 
-    def __init__(self, sweep: Path, out: Path, address: str, log: Path):
+    def __init__(self, sweep: Path, out: Path, address: str, log: Path, extra: tuple = ()):
         self.log = log
         self.command = [sys.executable, "-m", "raysweep.grid", "--sweep", str(sweep),
-                        "--out", str(out), "--address", address, "--bootstrap", "0"]
+                        "--out", str(out), "--address", address, "--bootstrap", "0", *extra]
         with open(log, "a") as f:
             self.proc = subprocess.Popen(self.command, cwd=ROOT, stdout=f,
                                          stderr=subprocess.STDOUT)

@@ -6,7 +6,9 @@ test_every_dataset_has_a_fixture. Images of class c are painted a flat grey of 2
 a colour, for CIFAR), so a test can check that each label sits next to its own image."""
 
 import itertools
+import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import torch
 from torchvision.io import write_jpeg
 
 from raysweep import data
+from raysweep.data import real
 
 # torchvision 0.29 deprecates its JPEG encoder for TorchCodec (not a dependency).
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
@@ -293,3 +296,99 @@ def test_bad_amounts_are_rejected(amount, match):
         data.resolve_amount(amount, 400)
     with pytest.raises(ValueError, match=match):
         data.subset_indices(BALANCED, amount, seed=0)
+
+
+# ---------------------------------------------------------------- the check before a run
+
+@pytest.mark.parametrize("name", data.dataset_names())
+def test_check_passes_every_fixture_at_its_full_size_and_fails_one_image_more(name, roots):
+    root, sizes = roots[name]
+    params = FIXTURES[name][1]
+    have = data.train_size(name, params, data_root=root)
+    assert data.check(name, params, root, have) == []
+    if data.DATASETS[name].count is not None:   # counts files: one image more is refused
+        assert sizes["train"] == have
+        (problem,) = data.check(name, params, root, have + 1)
+        assert f"holds {have:,} training images" in problem and f"{have + 1:,}" in problem
+
+
+@pytest.mark.parametrize("name", [n for n in data.dataset_names() if data.DATASETS[n].layout])
+def test_check_names_a_missing_root_and_the_layout_without_raising(name, tmp_path):
+    (problem,) = data.check(name, None, str(tmp_path / "nowhere"), 10)
+    assert str(tmp_path / "nowhere") in problem and data.DATASETS[name].layout in problem
+    (problem,) = data.check(name, None, None, 10)
+    assert f"{name} needs a data root" in problem
+
+
+@pytest.mark.parametrize("name, remove, words", [
+    ("cifar10", "cifar-10-batches-py/data_batch_3", ["missing file", "data_batch_3",
+                                                     "--download"]),
+    ("cifar100", "cifar-100-python/test", ["missing file", "cifar-100-python/test"]),
+    ("tinyimagenet", "tiny-imagenet-200/val/val_annotations.txt", ["val_annotations.txt"]),
+    ("tinyimagenet", "tiny-imagenet-200/train/n02/images", ["missing image folder",
+                                                            "train/n02/images"]),
+    ("imagenet100", "val/n042", ["missing image folder", "val/n042"]),
+    ("imagenet100", "imagenet100.txt", ["missing class list", "imagenet100.txt"]),
+])
+def test_check_names_each_missing_part_of_the_layout(name, remove, words, tmp_path):
+    FIXTURES[name][0](tmp_path)
+    target = tmp_path / remove
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    problems = data.check(name, None, str(tmp_path), 2)
+    assert len(problems) == 1 and problems[0].startswith(f"{name}: "), problems
+    assert all(w in problems[0] for w in words), problems
+
+
+def test_check_counts_a_long_list_of_missing_folders_instead_of_listing_it(tmp_path):
+    _imagenet100(tmp_path)
+    shutil.rmtree(tmp_path / "val")
+    problems = data.check("imagenet100", None, str(tmp_path), 2)
+    assert len(problems) == real.MAX_LISTED + 1
+    assert problems[-1] == f"imagenet100: ... and {100 - real.MAX_LISTED} more missing"
+
+
+def test_check_of_a_class_list_that_is_not_100_classes(tmp_path):
+    _imagenet100(tmp_path)
+    (tmp_path / "imagenet100.txt").write_text("n000\nn001\nn001\n")
+    (problem,) = data.check("imagenet100", None, str(tmp_path), 2)
+    assert "names 2 distinct classes, expected 100" in problem
+
+
+def test_check_with_download_leaves_what_is_missing_to_the_download(tmp_path):
+    assert data.check("cifar10", None, str(tmp_path / "new"), 50_000, download=True) == []
+    assert data.check("tinyimagenet", None, str(tmp_path / "new"), 2, download=True) != []
+
+
+# ---------------------------------------------------------------- CIFAR pickles, restricted
+
+class _Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_cifar_pickle_that_would_run_code_is_refused_naming_the_file(tmp_path):
+    _cifar10(tmp_path)
+    marker, batch = tmp_path / "ran", tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    with open(batch, "wb") as f:
+        pickle.dump({"data": np.zeros((1, 3072), np.uint8), "labels": [0],
+                     "x": _Payload(marker)}, f)
+    with pytest.raises(real.UnsafePickleError) as err:
+        data.load_dataset("cifar10", image_size=8, data_root=str(tmp_path))
+    assert f"refusing to unpickle {batch}: it names posix.system" in str(err.value)
+    assert not marker.exists()                      # refused before anything ran
+
+
+@pytest.mark.parametrize("protocol", [2, 4, pickle.HIGHEST_PROTOCOL])
+def test_cifar_pickles_of_every_protocol_still_load(protocol, tmp_path):
+    """What torchvision's files hold: a dict of a uint8 array, label lists, bytes and strings."""
+    rows = np.arange(2 * 3072, dtype=np.int64).astype(np.uint8).reshape(2, 3072)
+    entry = {"data": rows, "labels": [3, 1], "batch_label": b"training batch 1 of 5",
+             "filenames": ["a.png", "b.png"]}
+    path = tmp_path / "batch"
+    path.write_bytes(pickle.dumps(entry, protocol=protocol))
+    images, labels = real._cifar_batch(path)
+    assert images.shape == (2, 3, 32, 32) and np.array_equal(images.reshape(2, -1), rows)
+    assert labels.tolist() == [3, 1]

@@ -74,13 +74,14 @@ def train_sweep(tmp_path: Path, *, heads, downstream, pretrain_epochs, finetune_
                        resources=HALF_GPU, **changes)
 
 
-def run_grid(cluster, sweep: Path, out: Path) -> Driver:
-    return Driver(sweep, out, cluster.address, out.parent / f"{out.name}.log")
+def run_grid(cluster, sweep: Path, out: Path, *extra: str) -> Driver:
+    return Driver(sweep, out, cluster.address, out.parent / f"{out.name}.log", extra)
 
 
-def finish(driver: Driver) -> None:
-    code = driver.wait()
-    assert code == 0, driver.output()[-3000:]
+def finish(driver: Driver, code: int = 0) -> None:
+    """The driver's exit: 0 when every trial is ok, 1 when some failed (docs: cli.EXIT_CODES)."""
+    got = driver.wait()
+    assert got == code, driver.output()[-3000:]
 
 
 def rows(out: Path) -> dict[str, dict]:
@@ -199,10 +200,12 @@ def test_killed_worker_is_retried_and_failing_trial_recorded_failed(fresh, tmp_p
         pids = [pid for pid, t in fresh.running().items() if t == victim]
         return pids if victim in partial_epochs(out) else None
 
-    driver = run_grid(fresh, sweep, out)
+    # --no-data-check: the data root is missing on purpose, for the trial to fail on every attempt
+    driver = run_grid(fresh, sweep, out, "--no-data-check")
     (pid,) = wait_until(pretraining_worker, "the pretraining's first epoch", driver=driver)
     os.kill(pid, signal.SIGKILL)
-    finish(driver)
+    finish(driver, code=1)                                            # a trial failed
+    assert "1 of 3 trials did not finish ok (1 failed)" in driver.output()
     table = rows(out)
     by = {(r["stage"], r["downstream"]): r for r in table.values()}
     assert len(table) == len(result_files(out)) == 3

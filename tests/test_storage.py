@@ -1,11 +1,13 @@
 """raysweep.store.storage on a local directory and on a real S3 server (moto, see tests/s3_server.py)."""
 
 import os
+import stat
 import threading
 import time
 
 import pytest
 
+from raysweep.errors import InputError
 from raysweep.store import storage
 
 pytest_plugins = ["s3_server"]  # fixtures aws_endpoint, s3_bucket, s3_out (tests/s3_server.py)
@@ -252,3 +254,43 @@ def test_node_local_reason_on_this_machine(tmp_path):
 def test_object_storage_is_never_node_local(s3_out):
     assert storage.node_local_reason(s3_out) is None
     assert storage.node_local_reason("gs://bucket/runs") is None
+
+
+def test_local_bytes_are_flushed_and_synced_before_the_rename_and_the_rename_after(tmp_path,
+                                                                                  monkeypatch):
+    """What a crash would test (the bytes are on disk before the name points at them, and the
+    rename itself is): the real os.fsync runs; a spy notes what each call saw."""
+    target = tmp_path / "results" / "a.parquet"
+    seen, real_fsync = [], os.fsync
+
+    def spy(fd):
+        st = os.fstat(fd)
+        seen.append(("folder" if stat.S_ISDIR(st.st_mode) else "file", st.st_size,
+                     target.exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(storage.os, "fsync", spy)
+    storage.write_bytes(str(tmp_path), "results/a.parquet", b"x" * 100)   # inside one buffer
+    assert [s[::2] for s in seen] == [("file", False), ("folder", True)]
+    assert seen[0][1] == 100                     # flushed from Python's buffer before fsync
+
+
+def test_check_writable_accepts_what_can_be_created_and_refuses_what_cannot(tmp_path):
+    storage.check_writable(str(tmp_path / "new" / "deeper"))      # creatable: fine
+    storage.check_writable(str(tmp_path))                          # exists: fine
+    storage.check_writable("s3://bucket/prefix")                   # not probed
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "out" / "deeper"):
+        with pytest.raises(InputError, match=f"{tmp_path / 'afile'} is a file, not a directory"):
+            storage.check_writable(str(out))
+    assert not (tmp_path / "new").exists()                         # the check wrote nothing
+    with pytest.raises(InputError, match="scheme 'hdfs'"):
+        storage.check_writable("hdfs://nn/x")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to any directory")
+def test_check_writable_refuses_a_read_only_directory(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o500)
+    with pytest.raises(InputError, match=f"directory {folder} is not writable"):
+        storage.check_writable(str(folder / "out"))

@@ -7,6 +7,7 @@
                       (raysweep.hparams.search); OUT/hparams.yaml holds the best values.
 
 OUT holds no results yet: the sweep's grid runs first. Re-running the same command resumes.
+Exit 1 (--target boundary) when some of the grid's or the rounds' trials failed or diverged.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from raysweep.errors import InputError
 from raysweep.hparams import search, space
 from raysweep.run import executor, track
 from raysweep.run import trial as trial_mod
+from raysweep.store import results
+from raysweep.sweep import plan
 from raysweep.sweep.spec import Sweep
 
 
 def boundary_target(args, sweep: Sweep, out: str) -> int:
     check(args)
     tracker = track.tracker(args.track, sweep.monitor["project"])
+    grid = plan.plan(sweep)
+    cli.preflight(args, sweep, grid, out)
     ctx = trial_mod.Context(out, sweep.data_root, download=args.download,
                             eval_every=sweep.monitor["eval_every"])
 
@@ -34,7 +39,17 @@ def boundary_target(args, sweep: Sweep, out: str) -> int:
     loop.rounds(sweep, out, runner, args.budget, args.batch, args.tol, args.bootstrap,
                 choose=loop.RULES[args.rule])
     cli.finish(out, args.bootstrap)
-    return 0
+    # the grid's trials and every trial the rounds ran (all of them have a record in OUT)
+    return cli.outcome({t.trial_id for t in grid} | results.finished_ids(out) | failed(out), out)
+
+
+def failed(out: str) -> set[str]:
+    return {r["trial_id"] for r in results.read(out).to_pylist() if r["status"] == "failed"}
+
+
+def hparams_target(args, sweep: Sweep, out: str) -> int:
+    cli.preflight(args, sweep, plan.plan(sweep), out)
+    return search.target(args, sweep, out)
 
 
 def check(args) -> None:
@@ -49,7 +64,7 @@ def check(args) -> None:
             raise InputError(f"--{name} must be {expected}, got {getattr(args, name)}")
 
 
-TARGETS = {"boundary": boundary_target, "hparams": search.target}
+TARGETS = {"boundary": boundary_target, "hparams": hparams_target}
 
 
 def parser():
@@ -79,13 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     if target is None:
         print(f"error: unknown --target {args.target!r}; expected one of {sorted(TARGETS)}",
               file=sys.stderr)
-        return 2
+        return cli.BAD_INPUT
+    out = None
     try:
         sweep, out = cli.load(args)
         return target(args, sweep, out)
     except (InputError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        cli.say_error(err)
+        return cli.BAD_INPUT
+    except KeyboardInterrupt:
+        return cli.interrupted("python -m raysweep.adaptive", argv, out)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ class Dataset:
 class DatasetInfo:
     """One registry entry. `load(root, params, image_size, download)` returns Raw, any size and
     1 or 3 channels (load_dataset resizes and converts); `train_images` / `classes` answer from
-    params alone; `count(root, params)`, when set, counts the training images under a root."""
+    params alone; `count(root, params)`, when set, counts the training images under a root;
+    `problems(root, params)` lists what of `layout` is missing there, decoding nothing."""
     load: Callable[..., Raw]
     train_images: Callable[[dict], int]
     classes: Callable[[dict], int]
@@ -70,6 +71,7 @@ class DatasetInfo:
     defaults: dict = field(default_factory=dict)
     count: Callable[[Path, dict], int] | None = None
     downloads: bool = False                # fetched by torchvision when download=True
+    problems: Callable[[Path, dict], list[str]] | None = None
 
 
 def cache_dir() -> Path:
@@ -117,16 +119,20 @@ def _registry() -> dict[str, DatasetInfo]:
         # A mirrored 2, 3 or 7 is no longer that digit: no flip. 1,797 - 360 test = 1,437 train.
         "digits": DatasetInfo(_digits, _const(1437), _const(10), flip=False),
         "cifar10": DatasetInfo(real.cifar(CIFAR10), _const(50_000), _const(10), flip=True,
-                               layout=real.cifar_layout(CIFAR10), downloads=True),
+                               layout=real.cifar_layout(CIFAR10), downloads=True,
+                               problems=real.cifar_problems(CIFAR10)),
         "cifar100": DatasetInfo(real.cifar(CIFAR100), _const(50_000), _const(100), flip=True,
-                                layout=real.cifar_layout(CIFAR100), downloads=True),
+                                layout=real.cifar_layout(CIFAR100), downloads=True,
+                                problems=real.cifar_problems(CIFAR100)),
         "tinyimagenet": DatasetInfo(real.tinyimagenet, _const(100_000), _const(200), flip=True,
-                                    layout=real.TINYIMAGENET_LAYOUT),
+                                    layout=real.TINYIMAGENET_LAYOUT, count=real.tinyimagenet_count,
+                                    problems=real.tinyimagenet_problems),
         # 126,689 = the train images of the usual ImageNet-100 class list (Tian et al. 2020, CMC);
         # with a data root, train_size counts the files instead.
         "imagenet100": DatasetInfo(real.imagenet100, _const(126_689), _const(100), flip=True,
                                    layout=real.IMAGENET100_LAYOUT,
-                                   defaults={"class_list": None}, count=real.imagenet100_count),
+                                   defaults={"class_list": None}, count=real.imagenet100_count,
+                                   problems=real.imagenet100_problems),
     }
 
 
@@ -163,6 +169,28 @@ def train_size(name: str, params: dict | None = None, data_root: str | None = No
     if data_root is not None and info.count is not None:
         return info.count(_root(name, data_root), p)
     return info.train_images(p)
+
+
+def check(name: str, params: dict | None = None, data_root: str | None = None,
+          images: int = 0, download: bool = False) -> list[str]:
+    """Why `name` would not load `images` training images from `data_root`: one line per problem,
+    [] when none. Lists files and counts them; opens no image. With download (CIFAR), a missing
+    root or file is what the download fetches, so it is no problem."""
+    info, p = _info(name), _params(name, params)
+    if not info.layout:
+        return []
+    try:
+        root = _root(name, data_root, download)
+    except DataNotFoundError as err:
+        return [str(err)]
+    if download and info.downloads:
+        return []
+    problems = [f"{name}: {line}{_hint(name)}" for line in info.problems(root, p)]
+    have = info.count(root, p) if info.count and not problems else info.train_images(p)
+    if have < images:
+        problems.append(f"{name}: {root} holds {have:,} training images; the sweep asks for up "
+                        f"to {images:,} (its largest amount)")
+    return problems
 
 
 def load_dataset(name: str, *, image_size: int, channels: int = 3, data_root: str | None = None,

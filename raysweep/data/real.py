@@ -6,6 +6,14 @@ module callers use.
 Kept apart from the registry (data/__init__.py) because it is the one part that knows file layouts and image decoding;
 the registry stays about tensors, amounts and subsets.
 
+CIFAR's pickles are read by `SafeUnpickler`, which resolves only the names such a file holds
+(numpy's array reconstruction, dtypes, a few builtins): a file that would build anything else --
+an `os.system` call hidden in a `__reduce__` -- is refused, naming the file, before any of it runs.
+A data root is often a shared directory that others write to.
+
+Each layout also has a `*_problems(root, params)` that says what is missing without decoding an
+image (`raysweep.data.check`, run by the commands before anything starts).
+
 Left out: download of TinyImageNet / ImageNet (licensed or hosted without a stable URL; CIFAR
 downloads through torchvision when asked).
 """
@@ -24,6 +32,7 @@ from torchvision.transforms.v2 import functional as TF
 from raysweep.errors import InputError
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+MAX_LISTED = 5                 # missing paths named one by one; the rest are counted
 
 # Expected files under the data root, quoted in error messages.
 TINYIMAGENET_LAYOUT = ("tiny-imagenet-200/{wnids.txt, train/<wnid>/images/*.JPEG, "
@@ -36,6 +45,10 @@ Raw = tuple  # (train images, train labels, test images, test labels): uint8 NCH
 
 class DataNotFoundError(InputError, FileNotFoundError):
     """A data root or file is missing; the message names the path and the expected layout."""
+
+
+class UnsafePickleError(InputError):
+    """A pickle under the data root names something a CIFAR batch never holds."""
 
 
 def resized(images: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -68,10 +81,48 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DataNotFoundError(f"missing file {path}")
     with open(path, "rb") as f:
-        entry = pickle.load(f, encoding="latin1")
+        entry = SafeUnpickler(f, encoding="latin1").load()
     labels = entry["labels"] if "labels" in entry else entry["fine_labels"]
     images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)   # rows are CHW
     return images, np.asarray(labels, dtype=np.int64)
+
+
+# (module, name) -> what a CIFAR batch needs it for. Python 2 pickles (the published files) name
+# numpy.core; numpy 2 writes numpy._core; protocol 2 spells bytes as _codecs.encode(str, latin1).
+_SAFE_GLOBALS = {
+    **{(m, n): "numpy array" for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+       for n in ("_reconstruct", "scalar")},
+    **{(m, "_frombuffer"): "numpy array" for m in ("numpy.core.numeric", "numpy._core.numeric")},
+    ("numpy", "ndarray"): "numpy array", ("numpy", "dtype"): "numpy dtype",
+    ("_codecs", "encode"): "bytes (protocol 2)",
+    **{(m, n): "builtin" for m in ("builtins", "__builtin__")
+       for n in ("dict", "list", "tuple", "str", "bytes", "int", "float")},
+}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """pickle.Unpickler that resolves only _SAFE_GLOBALS: what CIFAR's batches are made of."""
+
+    def __init__(self, file, **kwargs):
+        super().__init__(file, **kwargs)
+        self.where = getattr(file, "name", "a pickle")
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _SAFE_GLOBALS:
+            raise UnsafePickleError(
+                f"refusing to unpickle {self.where}: it names {module}.{name}, which a CIFAR "
+                f"batch never holds (expected only numpy arrays, dicts, lists, strings and "
+                f"numbers); replace the file with torchvision's original")
+        return super().find_class(module, name)
+
+
+def cifar_problems(tv_class):
+    """The files of torchvision's CIFAR layout missing under a root (a fixed 50,000 images)."""
+    def problems(root: Path, params: dict) -> list[str]:
+        base = root / tv_class.base_folder
+        names = [n for n, _ in tv_class.train_list + tv_class.test_list]
+        return [f"missing file {base / n}" for n in names if not (base / n).is_file()]
+    return problems
 
 
 def cifar_layout(tv_class) -> str:
@@ -109,6 +160,41 @@ def imagenet100(root: Path, params: dict, image_size: int, download: bool) -> Ra
         out += _decode([(p, i) for i, w in enumerate(wnids)
                         for p in _images_in(root / split / w)], image_size)
     return tuple(out)
+
+
+def tinyimagenet_count(root: Path, params: dict) -> int:
+    """Training images of TinyImageNet under `root`, by listing the files (nothing decoded)."""
+    base = root / "tiny-imagenet-200"
+    return sum(len(_images_in(base / "train" / w / "images")) for w in _lines(base / "wnids.txt"))
+
+
+def tinyimagenet_problems(root: Path, params: dict) -> list[str]:
+    base = root / "tiny-imagenet-200"
+    problems = _missing([base / "wnids.txt", base / "val" / "val_annotations.txt"],
+                        [base / "val" / "images"])
+    if not problems:
+        problems = _missing([], [base / "train" / w / "images" for w in _lines(base / "wnids.txt")])
+    return problems
+
+
+def imagenet100_problems(root: Path, params: dict) -> list[str]:
+    """The class list (100 distinct wnids) and a train/ and val/ folder for each of them."""
+    listed = _class_list(root, params)
+    if not listed.is_file():
+        return [f"missing class list {listed} (one wnid per line; or params.class_list)"]
+    wnids = _lines(listed)
+    if len(set(wnids)) != 100:
+        return [f"class list {listed} names {len(set(wnids))} distinct classes, expected 100"]
+    return _missing([], [root / split / w for split in ("train", "val") for w in wnids])
+
+
+def _missing(files: list[Path], folders: list[Path]) -> list[str]:
+    """One line per missing path; past MAX_LISTED, one line that counts the rest."""
+    lines = ([f"missing file {p}" for p in files if not p.is_file()]
+             + [f"missing image folder {p}" for p in folders if not p.is_dir()])
+    if len(lines) > MAX_LISTED:
+        lines = lines[:MAX_LISTED] + [f"... and {len(lines) - MAX_LISTED} more missing"]
+    return lines
 
 
 def imagenet100_count(root: Path, params: dict) -> int:

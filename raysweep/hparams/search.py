@@ -172,7 +172,7 @@ def tune_size(size: Size, db, trials: int, echo) -> dict[str, float]:
         echo(f"heads={heads}: {done} of {trials} candidates in study {name}; running "
              f"{trials - done}")
         run_study(size, db, name, trials - done, len(study.trials), echo)
-    if finished(study) < trials:  # Ctrl-C (Tune then returns normally) or failed candidates
+    if finished(study) < trials:  # failed candidates (Ctrl-C raises in run_study)
         raise RuntimeError(f"heads={heads}: {finished(study)} of {trials} candidates finished "
                            f"(interrupted, or candidates failed: see {out}/tune); the same "
                            f"command resumes the study")
@@ -249,8 +249,9 @@ def run_study(size: Size, db, name: str, n: int, seen: int, echo) -> None:
             failure_config=tune.FailureConfig(max_failures=sweep.retries),
             callbacks=[Echo(size.heads, n, echo),
                        *(size.tracker.callbacks(f"{sweep.name}-hparams-heads{size.heads}")
-                         if size.tracker else [])], verbose=0))
-    tuner.fit()
+                         if size.tracker else [])], verbose=0, stop=cluster.SigintStopper()))
+    with cluster.stop_on_sigint():   # Ctrl-C: KeyboardInterrupt, the command exits 130
+        tuner.fit()
 
 
 def candidate(config: dict, *, size: Size) -> None:
@@ -259,7 +260,8 @@ def candidate(config: dict, *, size: Size) -> None:
     no later trial starts from a candidate's model."""
     ctx = dataclasses.replace(size.ctx)
     own = size.trials(dict(config))
-    ctx.device = cluster.worker_device(own[0].resources.get("CPU", 1))
+    ctx.device = cluster.worker_device(own[0].resources.get("CPU", 1),
+                                       own[0].resources.get("GPU", 0))
     # Every epoch evaluates: ASHA compares candidates by each report's error. The reports are
     # the grid's (run.trial.epoch_metrics), so a stopped candidate shows as a truncated curve.
     ctx.eval_every = 1

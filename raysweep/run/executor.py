@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Callable
 
+import torch
 from ray import tune
 from ray.tune.search import Searcher
 
@@ -61,6 +62,8 @@ class ReadySearcher(Searcher):
         self.on_skip = on_skip
 
     def suggest(self, tune_trial_id: str):
+        if cluster.interrupted():   # Ctrl-C: start nothing, and record no orphan as failed
+            return Searcher.FINISHED
         self.skip_orphans()
         for i, t in enumerate(self.waiting):
             if all(d in self.ok for d in t.depends_on):
@@ -152,12 +155,19 @@ def trainable(config: dict, *, trials: dict[str, Trial], context: dict, retries:
     """
     t = trials[config["raysweep_trial_id"]]
     ctx = trial_mod.Context(**context)
-    ctx.device = cluster.worker_device(t.resources.get("CPU", 1))
+    share = t.resources.get("GPU", 0)
+    ctx.device = cluster.worker_device(t.resources.get("CPU", 1), share)
     reports = Reports()
     ctx.on_epoch = reports.epoch
     errors = count(ctx.out, layout.attempts(t.trial_id), add=0)
     try:
         row = trial_mod.run(t, ctx, attempts=errors + 1)
+    except torch.cuda.OutOfMemoryError as err:
+        # Under its cap a trial asks for the same memory on every try: recorded at once, no retry.
+        total = torch.cuda.get_device_properties(0).total_memory
+        row = results.record(t, status="failed", attempts=errors + 1,
+                             message=cluster.oom_message(t.trial_id, share, err, total)[:2000])
+        results.write(ctx.out, row)
     except Exception as err:
         errors = count(ctx.out, layout.attempts(t.trial_id), add=1)
         if errors <= retries:
@@ -203,13 +213,18 @@ def count(out: str, rel: str, add: int) -> int:
     return n + add
 
 
+def to_run(trials: list[Trial], done: set[str]) -> list[Trial]:
+    """The trials without a final result (docs/design.md §1: a finished trial never runs again)."""
+    return [t for t in trials if t.trial_id not in done]
+
+
 def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int = 2,
         address: str | None = None, echo: Callable[[str], None] = cluster.say,
         tracker: track.Tracker | None = None) -> int:
     """Run every trial of `trials` that has no result yet; returns how many were launched.
     `tracker` adds one run per trial in W&B or MLflow, grouped by `name`."""
     done = results.finished_ids(ctx.out)
-    pending = [t for t in trials if t.trial_id not in done]
+    pending = to_run(trials, done)
     if not pending:
         return 0
     cluster.connect(address)
@@ -242,9 +257,11 @@ def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int 
             name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=cluster.tune_storage(ctx.out),
             failure_config=tune.FailureConfig(max_failures=restarts),
-            callbacks=[progress, *(tracker.callbacks(name) if tracker else [])], verbose=0),
+            callbacks=[progress, *(tracker.callbacks(name) if tracker else [])], verbose=0,
+            stop=cluster.SigintStopper()),
     )
-    tuner.fit()
+    with cluster.stop_on_sigint():   # Ctrl-C: KeyboardInterrupt once Tune has stopped the trials
+        tuner.fit()
     return len(pending)
 
 

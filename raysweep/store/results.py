@@ -5,7 +5,11 @@ Ray's experiment state. A record is written whole under the trial's own key -- a
 system (temp name + rename), as one PUT on object storage -- so a reader sees all of it or nothing,
 and a re-run of the same trial replaces its file instead of adding a second one. Readers still
 de-duplicate by trial_id (preferring ok over diverged over failed, then the latest) and skip an
-unreadable file with a warning, so a stray copy or a torn upload never breaks a fit.
+unreadable file with a warning, so a stray copy or a torn upload never breaks a fit. A file of
+another schema (missing columns, or values that do not cast) is skipped the same way, with a
+warning naming what it lacks, rather than stopping the command: one foreign file must not block a
+fit of hundreds of trials, and the trial it stood for, if any, simply runs again (its new record
+replaces the file).
 """
 
 from __future__ import annotations
@@ -52,8 +56,8 @@ _RANK = {"ok": 0, "diverged": 1, "failed": 2}
 
 def record(trial, *, status: str, error=None, loss=None, message=None, wall_s=0.0,
            attempts=1, node="") -> dict:
+    """A result row for a planned trial (plan.Trial), finished now, started wall_s before."""
     now_ms = int(time.time() * 1000)
-    """A result row for a planned trial (plan.Trial)."""
     if status not in STATUSES:
         raise ValueError(f"status {status!r} is not one of {STATUSES}")
     c = trial.config
@@ -83,9 +87,18 @@ def read(out: str) -> pa.Table:
     for rel in storage.list_files(out, layout.RESULTS, ".parquet"):
         try:
             table = pq.read_table(io.BytesIO(storage.read_bytes(out, rel)))
-            tables.append(table.select(SCHEMA.names).cast(SCHEMA))
         except Exception as err:  # noqa: BLE001 - any corrupt file is skipped, never fatal
             warnings.warn(f"skipping unreadable result file {out}/{rel}: {err}", stacklevel=2)
+            continue
+        missing = [n for n in SCHEMA.names if n not in table.column_names]
+        try:
+            if missing:
+                raise ValueError(f"it lacks the columns {', '.join(missing)}")
+            tables.append(table.select(SCHEMA.names).cast(SCHEMA))
+        except Exception as err:  # noqa: BLE001 - as above: one foreign file never stops a fit
+            warnings.warn(f"skipping result file {out}/{rel} of another schema: {err} "
+                          f"(expected raysweep's results schema, raysweep.store.results.SCHEMA)",
+                          stacklevel=2)
     if not tables:
         return SCHEMA.empty_table()
     return dedupe(pa.concat_tables(tables))

@@ -127,6 +127,25 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
+def check_writable(out: str) -> None:
+    """Raise InputError when OUT cannot be a directory this process writes, without writing: its
+    nearest existing ancestor must be a writable directory. Object storage is not probed (only a
+    write would tell); its first write reports what the store says."""
+    if is_remote(out):
+        return
+    path = resolve(out)[1]
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise InputError(f"output location {out!r}: {existing} is a file, not a directory; "
+                         f"expected a directory (or a path where one can be created) or "
+                         f"s3://bucket/prefix")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"output location {out!r}: directory {existing} is not writable by "
+                         f"this user; expected a writable directory or s3://bucket/prefix")
+
+
 def read_bytes(out: str, relpath: str) -> bytes:
     fs, path = _path(out, relpath)
     try:
