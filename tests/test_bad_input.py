@@ -114,6 +114,19 @@ ROWS = {
     "sweep amount out of range": (lambda tmp, out: grid_cmd(
         "--sweep", sweep_file(tmp, "a", SMOKE, dp=[0.5, 2.0]), "--out", out), "filled",
         ["a.yaml", "dp[1]"]),
+    "unknown dataset": (lambda tmp, out: grid_cmd(
+        "--sweep", sweep_file(tmp, "d", SMOKE, downstream=["mnist"]), "--out", out), "filled",
+        ["d.yaml", "downstream[0].name", "unknown dataset 'mnist'", "expected one of"]),
+    "unknown model key": (lambda tmp, out: grid_cmd(
+        "--sweep", sweep_file(tmp, "m", SMOKE, model={**SMOKE["model"], "width": 3}),
+        "--out", out), "filled", ["m.yaml", "model.width", "unknown key"]),
+    "teacher not smaller": (lambda tmp, out: grid_cmd(
+        "--sweep", sweep_file(tmp, "t", SMOKE, teachers={2: [[2]]}), "--out", out), "filled",
+        ["t.yaml", "teachers.2[0]", "not smaller than its 2-head student"]),
+    "overrides for a size the sweep lacks": (lambda tmp, out: grid_cmd(
+        "--sweep", "smoke", "--overrides", write(tmp / "h.yaml", "heads: {6: {finetune.lr: "
+                                                 "1.0e-3}}\n"), "--out", out), "filled",
+        ["heads.6", "expected one of model.heads"]),
     "overrides missing": (lambda tmp, out: grid_cmd(
         "--sweep", "smoke", "--overrides", str(tmp / "h.yaml"), "--out", out), "filled",
         ["--overrides", "h.yaml", "no such file", "expected a YAML overlay"]),

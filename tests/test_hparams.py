@@ -228,6 +228,6 @@ def test_progress_lines_survive_a_swapped_print(monkeypatch):
 
     monkeypatch.setattr(builtins, "print", lambda *a, **k: None)
     callbacks = (hparams.Echo(1, 2, cluster.say),
-                 executor.Progress(2, "out", cluster.say, set().__contains__))
+                 executor.Progress({}, "out", cluster.say, set().__contains__))
     for echo in callbacks:
         assert ray.cloudpickle.loads(ray.cloudpickle.dumps(echo)).echo is cluster.say

@@ -172,9 +172,8 @@ def interrupted() -> bool:
 def stop_on_sigint():
     """Around Tuner.fit of a Tuner whose RunConfig has stop=SigintStopper(): the first SIGINT
     stops the experiment (Tune stops the trials in flight; finished ones have their records), a
-    second raises
-    KeyboardInterrupt at once; after a SIGINT, leaving raises KeyboardInterrupt. Off the main
-    thread, where no handler can be set, Tune's own handling is left as it is."""
+    second raises KeyboardInterrupt at once; after a SIGINT, leaving raises KeyboardInterrupt.
+    Off the main thread, where no handler can be set, Tune's own handling is left as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
