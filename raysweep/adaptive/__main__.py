@@ -40,11 +40,8 @@ def boundary_target(args, sweep: Sweep, out: str) -> int:
                 choose=loop.RULES[args.rule])
     cli.finish(out, args.bootstrap)
     # the grid's trials and every trial the rounds ran (all of them have a record in OUT)
-    return cli.outcome({t.trial_id for t in grid} | results.finished_ids(out) | failed(out), out)
-
-
-def failed(out: str) -> set[str]:
-    return {r["trial_id"] for r in results.read(out).to_pylist() if r["status"] == "failed"}
+    recorded = {r["trial_id"] for r in results.read(out).to_pylist()}
+    return cli.outcome({t.trial_id for t in grid} | recorded, out)
 
 
 def hparams_target(args, sweep: Sweep, out: str) -> int:
