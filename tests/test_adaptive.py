@@ -21,7 +21,8 @@ ROOT = Path(__file__).parent.parent
 SIM = yaml.safe_load((ROOT / "sweeps" / "simulate.yaml").read_text())
 PLAIN = SIM["simulate"]["plain"]
 TRUE_CROSS = 2.5e5  # images: inside the grid's 6.5e4 - 1.3e6
-# what report.tables.adaptive_table and report.figures_boundary.fig_adaptive read, and the replicate index
+# what report.tables.adaptive_table and report.figures_boundary.fig_adaptive read, and the
+# replicate index
 REPORTED = {"downstream", "student_heads", "teacher_heads", "df", "dp", "replicate", "score",
             "p_positive", "reason"}
 

@@ -204,7 +204,8 @@ def test_an_address_where_no_cluster_is_fails_within_seconds(tmp_path):
     start = time.monotonic()
     run = subprocess.run([sys.executable, "-m", "raysweep.grid", "--sweep", sweep, "--out",
                           str(out), "--address", "127.0.0.1:1"], check=False, capture_output=True,
-                         text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                         text=True, timeout=120, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
     took = time.monotonic() - start
     assert run.returncode == 2, run.stderr[-3000:]
     assert "error: --address / RAY_ADDRESS 127.0.0.1:1: no Ray cluster answers" in run.stderr

@@ -1,6 +1,6 @@
-"""The hyper-parameter search (raysweep.hparams.search, raysweep.hparams.space) on the smoke sweep cut to
-two sizes (1 head, and 2 heads distilled from it), on a real local Ray with real training: values
-inside their spaces, an overlay that changes the grid's plan, a study that resumes, and the
+"""The hyper-parameter search (raysweep.hparams.search, raysweep.hparams.space) on the smoke sweep
+cut to two sizes (1 head, and 2 heads distilled from it), on a real local Ray with real training:
+values inside their spaces, an overlay that changes the grid's plan, a study that resumes, and the
 validation of the `hparams` and `heads` sections."""
 
 import argparse

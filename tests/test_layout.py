@@ -110,7 +110,8 @@ def test_a_wheel_runs_the_default_dry_run_from_anywhere(tmp_path):
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run = subprocess.run([str(python), "-c", "import raysweep, sys; print(raysweep.__file__)"],
-                         check=False, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+                         check=False, cwd=elsewhere, env=env, capture_output=True, text=True,
+                         timeout=120)
     assert run.returncode == 0 and str(ROOT) not in run.stdout, run.stdout + run.stderr
     run = subprocess.run([str(python), "-m", "raysweep.grid", "--dry-run"], check=False,
                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)

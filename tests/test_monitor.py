@@ -104,7 +104,8 @@ def test_tune_logs_hold_one_row_per_epoch_named_for_a_person(tracked_grid):
         assert (mine[-1]["error"], mine[-1]["loss"]) == (records[t.trial_id]["error"],
                                                          records[t.trial_id]["loss"])
     names = sorted(p.name for p in out.glob("tune/*/*") if p.is_dir())
-    assert names[0].startswith("finetune_h1_dp128_df") and names[1].startswith("pretrain_h1_dp128_s0_")
+    assert names[0].startswith("finetune_h1_dp128_df")
+    assert names[1].startswith("pretrain_h1_dp128_s0_")
     assert len(lines) == len(trials)   # one progress line per finished trial, not per report
 
 

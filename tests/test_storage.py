@@ -1,4 +1,5 @@
-"""raysweep.store.storage on a local directory and on a real S3 server (moto, see tests/s3_server.py)."""
+"""raysweep.store.storage on a local directory and on a real S3 server (moto, see
+tests/s3_server.py)."""
 
 import os
 import stat

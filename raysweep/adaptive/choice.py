@@ -7,8 +7,8 @@ measure next, and which trials that means. Pure planning and fitting; adaptive/l
   settled once (hi - lo) / D**p <= tol and at most 2.5 % of the ensemble fails to cross (more, and
   the interval would reach past the plausible range on that side).
 - `crossing_rule` (`--rule crossing`; the default, `--rule design`, is adaptive/design.py's):
-  the proposals module's rule on each chased slice's ensemble of F(Dp), over image counts between the
-  sweep's smallest and largest Dp; the K best, spread over the current interval (`spacing`: a
+  the proposals module's rule on each chased slice's ensemble of F(Dp), over image counts
+  between the sweep's smallest and largest Dp; the K best, spread over the current interval (`spacing`: a
   round's proposals sit at least 1/(2K) of the interval's width apart, in log Dp).
 - `pair_trials` / `affordable`: a proposal is the plain fine-tune and the distillation at its Dp for
   every seed of the sweep, with the pretrainings they need; finished ones are reused (ids are
@@ -97,7 +97,8 @@ def rel_width(s: dict) -> float:
 # ---- where to measure ----------------------------------------------------------------------
 
 def crossing_rule(sit: Situation) -> list[proposals.Candidate]:
-    """`--rule crossing`: the proposals module's rule on every chased slice, the best K spread out."""
+    """`--rule crossing`: the proposals module's rule on every chased slice, the best K spread
+    out."""
     dps = proposals.candidate_dps(*sit.dp_range, CANDIDATES)
     found = []
     for s in sit.targets:

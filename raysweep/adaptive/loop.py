@@ -10,8 +10,8 @@ uncertain, refit, repeat, until every slice's D**p is pinned down or the budget 
   2. Choose K pairs (--rule), at image counts between the sweep's smallest and largest Dp:
      design    (the default; adaptive/design.py) the pairs expected to shrink the chased slices'
                D**p intervals most per trial they add, pretrainings included;
-     crossing  (adaptive/proposals.py) per slice, where the ensemble's D**p splits evenly, spread out and
-               cost-weighted.
+     crossing  (adaptive/proposals.py) per slice, where the ensemble's D**p splits evenly,
+               spread out and cost-weighted.
   3. Plan each as a pair -- plain fine-tune and distillation at that Dp, every seed, plus the
      pretrainings they need, finished ones reused -- keep the pairs the budget affords, run them,
      refit, append the round to OUT/adaptive.json (through raysweep.store, so s3:// works) and

@@ -3,8 +3,8 @@ TinyImageNet and ImageNet-100 (image folders). Each returns raw uint8 tensors; `
 owns the registry, the resizing to the model's size, the channels and the memo, and is the only
 module callers use.
 
-Kept apart from the registry (data/__init__.py) because it is the one part that knows file layouts and image decoding;
-the registry stays about tensors, amounts and subsets.
+Kept apart from the registry (data/__init__.py) because it is the one part that knows file
+layouts and image decoding; the registry stays about tensors, amounts and subsets.
 
 CIFAR's pickles are read by `SafeUnpickler`, which resolves only the names such a file holds
 (numpy's array reconstruction, dtypes, a few builtins): a file that would build anything else --

@@ -8,8 +8,8 @@ teachers the grid will use). The cost is that sizes are searched one after anoth
 `hparams.concurrent` candidates run at once with the grid's resources for that size.
 
 A candidate runs the trials plan.Planner makes from spec.proxy_sweep, through
-raysweep.run.trial.run, into the scratch OUT/hparams/ (results and checkpoints there never mix with the
-grid's). Trials every candidate shares (the teachers', and stages no searched setting reaches) run
+raysweep.run.trial.run, into the scratch OUT/hparams/ (results and checkpoints there never mix
+with the grid's). Trials every candidate shares (the teachers', and stages no searched setting reaches) run
 once before the search, through the grid's executor. Each epoch reports the stage's test error, so
 ASHA compares candidates at the same point of the same schedule (upstream error while
 pretraining, downstream after); the last report is the objective (hparams.space.objective).

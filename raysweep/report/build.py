@@ -213,7 +213,8 @@ def build(inputs: dict, notes: list[str], out: str) -> list:
     blocks.append(Heading("Fitted laws"))
     blocks += guarded("The law tables", lambda: [
         tables.exponents_table(fits), tables.coefficients_table(fits),
-        tables.cautions_table(fits), tables.extrapolation_table(fits)]) if fits else [note("no_fits")]
+        tables.cautions_table(fits), tables.extrapolation_table(fits)]) \
+        if fits else [note("no_fits")]
     blocks.append(Heading("Distillation boundary"))
     blocks += guarded("The boundary table", lambda: [tables.boundary_table(boundary)]) \
         if boundary else [note("no_boundary")]
@@ -258,7 +259,8 @@ def write_report(out: str) -> str:
         raise InputError(f"output directory {out!r} does not exist")  # object stores have no dirs
     inputs, notes = read_inputs(out)
     blocks = build(inputs, notes, out)
-    figures = {layout.report_file(f"figures/{b.name}.png"): b.png for b in blocks if isinstance(b, Image)}
+    figures = {layout.report_file(f"figures/{b.name}.png"): b.png
+               for b in blocks if isinstance(b, Image)}
     for rel, png in figures.items():
         storage.write_bytes(out, rel, png)
     for stale in set(storage.list_files(out, layout.report_file("figures"), ".png")) - set(figures):

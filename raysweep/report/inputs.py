@@ -1,5 +1,5 @@
-"""Everything the report reads from OUT (a local path or s3://..., through `raysweep.store.storage`),
-each part optional: results, fits.json, boundary.json, adaptive.json, hparams.yaml.
+"""Everything the report reads from OUT (a local path or s3://..., through
+`raysweep.store.storage`), each part optional: results, fits.json, boundary.json, adaptive.json, hparams.yaml.
 
 A part that is absent or unreadable becomes None plus a sentence saying why, never an exception:
 a report of a half-finished sweep is the point. Results come from `raysweep.store.results.read`

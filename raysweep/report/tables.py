@@ -116,8 +116,8 @@ def law_table(law: dict) -> Table:
     """One law fitted to a user's table (`raysweep.fit --table`), intervals where bootstrapped."""
     ci = law.get("ci", {})
     rows = [["E", "", with_ci(law["E"], ci.get("E")), ""]] + [
-        [k, with_ci(t["exponent"], ci.get(f"{k}.exponent")), with_ci(t["coef"], ci.get(f"{k}.coef")),
-         fmt(t["lambda"])] for k, t in law["terms"].items()]
+        [k, with_ci(t["exponent"], ci.get(f"{k}.exponent")),
+         with_ci(t["coef"], ci.get(f"{k}.coef")), fmt(t["lambda"])] for k, t in law["terms"].items()]
     return Table(f"{law['target']} = E + sum coef * x^-exponent   (n = {law['n']}, "
                  f"summed Huber loss {law['objective']:.6g})",
                  ["term", "exponent", "coef / value", "lambda = 1/coef"], rows)

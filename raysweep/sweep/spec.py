@@ -131,7 +131,8 @@ def parse(raw: dict, file: str = "<sweep>") -> Sweep:
     check(raw, FIELDS, file, "")
     backend = raw.get("backend", "train")
     if backend not in BACKENDS:
-        raise SweepError(file, "backend", f"unknown backend {backend!r}; expected one of {BACKENDS}")
+        raise SweepError(file, "backend",
+                         f"unknown backend {backend!r}; expected one of {BACKENDS}")
     upstream = dataset_spec(raw["upstream"], file, "upstream")
     downstream = tuple(dataset_spec(d, file, f"downstream[{i}]")
                        for i, d in enumerate(raw["downstream"]))
@@ -151,7 +152,8 @@ def parse(raw: dict, file: str = "<sweep>") -> Sweep:
         train=train_spec(raw.get("train") or {}), resources=resources(raw.get("resources") or {},
                                                                       model["heads"], file),
         retries=raw.get("retries", 2), out=raw.get("out"), simulate=raw.get("simulate"),
-        hparams=raw.get("hparams"), monitor=monitor_spec(raw, file), by_heads=size_settings(raw, model["heads"], file), raw=raw,
+        hparams=raw.get("hparams"), monitor=monitor_spec(raw, file),
+        by_heads=size_settings(raw, model["heads"], file), raw=raw,
     )
     check_train(sweep)
     if sweep.hparams is not None:
