@@ -32,8 +32,9 @@ def out(request, tmp_path):
 
 def trial(n: int) -> plan.Trial:
     config = {"stage": "finetune", "upstream": {"name": "fractal"},
-              "downstream": {"name": "digits"}, "model": {"heads": 2}, "dp": 100 * n, "df": 10,
-              "seed": 0, "teachers": [1]}
+              "downstream": {"name": "digits"},
+              "model": {"heads": 2, "image_size": 16, "patch_size": 4}, "dp": 100 * n, "df": 10,
+              "seed": 0, "teachers": [1], "train": {"epochs": 3}}
     return plan.Trial(plan.trial_id(config), "finetune", config, (), {"CPU": 1}, 1000 + n, 50.0)
 
 
@@ -189,3 +190,17 @@ def test_a_file_of_another_schema_is_skipped_naming_what_it_lacks(out):
         table = results.read(out)
     assert table["trial_id"].to_pylist() == [A.trial_id]
     assert results.finished_ids(table) == {A.trial_id}      # B will run (again)
+
+
+def test_a_record_carries_the_planners_compute_and_an_older_file_without_it_reads_as_null(out):
+    r = results.record(A, status="ok", error=0.1)
+    # 6 FLOPs per parameter per token, 17 tokens (16 patches + the class token), 3 epochs of 10
+    # images, plus 2 per teacher parameter per token for the one teacher's forwards
+    assert r["flops"] == A.flops == (6 * 1000 + 2 * 50.0) * 17 * 3 * 10
+    results.write(out, r)
+    old = pa.Table.from_pylist([row(B, "ok", 1)], schema=results.SCHEMA).drop_columns(["flops"])
+    buf = io.BytesIO()
+    pq.write_table(old, buf)
+    storage.write_bytes(out, layout.result(B.trial_id), buf.getvalue())
+    got = {x["trial_id"]: x["flops"] for x in results.read(out).to_pylist()}
+    assert got == {A.trial_id: A.flops, B.trial_id: None}

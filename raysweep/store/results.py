@@ -9,7 +9,7 @@ unreadable file with a warning, so a stray copy or a torn upload never breaks a 
 another schema (missing columns, or values that do not cast) is skipped the same way, with a
 warning naming what it lacks, rather than stopping the command: one foreign file must not block a
 fit of hundreds of trials, and the trial it stood for, if any, simply runs again (its new record
-replaces the file).
+replaces the file). Columns added since a file was written (OPTIONAL) read as null instead.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ SCHEMA = pa.schema([
     ("status", pa.string()),                # ok | diverged | failed
     ("message", pa.string()),               # why, when not ok
     ("wall_s", pa.float64()),               # seconds inside the trial
+    ("flops", pa.float64()),                # training compute, the planner's model (plan.flops)
     ("attempts", pa.int32()),               # executions it took (1 = first try)
     ("node", pa.string()),                  # host that ran it
     ("started_at", pa.timestamp("ms", tz="UTC")),
@@ -51,6 +52,7 @@ SCHEMA = pa.schema([
     ("code_version", pa.string()),
     ("config", pa.string()),                # the normalised trial config, JSON
 ])
+OPTIONAL = {"flops": pa.float64()}    # columns added later: a file without them reads as null
 _RANK = {"ok": 0, "diverged": 1, "failed": 2}
 
 
@@ -67,7 +69,7 @@ def record(trial, *, status: str, error=None, loss=None, message=None, wall_s=0.
         "params": trial.params, "dp": c["dp"], "df": c.get("df"),
         "teacher_heads": list(c.get("teachers", [])), "teacher_params": trial.teacher_params,
         "seed": c["seed"], "error": error, "loss": loss, "status": status, "message": message,
-        "wall_s": float(wall_s), "attempts": attempts, "node": node,
+        "wall_s": float(wall_s), "flops": float(trial.flops), "attempts": attempts, "node": node,
         "started_at": now_ms - int(wall_s * 1000), "finished_at": now_ms,
         "code_version": __version__,
         "config": json.dumps(c, sort_keys=True),
@@ -90,6 +92,9 @@ def read(out: str) -> pa.Table:
         except Exception as err:  # noqa: BLE001 - any corrupt file is skipped, never fatal
             warnings.warn(f"skipping unreadable result file {out}/{rel}: {err}", stacklevel=2)
             continue
+        for name, kind in OPTIONAL.items():
+            if name not in table.column_names:
+                table = table.append_column(name, pa.nulls(table.num_rows, kind))
         missing = [n for n in SCHEMA.names if n not in table.column_names]
         try:
             if missing:

@@ -47,6 +47,10 @@ class Trial:
                 "downstream": (c.get("downstream") or {}).get("name"),
                 "resources": dict(self.resources), "depends_on": list(self.depends_on)}
 
+    @property
+    def flops(self) -> float:
+        return flops(self)
+
 
 def trial_id(config: dict) -> str:
     blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
