@@ -164,7 +164,8 @@ ROWS = {
                                  ["hdfs://nn/runs", "scheme 'hdfs'", "s3://"]),
     "adaptive budget negative": (lambda tmp, out: adaptive_cmd("--sweep", "smoke", "--budget",
                                                                "-1", "--out", out), "filled",
-                                 ["--budget must be >= 0, got -1"]),
+                                 ["--budget '-1'", "expected a number of trials (120)",
+                                  "FLOPs (2e18", "GPU-hours (40gpuh)"]),
     "adaptive unknown target": (lambda tmp, out: (adaptive_cli.main, [
         "--target", "frontier", "--out", out]), "filled", ["unknown --target 'frontier'",
                                                           "boundary", "hparams"]),

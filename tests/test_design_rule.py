@@ -65,48 +65,75 @@ def test_no_gradient_where_the_laws_do_not_cross():
                              FIXED) is None
 
 
-def test_a_pairs_drop_is_the_exact_change_of_the_summed_variance(tmp_path):
+def test_an_options_drop_is_the_exact_change_of_the_summed_variance(tmp_path):
     sit = grid_situation(one_slice_raw(noise=0.005), str(tmp_path), batch=2)
     ds = sit.targets[0]["downstream"]
     laws = dr._Laws(sit.fits[ds], sit.rows, sit.targets)
 
-    def summed(extra: list[dict], copies: int) -> float:
+    def summed(extra: dict) -> float:
         total = 0.0
         for i, name in enumerate(choice.BOUNDARY_LAWS):
             stage = "finetune" if name == "error" else "distill"
-            xs = [r for r in sit.rows if r["stage"] == stage] + extra * copies
+            xs = [r for r in sit.rows if r["stage"] == stage] + extra.get(name, [])
             J = dr.log_jacobian(sit.fits[ds][name], xs)
-            inv = np.linalg.inv(J.T @ J)
-            total += sum(g[i] @ inv @ g[i] for g in laws.grads)
+            total += sum(g @ np.linalg.inv(J.T @ J) @ g for g in laws.grads[name])
         return total
 
-    xs = [bnd.fixed_inputs(sit.targets[0]) | {"dp": dp} for dp in (7e4, 2.5e5, 1.2e6)]
-    before = summed([], 1)
-    drops = laws.drops(xs, copies=2)
-    assert drops == pytest.approx([before - summed([x], 2) for x in xs], rel=1e-6)
-    assert len(set(np.round(drops, 12))) == 3 and np.all(drops > 0)
-    laws.add(xs[1], copies=2)                       # the pick joins the information
-    assert laws.drops(xs, copies=2) == pytest.approx(
-        [summed([xs[1]], 2) - summed([xs[1], x], 2) for x in xs], rel=1e-6)
+    x = [bnd.fixed_inputs(sit.targets[0]) | {"dp": dp} for dp in (7e4, 2.5e5, 1.2e6)]
+    options = [{"error": [x[0]] * 2, "distilled_error": [x[0]] * 2},   # a pair, two seeds
+               {"error": [x[1]]},                                     # a fine-tune
+               {"error": x, "distilled_error": x[1:]}]                # rows at three Dp (rank 5)
+    before = summed({})
+    drops = [laws.drop(laws.jacobians(o)) for o in options]
+    assert drops == pytest.approx([before - summed(o) for o in options], rel=1e-6)
+    assert len(set(np.round(drops, 12))) == 3 and min(drops) > 0
+    laws.add(laws.jacobians(options[0]))          # the pick joins the information
+    assert [laws.drop(laws.jacobians(o)) for o in options[1:]] == pytest.approx(
+        [summed(options[0]) - summed({k: options[0].get(k, []) + o.get(k, []) for k in
+                                      choice.BOUNDARY_LAWS}) for o in options[1:]], rel=1e-6)
 
 
-def test_pairs_of_one_student_share_its_pretrainings_at_one_dp(tmp_path):
-    # Two slices (Df = 25,000 and 50,000), one student and one teacher: the second pair of a
-    # round goes to the other slice at the first pair's Dp, where it costs 2 trials, not 4.
+def test_an_option_pays_only_for_the_trials_not_yet_run_or_picked(tmp_path):
+    # Two slices (Df = 25,000 and 50,000), one student and one teacher, pairs only: the second
+    # pair of a round goes to the other slice at the first pair's Dp, where the two pretrainings
+    # are paid for already: its cost is its own fine-tune and distillation.
     sit = grid_situation({**one_slice_raw(noise=0.005), "df": [0.5, 1.0]}, str(tmp_path), 2)
     assert len(sit.targets) == 2
-    first, second = dr.design_rule(sit)
+    first, second = dr.design_rule(sit, shapes=("pair",))
     assert first.slice_key != second.slice_key and first.dp == second.dp
-    assert len(choice.pair_trials(sit.sweep, [first, second])) == 6
-    # score = drop / trials added: 4 for the first (2 pretrainings + the pair), 2 for the second
+    both = choice.pair_trials(sit.sweep, [first, second])
+    alone = choice.pair_trials(sit.sweep, [first])
+    assert len(alone) == 4 and len(both) == 6
     laws = dr._Laws(sit.fits["cifar100"], sit.rows, sit.targets)
-    at = {c.slice_key: bnd.fixed_inputs(s) | {"dp": float(first.dp)}
-          for s in sit.targets for c in (first, second) if bnd.slice_key(s) == c.slice_key}
-    assert first.score == pytest.approx(laws.drops([at[first.slice_key]], 1)[0] / 4, rel=1e-9)
-    laws.add(at[first.slice_key], 1)
-    assert second.score == pytest.approx(laws.drops([at[second.slice_key]], 1)[0] / 2, rel=1e-9)
+    rows = {c: laws.jacobians(dr._rows(choice.pair_trials(sit.sweep, [c])))
+            for c in (first, second)}
+    assert first.score == pytest.approx(laws.drop(rows[first]) / sum(t.flops for t in alone),
+                                        rel=1e-9)
+    laws.add(rows[first])
+    own = [t for t in both if t.trial_id not in {a.trial_id for a in alone}]
+    assert {t.stage for t in own} == {"finetune", "distill"}
+    assert second.score == pytest.approx(laws.drop(rows[second]) / sum(t.flops for t in own),
+                                         rel=1e-9)
     lo, hi = sit.dp_range
     assert lo <= first.dp <= hi and first.reason == dr.REASON and 0 <= first.p_positive <= 1
+
+
+def test_options_of_every_shape_compete_and_a_measured_dp_takes_new_seeds(tmp_path):
+    sit = grid_situation({**one_slice_raw(noise=0.005), "df": [0.5, 1.0]}, str(tmp_path), 3)
+    taken = set(sit.done) | {r["trial_id"] for r in sit.rows}
+    measured = sorted({r["dp"] for r in sit.rows})
+    found = dr._options(sit, ["cifar100"], [measured[2], 400_000], taken)
+    # per Dp: 2 pairs and 2 fine-tunes (the sweep's one size, 2 Df), 2 Df rows, 1 row
+    assert sorted(o.shape for o in found if o.dp == 400_000) == sorted(
+        ["pair"] * 2 + ["fine-tune"] * 2 + ["Df row"] * 2 + ["row"])
+    row = next(o for o in found if o.shape == "row" and o.dp == 400_000)
+    assert {t.trial_id for t in row.trials} == {t.trial_id for t in plan.plan(sit.sweep, [400_000])}
+    again = [o for o in found if o.dp == measured[2]]
+    assert all(c.replicate == 1 for o in again for c in o.members)   # the grid ran replicate 0
+    assert not {t.trial_id for o in again for t in o.trials} & taken
+    picked = dr.design_rule(sit)
+    assert picked and {c.shape for c in picked} <= set(dr.SHAPES)
+    assert all(c.score > 0 and c.reason == dr.REASON for c in picked)
 
 
 def test_a_simulated_run_with_the_design_rule_converges_on_the_truth(tmp_path):
@@ -122,8 +149,9 @@ def test_a_simulated_run_with_the_design_rule_converges_on_the_truth(tmp_path):
     assert (hi - lo) / final["d_cross"] <= 0.2 and lo <= truth <= hi
     assert len(doc["rounds"]) >= 2
     for rnd in doc["rounds"][1:]:
-        seen = [(p["dp"], p["replicate"]) for p in rnd["proposals"]]
+        seen = [(p["student_heads"], tuple(p["teacher_heads"]), p["df"], p["dp"], p["replicate"])
+                for p in rnd["proposals"]]
         assert rnd["proposals"] and all(set(p) == REPORTED for p in rnd["proposals"])
-        assert len(set(seen)) == len(seen) and all(65_000 <= d <= 1_300_000 for d, _ in seen)
+        assert len(set(seen)) == len(seen) and all(65_000 <= s[3] <= 1_300_000 for s in seen)
     assert doc["trials_run"] == len(launched) == len(set(launched)) == doc["trials_total"]
-    assert "largest expected drop of the D**p intervals per trial" in lines[1]
+    assert "largest expected drop of the D**p intervals per FLOP" in lines[1]

@@ -2,7 +2,9 @@
 
   --target boundary   rounds of extra runs where the distillation boundary D**p is still
                       uncertain, until every slice's 95 % interval is within --tol or the budget
-                      is spent (raysweep.adaptive.loop); OUT/adaptive.json holds the rounds.
+                      (--budget: compute, by default as much again as the grid's; see
+                      raysweep.adaptive.budget) is spent (raysweep.adaptive.loop);
+                      OUT/adaptive.json holds the rounds and the compute spent and left.
   --target hparams    hyper-parameters per model size by TPE + ASHA on the sweep's proxy budget
                       (raysweep.hparams.search); OUT/hparams.yaml holds the best values.
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 import sys
 
 from raysweep import cli
-from raysweep.adaptive import loop
+from raysweep.adaptive import budget, loop
 from raysweep.errors import InputError
 from raysweep.hparams import search, space
 from raysweep.run import executor, track
@@ -29,6 +31,7 @@ def boundary_target(args, sweep: Sweep, out: str) -> int:
     check(args)
     tracker = track.tracker(args.track, sweep.monitor["project"])
     grid = plan.plan(sweep)
+    limit = budget.parse(args.budget, sum(t.flops for t in grid), args.throughput)
     cli.preflight(args, sweep, grid, out)
     ctx = trial_mod.Context(out, sweep.data_root, download=args.download,
                             eval_every=sweep.monitor["eval_every"])
@@ -36,7 +39,7 @@ def boundary_target(args, sweep: Sweep, out: str) -> int:
     def runner(trials: list) -> int:
         return executor.run(trials, ctx, name=sweep.name, retries=sweep.retries,
                             address=args.address, tracker=tracker)
-    loop.rounds(sweep, out, runner, args.budget, args.batch, args.tol, args.bootstrap,
+    loop.rounds(sweep, out, runner, limit, args.batch, args.tol, args.bootstrap,
                 choose=loop.RULES[args.rule])
     cli.finish(out, args.bootstrap)
     # the grid's trials and every trial the rounds ran (all of them have a record in OUT)
@@ -51,7 +54,7 @@ def hparams_target(args, sweep: Sweep, out: str) -> int:
 
 def check(args) -> None:
     """Numbers that cannot work stop the command before anything runs."""
-    rules = (("budget", args.budget >= 0, ">= 0"), ("batch", args.batch >= 1, ">= 1"),
+    rules = (("batch", args.batch >= 1, ">= 1"),
              ("tol", args.tol > 0, "> 0"),
              ("rule", args.rule in loop.RULES, f"one of {sorted(loop.RULES)}"),
              ("bootstrap", args.bootstrap >= loop.MIN_BOOTSTRAP,
@@ -67,8 +70,13 @@ TARGETS = {"boundary": boundary_target, "hparams": hparams_target}
 def parser():
     p = cli.parser("python -m raysweep.adaptive", __doc__)
     p.add_argument("--target", required=True, help=f"what to pin down: one of {sorted(TARGETS)}")
-    p.add_argument("--budget", type=int, default=loop.DEFAULTS["budget"],
-                   help="most trials the rounds after the grid may run (default %(default)s)")
+    p.add_argument("--budget", default=loop.DEFAULTS["budget"],
+                   help="what the rounds after the grid may spend: 1x (the grid's compute "
+                        "again), FLOPs (2e18), GPU-hours (40gpuh) or trials (120) "
+                        "(default %(default)s)")
+    p.add_argument("--throughput", type=float, default=budget.THROUGHPUT,
+                   help="FLOP/s one GPU sustains, for --budget in GPU-hours (default "
+                        "%(default)g, an assumption: ~10 %% of an H100's bf16 peak)")
     p.add_argument("--batch", type=int, default=loop.DEFAULTS["batch"],
                    help="pairs (plain fine-tune + distillation at one Dp) per round "
                         "(default %(default)s)")

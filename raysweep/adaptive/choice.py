@@ -11,8 +11,9 @@ measure next, and which trials that means. Pure planning and fitting; adaptive/l
   between the sweep's smallest and largest Dp; the K best, spread over the current interval (`spacing`: a
   round's proposals sit at least 1/(2K) of the interval's width apart, in log Dp).
 - `pair_trials` / `affordable`: a proposal is the plain fine-tune and the distillation at its Dp for
-  every seed of the sweep, with the pretrainings they need; finished ones are reused (ids are
-  content hashes), and only the pairs the budget affords are kept.
+  every seed of the sweep, with the pretrainings they need (a slice key without teachers: the
+  fine-tune alone); finished ones are reused (ids are content hashes), and only the proposals the
+  budget affords, in trials or FLOPs (adaptive/budget.py), are kept.
 
 Replicates: a candidate within REPEAT_GAP of a Dp the slice has measured becomes a replicate there:
 the pair again at that Dp with new seeds (the k-th replicate runs the sweep's seeds shifted by
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -52,6 +54,7 @@ class Situation:
     dp_range: tuple[int, int]         # the sweep's smallest and largest Dp, images
     batch: int                        # pairs to propose
     rows: list[dict]                  # the ok results the fits used
+    done: frozenset[str] = frozenset()  # ids of every trial that needs no run (results.finished_ids)
 
 
 
@@ -70,7 +73,7 @@ def fit_boundary(rows: list[dict], bootstrap: int, seed: int = 0) -> tuple[dict,
 def _fit(rows: list[dict], ds: str, name: str, bootstrap: int, seed: int):
     stage, target, inputs, _ = LAWS[name]
     mine = [r for r in rows if r["downstream"] == ds and r["stage"] == stage]
-    return fit.fit_rows(mine, target, inputs, bootstrap, seed)[1]
+    return fit.fit_rows(mine, target, inputs, bootstrap, seed, extrapolate=False)[1]
 
 
 def measured_dps(rows: list[dict]) -> dict[tuple, list[int]]:
@@ -158,15 +161,25 @@ def dp_range(sweep: Sweep) -> tuple[int, int]:
 # ---- what to run ---------------------------------------------------------------------------
 
 def pair_trials(sweep: Sweep, picked: list[proposals.Candidate]) -> list[plan.Trial]:
-    """Plain fine-tune + distillation at each proposal's Dp, every seed, prerequisites first."""
+    """Every trial the proposals PICKED stand for (pair_ids), prerequisites first."""
     planner = plan.Planner(sweep)
-    downs = {d.name: d for d in sweep.downstream}
     for c in picked:
-        ds, heads, teachers, df = c.slice_key
-        for seed in replicate_seeds(sweep, c.replicate):
-            planner.finetune(heads, c.dp, downs[ds], df, seed)
-            planner.distill(heads, teachers, c.dp, downs[ds], df, seed)
+        pair_ids(planner, c)
     return list(planner.trials.values())
+
+
+def pair_ids(planner: plan.Planner, c: proposals.Candidate) -> list[str]:
+    """The trials proposal C stands for, planned on PLANNER (which adds their prerequisites): the
+    plain fine-tune and, when the slice has teachers, the distillation at C's Dp, for every seed of
+    C's replicate. A slice key with no teachers is a plain fine-tune alone."""
+    ds, heads, teachers, df = c.slice_key
+    down = next(d for d in planner.sweep.downstream if d.name == ds)
+    ids = []
+    for seed in replicate_seeds(planner.sweep, c.replicate):
+        ids.append(planner.finetune(heads, c.dp, down, df, seed))
+        if teachers:
+            ids.append(planner.distill(heads, teachers, c.dp, down, df, seed))
+    return ids
 
 
 def replicate_seeds(sweep: Sweep, k: int) -> list[int]:
@@ -174,17 +187,22 @@ def replicate_seeds(sweep: Sweep, k: int) -> list[int]:
     return [seed + k * (max(sweep.seeds) + 1) for seed in sweep.seeds]
 
 
-def affordable(sweep: Sweep, picked: list, done: set[str], left: int) -> tuple[list, list]:
-    """(proposals, trials to run): the best proposals whose new trials fit in LEFT. A proposal
-    that adds no trial (all of its ran already, e.g. one that failed) is dropped: it would make
-    a round that runs nothing."""
+def affordable(sweep: Sweep, picked: list, done: set[str], left: float,
+               cost: Callable[[list], float] = len) -> tuple[list, list]:
+    """(proposals, trials to run): the best proposals, in order, whose new trials together cost
+    at most LEFT (COST: trials -> the budget's unit). A proposal that adds no trial (all of its
+    ran already, e.g. one that failed) is dropped: it would make a round that runs nothing."""
+    planner = plan.Planner(sweep)
     kept: list = []
-    before = 0
+    new: set[str] = set()
     for c in picked:
-        new = [t for t in pair_trials(sweep, kept + [c]) if t.trial_id not in done]
-        if len(new) > left:
+        before = set(planner.trials)
+        pair_ids(planner, c)
+        adds = [t for i, t in planner.trials.items() if i not in before and i not in done]
+        if not adds:
+            continue
+        if cost([planner.trials[i] for i in new] + adds) > left:
             break
-        if len(new) > before:
-            kept.append(c)
-            before = len(new)
-    return kept, [t for t in pair_trials(sweep, kept) if t.trial_id not in done]
+        kept.append(c)
+        new |= {t.trial_id for t in adds}
+    return kept, [t for i, t in planner.trials.items() if i in new]

@@ -1,4 +1,4 @@
-"""The design rule: the pairs that would shrink the boundary's intervals most per trial they add.
+"""The design rule: the runs that would shrink the boundary's intervals most per FLOP they cost.
 
 A sequential, locally optimal design (Chernoff 1953; Box & Lucas 1959) for the D**p of every
 chased slice. At the current fit the delta method gives each slice's
@@ -7,20 +7,33 @@ chased slice. At the current fit the delta method gives each slice's
 
 J: d log(law) / d theta at every row the law was fitted on, theta the fit's own parameters (log E,
 log coef_k, exponent_k); g: d log D**p / d theta, by the implicit function theorem at the root of
-F = E_plain - E_distilled. A pair at Dp adds one row per seed to each law, so what it would take
-off the summed variance of the chased slices is a rank-one update (Sherman-Morrison), exact for
-every candidate. Pairs are picked greedily by that drop per trial the pair adds: its fine-tune and
-distillation, plus the pretrainings of its student and teachers not yet run or picked at that Dp.
-The matrices are updated after each pick. The noise level scales every drop alike, so the rule
-needs no estimate of it.
+F = E_plain - E_distilled. An option adds rows to the two laws -- every plain fine-tune in it one
+row of the error law, every distillation one of the distilled law -- so what it would take off the
+summed variance of the chased slices is a rank-k update (Woodbury), exact for every option. Its
+cost is the FLOPs (plan.flops) of the trials it adds that have not run and are not picked yet:
+pretrainings that exist are reused for free, and one picked this round is paid for once.
 
-Why it is not the crossing rule (raysweep.adaptive.proposals): D**p comes from parameters every
-slice shares. A pair informs all slices of its downstream set, not only its own, and a pair next to
-one that shares its pretrainings costs two trials instead of four to six. How the two compare is
-measured in BENCHMARKS.md, "Adaptive sampling".
-Left out: the ensemble. The rule is first-order around the point fit, so while the fit is poor
-(a start grid of two Dp values) its ranking is as poor; the bootstrap still decides when to stop.
-Averaging the drops over bootstrap fits as well was measured and did not help (BENCHMARKS.md).
+Options come in every shape the study allows, at each candidate Dp (log-spaced over a chased
+slice's current 95 % interval of D**p, and every Dp measured inside it: where the boundary is
+still uncertain) and for each downstream set with a chased slice:
+  pair       one slice's plain fine-tune and distillation (the teachers' fine-tunes, and every
+             pretraining, come with it when missing);
+  fine-tune  one model size's plain fine-tune at one Df: the cheapest row of the error law;
+  Df row     every pair and fine-tune of one Df;
+  row        the sweep's whole row at that Dp: every Df, every size, every teacher set.
+Slices not chased count as well: their rows inform the parameters every slice shares. At a measured
+Dp an option runs its trials with the next replicate's seeds (choice.replicate_seeds): new
+initialisations and new subsets, with new pretrainings to pay for. Options are picked greedily by
+variance drop per FLOP, SIT.BATCH of them a round; after each pick the information and the set of
+taken trials are updated, so a second option at the same Dp pays only for what the first lacks
+(a partial row grows one pair at a time when that is the better buy). The noise level scales every
+drop alike, so the rule needs no estimate of it.
+
+Left out: the ensemble (the rule is first-order around the point fit, so while the fit is poor its
+ranking is as poor; the bootstrap still decides when to stop; averaging over bootstrap fits was
+measured and did not help, BENCHMARKS.md), and Df values the sweep does not list (each would be a
+new slice of the report). How it compares with a denser grid of the same compute: BENCHMARKS.md,
+"Adaptive sampling in compute".
 """
 
 from __future__ import annotations
@@ -31,18 +44,17 @@ import math
 import numpy as np
 
 from raysweep.adaptive import proposals
-from raysweep.adaptive.choice import (
-    Situation,
-    advantage_samples,
-    replicate_seeds,
-    replicates,
-)
+from raysweep.adaptive.choice import REPEAT_GAP, Situation, advantage_samples, pair_ids
 from raysweep.laws import boundary as bnd
 from raysweep.laws.catalogue import BOUNDARY_LAWS, LAWS
 from raysweep.laws.fitting import Fit
+from raysweep.sweep import plan
 
-CANDIDATES = 40   # log-spaced Dp values over the sweep's range, per slice
-REASON = "largest expected drop of the D**p intervals per trial"
+CANDIDATES = 40   # log-spaced Dp values over the sweep's range (a slice with no interval yet)
+BAND_POINTS = 9   # ... over a chased slice's 95 % interval of D**p
+SHAPES = ("pair", "fine-tune", "Df row", "row")
+REASON = "largest expected drop of the D**p intervals per FLOP"
+LAW_OF_STAGE = {LAWS[name].stage: name for name in BOUNDARY_LAWS}   # finetune / distill -> law
 
 
 def log_jacobian(f: Fit, xs: list[dict]) -> np.ndarray:
@@ -83,60 +95,188 @@ class _Laws:
             xs = [r for r in rows if r["stage"] == stage and (r[target] or 0) > 0]
             J = log_jacobian(fits[name], xs)
             self.inv[name] = np.linalg.pinv(J.T @ J)
-        self.grads = [g for g in (cross_gradient(fits, bnd.fixed_inputs(s), s["dp_range"])
-                                  for s in targets) if g is not None]
+        found = [cross_gradient(fits, bnd.fixed_inputs(s), s["dp_range"]) for s in targets]
+        self.grads = {name: np.array([g[i] for g in found if g is not None])
+                      for i, name in enumerate(BOUNDARY_LAWS)}
 
-    def drops(self, xs: list[dict], copies: int) -> np.ndarray:
-        """What a pair at each of XS (COPIES rows per law) takes off the summed variance."""
-        out = np.zeros(len(xs))
-        for i, name in enumerate(BOUNDARY_LAWS):
-            J = log_jacobian(self.fits[name], xs)
-            AJ = J @ self.inv[name]
-            lev = copies * np.einsum("cp,cp->c", AJ, J)
-            for g in self.grads:
-                out += copies * (AJ @ g[i]) ** 2 / (1 + lev)
-        return out
+    def jacobians(self, xs: dict[str, list[dict]]) -> dict[str, np.ndarray]:
+        """Law -> the rows of J at the law inputs XS[law]."""
+        return {name: log_jacobian(self.fits[name], rows) for name, rows in xs.items() if rows}
 
-    def add(self, x: dict, copies: int) -> None:
-        for name in BOUNDARY_LAWS:
-            j = log_jacobian(self.fits[name], [x])[0]
-            Aj = self.inv[name] @ j
-            self.inv[name] = self.inv[name] - copies * np.outer(Aj, Aj) / (1 + copies * j @ Aj)
+    def _update(self, name: str, J: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(A J^T, (I + J A J^T)^-1 J A) for new rows J of law NAME: A - (A J^T)(that) is the
+        inverse information with them."""
+        AJ = self.inv[name] @ J.T
+        return AJ, np.linalg.solve(np.eye(len(J)) + J @ AJ, AJ.T)
+
+    def drop(self, js: dict[str, np.ndarray]) -> float:
+        """What adding the rows JS (law -> rows of J) takes off the summed variance."""
+        total = 0.0
+        for name, J in js.items():
+            G = self.grads[name]
+            if len(J) and G.size:
+                AJ, S = self._update(name, J)
+                total += float(np.einsum("gp,gp->", G @ AJ, (S @ G.T).T))
+        return total
+
+    def add(self, js: dict[str, np.ndarray]) -> None:
+        for name, J in js.items():
+            if len(J):
+                AJ, S = self._update(name, J)
+                self.inv[name] = self.inv[name] - AJ @ S
 
 
-def design_rule(sit: Situation) -> list[proposals.Candidate]:
-    """SIT.BATCH pairs, greedily, by expected drop of the chased slices' Var(log D**p) per trial."""
-    dps = proposals.candidate_dps(*sit.dp_range, CANDIDATES)
-    copies = len(sit.sweep.seeds)
+@dataclasses.dataclass
+class _Option:
+    shape: str
+    downstream: str
+    dp: int
+    members: list[proposals.Candidate]      # its pairs and fine-tunes, as the loop plans them
+    trials: list[plan.Trial]                # everything they need, prerequisites included
+
+
+def design_rule(sit: Situation, per: str = "FLOP", shapes=SHAPES, band: bool = True
+                ) -> list[proposals.Candidate]:
+    """SIT.BATCH options, greedily, by expected drop of the chased slices' Var(log D**p) per FLOP;
+    returned as their members (pairs and fine-tunes), each scored by its option's drop per FLOP.
+    The arguments are for benchmarks (BENCHMARKS.md): PER "trial" ranks per trial added, SHAPES
+    limits the options, BAND False lets options sit anywhere in the sweep's Dp range."""
     laws = {ds: _Laws(sit.fits[ds], [r for r in sit.rows if r["downstream"] == ds],
                       [s for s in sit.targets if s["downstream"] == ds])
             for ds in {s["downstream"] for s in sit.targets}}
-    options = []   # per chased slice: its candidates, fixed for the round; only drops change
-    for s in sit.targets:
-        key = bnd.slice_key(s)
-        p = proposals.winning_share(advantage_samples(sit.fits[s["downstream"]], s, dps))
-        p = np.full(len(dps), math.nan) if p is None else p  # reported, not ranked by
-        found = [replicates([proposals.Candidate(key, int(d), 0.0, float(q), REASON)],
-                            sit.measured.get(key, []), copies)[0] for d, q in zip(dps, p)]
-        options.append((laws[s["downstream"]], (s["student_heads"], *s["teacher_heads"]),
-                        [bnd.fixed_inputs(s) | {"dp": float(d)} for d in dps], found))
-    ran = {(r["heads"], r["dp"], r["seed"]) for r in sit.rows if r["stage"] == "pretrain"}
+    taken = set(sit.done) | {r["trial_id"] for r in sit.rows}
+    dps = _candidate_dps(sit, band)
+    p_win = _winning_shares(sit, dps)
+    options = [o for o in _options(sit, sorted(laws), dps, taken) if o.shape in shapes]
+    jac = _trial_jacobians(laws, {t.trial_id: t for o in options for t in o.trials})
     picked: list[proposals.Candidate] = []
-    while len(picked) < sit.batch:
+    for _ in range(sit.batch):
         best = None
-        for slice_laws, heads, xs, found in options:
-            for c, x, drop in zip(found, xs, slice_laws.drops(xs, copies)):
-                if any((o.slice_key, o.dp, o.replicate) == (c.slice_key, c.dp, c.replicate)
-                       for o in picked):
-                    continue
-                seeds = replicate_seeds(sit.sweep, c.replicate)
-                cost = 2 * copies + len({(h, c.dp, n) for h in heads for n in seeds} - ran)
-                if best is None or drop / cost > best[0]:
-                    best = (drop / cost, c, x, seeds, heads)
+        for o in options:
+            new = [t for t in o.trials if t.trial_id not in taken]
+            cost = sum(t.flops for t in new) if per == "FLOP" else len(new)
+            if not cost:
+                continue
+            score = laws[o.downstream].drop(_stack(jac, new)) / cost
+            if best is None or score > best[0]:
+                best = (score, o, new)
         if best is None or not best[0] > 0:
             break
-        score, c, x, seeds, heads = best
-        picked.append(dataclasses.replace(c, score=float(score)))
-        laws[c.slice_key[0]].add(x | {"dp": float(c.dp)}, copies)
-        ran |= {(h, c.dp, n) for h in heads for n in seeds}
+        score, o, new = best
+        laws[o.downstream].add(_stack(jac, new))
+        taken |= {t.trial_id for t in new}
+        picked += [dataclasses.replace(c, score=float(score), shape=o.shape,
+                                       p_positive=p_win.get((c.slice_key, c.dp), math.nan))
+                   for c in o.members]
     return picked
+
+
+def _trial_jacobians(laws: dict, trials: dict[str, plan.Trial]) -> dict[str, tuple]:
+    """Trial id -> (its law, its row of J) for every fine-tune and distillation of TRIALS on a
+    downstream set in LAWS: computed once a round, in one call per law."""
+    by_law: dict[tuple, list[plan.Trial]] = {}
+    for t in trials.values():
+        ds = (t.config.get("downstream") or {}).get("name")
+        if t.stage in LAW_OF_STAGE and ds in laws:
+            by_law.setdefault((ds, LAW_OF_STAGE[t.stage]), []).append(t)
+    out = {}
+    for (ds, name), ts in by_law.items():
+        J = laws[ds].jacobians({name: _rows(ts)[name]})[name]
+        out |= {t.trial_id: (name, j) for t, j in zip(ts, J)}
+    return out
+
+
+def _stack(jac: dict[str, tuple], trials: list[plan.Trial]) -> dict[str, np.ndarray]:
+    """Law -> the rows of J that TRIALS add to it."""
+    rows: dict[str, list] = {name: [] for name in BOUNDARY_LAWS}
+    for t in trials:
+        if t.trial_id in jac:
+            name, j = jac[t.trial_id]
+            rows[name].append(j)
+    return {name: np.array(js) for name, js in rows.items() if js}
+
+
+def _rows(trials: list[plan.Trial]) -> dict[str, list[dict]]:
+    """Law -> the rows TRIALS would add to it (their law inputs)."""
+    out: dict[str, list[dict]] = {name: [] for name in BOUNDARY_LAWS}
+    for t in trials:
+        if t.stage in LAW_OF_STAGE:
+            c = t.config
+            out[LAW_OF_STAGE[t.stage]].append({"dp": c["dp"], "params": t.params, "df": c["df"],
+                                               "teacher_params": t.teacher_params})
+    return out
+
+
+def _candidate_dps(sit: Situation, band: bool = True) -> list[int]:
+    """Where options may sit: BAND_POINTS log-spaced over each chased slice's 95 % interval of
+    D**p, clipped to the sweep's range, and every measured Dp inside one (a slice with no interval
+    yet, or no BAND: CANDIDATES over the whole range). A log-spaced value within REPEAT_GAP of a
+    measured one gives way to it."""
+    full = (*sit.dp_range, CANDIDATES)
+    spans = [(*s["d_cross_ci"], BAND_POINTS) if s["d_cross_ci"] else full
+             for s in sit.targets] if band else [full]
+    measured = np.array(sorted({r["dp"] for r in sit.rows}), dtype=float)
+    out: set[int] = set()
+    for lo, hi, n in spans:
+        lo, hi = max(lo, sit.dp_range[0]), min(hi, sit.dp_range[1])
+        if lo <= hi:
+            out |= {int(m) for m in measured if lo <= m <= hi}
+            for d in proposals.candidate_dps(lo, hi, n):
+                gap = np.abs(np.log10(measured / d)) if measured.size else np.array([np.inf])
+                out.add(int(measured[gap.argmin()]) if gap.min() < REPEAT_GAP else int(d))
+    return sorted(out)
+
+
+def _options(sit: Situation, downstreams: list[str], dps: list[int], taken: set[str]
+             ) -> list[_Option]:
+    """Every option of every shape at every Dp of DPS, for the downstream sets DOWNSTREAMS."""
+    planner = plan.Planner(sit.sweep)
+    downs = {d.name: d for d in sit.sweep.downstream}
+    dfs = sorted({planner.df_images(downs[ds], a) for ds in downstreams for a in sit.sweep.df})
+    out = []
+    for ds in downstreams:
+        for dp in dps:
+            units = {}   # (teachers or (), heads, df) -> (Candidate, its trials)
+            for df in dfs:
+                for heads in sit.sweep.model["heads"]:
+                    for teachers in [(), *map(tuple, sit.sweep.teachers.get(heads, ()))]:
+                        key = (ds, heads, teachers, df)
+                        units[teachers, heads, df] = _unit(planner, key, dp, taken)
+            out += [_Option("pair" if k[0] else "fine-tune", ds, dp, [c], trials)
+                    for k, (c, trials) in units.items()]
+            for df in dfs:
+                out.append(_merge("Df row", ds, dp, [u for k, u in units.items() if k[2] == df]))
+            out.append(_merge("row", ds, dp, list(units.values())))
+    return out
+
+
+def _unit(planner: plan.Planner, key: tuple, dp: int, taken: set[str]
+          ) -> tuple[proposals.Candidate, list[plan.Trial]]:
+    """The pair (or, with no teachers, the fine-tune) of slice KEY at DP, at its first replicate
+    not yet run, and every trial it needs."""
+    c = proposals.Candidate(key, dp, 0.0, math.nan, REASON)
+    while set(ids := pair_ids(planner, c)) <= taken:
+        c = dataclasses.replace(c, replicate=c.replicate + 1)
+    needed, stack = set(), list(ids)
+    while stack:
+        i = stack.pop()
+        if i not in needed:
+            needed.add(i)
+            stack += planner.trials[i].depends_on
+    return c, [planner.trials[i] for i in sorted(needed)]
+
+
+def _merge(shape: str, ds: str, dp: int, units: list) -> _Option:
+    trials = {t.trial_id: t for _, ts in units for t in ts}
+    return _Option(shape, ds, dp, [c for c, _ in units], list(trials.values()))
+
+
+def _winning_shares(sit: Situation, dps: list[int]) -> dict[tuple, float]:
+    """(slice key, Dp) -> P(distillation wins there) over the ensemble, for every chased slice."""
+    grid = np.array(sorted(dps))
+    out = {}
+    for s in sit.targets:
+        p = proposals.winning_share(advantage_samples(sit.fits[s["downstream"]], s, grid))
+        if p is not None:
+            out |= {(bnd.slice_key(s), int(d)): float(q) for d, q in zip(grid, p)}
+    return out

@@ -6,17 +6,23 @@ uncertain, refit, repeat, until every slice's D**p is pinned down or the budget 
   1. Fit the two error laws with bootstrap and locate every slice's D**p with its 95 % interval.
      Chase the slices whose laws cross inside the measured Dp range and whose interval is wider
      than --tol relative, (hi - lo) / D**p; none left: done. A slice that does not cross there is
-     reported, not chased.
-  2. Choose K pairs (--rule), at image counts between the sweep's smallest and largest Dp:
-     design    (the default; adaptive/design.py) the pairs expected to shrink the chased slices'
-               D**p intervals most per trial they add, pretrainings included;
+     reported, not chased. While some chased slice is wider than FAR x --tol the round refits
+     with 1/QUICK of the resamples: no interval can stop the rounds then, and the design rule
+     reads the point fit; a round that may stop refits with all of them.
+  2. Choose K proposals (--rule), at image counts between the sweep's smallest and largest Dp:
+     design    (the default; adaptive/design.py) the pairs, fine-tunes and whole or partial Dp
+               rows expected to shrink the chased slices' D**p intervals most per FLOP they
+               add, pretrainings included, inside the slices' current intervals;
      crossing  (adaptive/proposals.py) per slice, where the ensemble's D**p splits evenly,
                spread out and cost-weighted.
-  3. Plan each as a pair -- plain fine-tune and distillation at that Dp, every seed, plus the
-     pretrainings they need, finished ones reused -- keep the pairs the budget affords, run them,
-     refit, append the round to OUT/adaptive.json (through raysweep.store, so s3:// works) and
-     print one line: what was proposed and why, the widest interval left.
-The budget counts the trials launched by rounds 1, 2, ...; round 0 is the sweep's own grid.
+  3. Plan each -- plain fine-tune and (for a slice with teachers) distillation at that Dp, every
+     seed, plus the pretrainings they need, finished ones reused -- keep those the budget
+     affords, run them, refit, append the round to OUT/adaptive.json (through raysweep.store, so
+     s3:// works) and print one line: what was proposed and why, the trials and FLOPs it ran, the
+     budget spent so far, the widest interval left.
+The budget (adaptive/budget.py: trials, FLOPs, GPU-hours or a multiple of the grid's compute)
+counts what rounds 1, 2, ... launch; round 0 is the sweep's own grid. adaptive.json carries the
+trials and FLOPs of every round, and the budget's amount, spent and left.
 At the end cli.finish writes fits.json, boundary.json and the report, as the grid command does.
 
 Resuming is rerunning: adaptive.json gives the round count and the budget spent, the results give
@@ -35,9 +41,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Callable
 
 from raysweep.adaptive import proposals
+from raysweep.adaptive.budget import DEFAULT as DEFAULT_BUDGET
+from raysweep.adaptive.budget import Budget, amount_words
 from raysweep.adaptive.choice import (
     Situation,
     affordable,
@@ -58,37 +67,49 @@ from raysweep.sweep import plan
 from raysweep.sweep.spec import Sweep
 
 MIN_BOOTSTRAP = 20  # fewer resamples give no usable 95 % interval
-RULES = {"crossing": crossing_rule, "design": design_rule}  # --rule: where a round's pairs go
-DEFAULTS = {"budget": 100, "batch": 4, "tol": 0.2, "rule": "design"}
+QUICK = 4           # a round far from --tol refits with 1/QUICK of the resamples (see rounds)
+FAR = 2.0           # ... "far": some chased slice is wider than FAR x --tol
+RULES = {"crossing": crossing_rule, "design": design_rule}  # --rule: where a round's trials go
+WHOLE = ("row", "Df row")   # shapes a round line counts as one proposal, not by their runs
+DEFAULTS = {"budget": DEFAULT_BUDGET, "batch": 4, "tol": 0.2, "rule": "design"}
 
 
 # ---- the loop ------------------------------------------------------------------------------
 
-def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: int, batch: int,
-           tol: float, bootstrap: int, echo: Callable[[str], None] = print,
+def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: Budget | int,
+           batch: int, tol: float, bootstrap: int, echo: Callable[[str], None] = print,
            choose: Callable[[Situation], list] = design_rule) -> dict:
-    """Run rounds until every chased slice is within TOL or BUDGET trials are spent; returns the
-    adaptive.json object (also written to OUT)."""
+    """Run rounds until every chased slice is within TOL or BUDGET (a Budget, or a whole number
+    of trials) is spent; returns the adaptive.json object (also written to OUT)."""
+    limit = budget if isinstance(budget, Budget) else Budget("trials", budget, str(budget))
     doc = read_doc(out)
-    picked, ran = [], None   # the pairs the last round ran, and its trials; None: no round yet
+    picked, ran = [], None   # the last round's proposals and (trials, FLOPs), not yet in DOC
     if not results.finished_ids(out):
-        ran = runner(plan.plan(sweep))   # round 0: the sweep's grid
+        grid = plan.plan(sweep)
+        ran = (runner(grid), sum(t.flops for t in grid))   # round 0: the sweep's grid
     while True:
         table = results.read(out)
         rows = bnd.ok_rows(table)
-        fits, slices = fit_boundary(rows, bootstrap)
+        left = limit.amount - spent(doc, limit) - (_charge(ran, limit) if picked else 0.0)
+        done = results.finished_ids(table)
+        args = (sweep, rows, done, tol, batch, left, limit, choose)
+        # Far from TOL no interval can stop the rounds, and the design rule reads the point fit:
+        # fewer resamples do. A round that may stop on TOL, or does stop, fits with all of them.
+        b = max(MIN_BOOTSTRAP, bootstrap // QUICK)
+        fitted = fit_boundary(rows, b)
+        if b < bootstrap and not any(rel_width(s) > FAR * tol for s in fitted[1] if chased(s)):
+            b, fitted = bootstrap, fit_boundary(rows, bootstrap)
+        slices, chosen, trials, stop = decide(*args, *fitted)
+        if stop and b < bootstrap:
+            slices, chosen, trials, stop = decide(*args, *fit_boundary(rows, bootstrap))
         if ran is not None:
-            record(doc, out, picked, ran, slices, tol, echo)
-        targets = [s for s in slices if chased(s) and rel_width(s) > tol]
-        left = budget - sum(r["trials_run"] for r in doc["rounds"] if r["round"] > 0)
-        wanted = choose(Situation(sweep, fits, targets, measured_dps(rows), dp_range(sweep), batch,
-                                  rows)) if targets else []
-        picked, trials = affordable(sweep, wanted, results.finished_ids(table), left)
-        stop = stop_reason(slices, targets, wanted, picked, left)
+            record(doc, out, picked, ran, slices, tol, limit, echo)
         if stop:
             break
-        ran = runner(trials)
-    doc |= {"boundary": slices, "stopped": stop, "trials_total": table.num_rows}
+        picked = chosen
+        ran = (runner(trials), sum(t.flops for t in trials))
+    doc |= {"boundary": slices, "stopped": stop, "trials_total": table.num_rows,
+            "budget": limit.json(spent(doc, limit))}
     write_doc(out, doc)
     echo(f"stopped: {stop}")
     for s in slices:
@@ -97,8 +118,29 @@ def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: int, b
     return doc
 
 
+def decide(sweep: Sweep, rows: list[dict], done: set[str], tol: float, batch: int, left: float,
+           limit: Budget, choose: Callable, fits: dict, slices: list[dict]) -> tuple:
+    """(slices, proposals, their trials, why the rounds stop or None) of a round, from its fit."""
+    targets = [s for s in slices if chased(s) and rel_width(s) > tol]
+    wanted = choose(Situation(sweep, fits, targets, measured_dps(rows), dp_range(sweep), batch,
+                              rows, frozenset(done))) if targets else []
+    chosen, trials = affordable(sweep, wanted, done, left, limit.cost)
+    return slices, chosen, trials, stop_reason(slices, targets, wanted, chosen, left, limit)
+
+
+def spent(doc: dict, limit: Budget) -> float:
+    """What rounds 1, 2, ... in DOC have spent, in LIMIT's unit (the grid, round 0, is outside
+    it)."""
+    return sum(_charge((r["trials_run"], r.get("flops_run") or 0.0), limit)
+               for r in doc["rounds"] if r["round"] > 0)
+
+
+def _charge(ran: tuple[int, float], limit: Budget) -> float:
+    return float(ran[0] if limit.unit == "trials" else ran[1])
+
+
 def stop_reason(slices: list[dict], targets: list, wanted: list, picked: list,
-                left: int) -> str | None:
+                left: float, limit: Budget) -> str | None:
     if not any(chased(s) for s in slices):
         return "no slice's laws cross inside the measured Dp range: nothing to pin down"
     if not targets:
@@ -106,27 +148,30 @@ def stop_reason(slices: list[dict], targets: list, wanted: list, picked: list,
     if not wanted:
         return "every Dp where D**p is still uncertain has been measured already"
     if not picked:
-        return f"budget spent: {left} trials left, the next pair needs more"
+        return (f"budget spent: {amount_words(max(left, 0.0), limit.unit)} left, "
+                f"the next proposal needs more")
     return None
 
 
-def record(doc: dict, out: str, picked: list, ran: int, slices: list[dict], tol: float,
-           echo) -> None:
-    """Append a round (PICKED pairs, RAN trials, the refitted SLICES) to DOC, write adaptive.json
-    and print the round's line."""
+def record(doc: dict, out: str, picked: list, ran: tuple[int, float], slices: list[dict],
+           tol: float, limit: Budget, echo) -> None:
+    """Append a round (PICKED proposals, RAN trials and FLOPs, the refitted SLICES) to DOC, write
+    adaptive.json and print the round's line."""
     number = max((r["round"] for r in doc["rounds"]), default=0) + 1 if picked else 0
     doc["rounds"].append({"round": number, "proposals": [proposal_json(c) for c in picked],
-                          "trials_run": ran, "boundary": slices})
-    doc["trials_run"] = doc.get("trials_run", 0) + ran
+                          "trials_run": ran[0], "flops_run": ran[1], "boundary": slices})
+    doc["trials_run"] = doc.get("trials_run", 0) + ran[0]
+    doc["flops_run"] = (doc.get("flops_run") or 0.0) + ran[1]
+    doc["budget"] = limit.json(spent(doc, limit))
     write_doc(out, doc)
-    echo(round_line(number, picked, ran, slices, tol))
+    echo(round_line(number, picked, ran, slices, tol, limit.words(spent(doc, limit))))
 
 
 def proposal_json(c: proposals.Candidate) -> dict:
     ds, heads, teachers, df = c.slice_key
     return {"downstream": ds, "student_heads": heads, "teacher_heads": list(teachers), "df": df,
-            "dp": c.dp, "replicate": c.replicate, "score": c.score, "p_positive": c.p_positive,
-            "reason": c.reason}
+            "dp": c.dp, "replicate": c.replicate, "shape": c.shape, "score": c.score,
+            "p_positive": c.p_positive, "reason": c.reason}
 
 
 def read_doc(out: str) -> dict:
@@ -151,11 +196,13 @@ def label(s: dict) -> str:
     return f"{s['downstream']} {s['student_heads']}h<-{teachers}h Df={s['df']}"
 
 
-def round_line(number: int, picked: list, ran: int, slices: list[dict], tol: float) -> str:
+def round_line(number: int, picked: list, ran: tuple[int, float], slices: list[dict],
+               tol: float, spending: str = "") -> str:
     what = _proposed(picked) if number else "the sweep's grid"
     chased_ = [s for s in slices if chased(s)]
     done = sum(rel_width(s) <= tol for s in chased_)
-    head = f"round {number}: {what}; {ran} trials run; {done}/{len(chased_)} slices within {tol:g}"
+    cost = f"{ran[0]} trials run, {ran[1]:.3g} FLOPs" + (f" ({spending})" if spending else "")
+    head = f"round {number}: {what}; {cost}; {done}/{len(chased_)} slices within {tol:g}"
     if not chased_:
         return head
     widest = max(chased_, key=rel_width)
@@ -175,14 +222,20 @@ def width_words(s: dict) -> str:
 
 
 def _proposed(picked: list) -> str:
+    """'a row and 2 pairs (23 runs in 9 slices) at Dp 2.4e+05-3e+05, ... (why; P(...) ...)'."""
     dps = [c.dp for c in picked]
-    p = [c.p_positive for c in picked]
+    p = [c.p_positive for c in picked if math.isfinite(c.p_positive)]
     slices = len({c.slice_key for c in picked})
     again = sum(c.replicate > 0 for c in picked)
     repeats = f", {again} at a measured Dp with new seeds" if again else ""
-    return (f"{len(picked)} pairs in {slices} slice{'s' * (slices > 1)} at Dp {min(dps):.3g}-"
-            f"{max(dps):.3g}{repeats} ({picked[0].reason}; P(distillation wins) "
-            f"{min(p):.2f}-{max(p):.2f})")
+    shapes = Counter(c.shape for c in {(c.shape, c.dp, c.score, c.slice_key[0]): c
+                                       for c in picked if c.shape in WHOLE}.values())
+    shapes |= Counter(c.shape for c in picked if c.shape not in WHOLE)
+    what = " and ".join(f"{n} {s}{'s' * (n > 1)}" for s, n in shapes.items())
+    runs = "" if set(shapes) == {"pair"} else f" ({len(picked)} runs)"
+    chance = f"; P(distillation wins) {min(p):.2f}-{max(p):.2f}" if p else ""
+    return (f"{what}{runs} in {slices} slice{'s' * (slices > 1)} at Dp {min(dps):.3g}-"
+            f"{max(dps):.3g}{repeats} ({picked[0].reason}{chance})")
 
 
 # ---- runners and targets ---------------------------------------------------------------------

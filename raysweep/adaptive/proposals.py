@@ -44,6 +44,7 @@ class Candidate:
     p_positive: float  # p: share of the crossing members in which distillation still wins here
     reason: str = "D**p uncertain here"  # why this Dp: the report's table groups by it
     replicate: int = 0  # 0: a new Dp; k: the k-th repeat of a measured Dp, with new seeds
+    shape: str = "pair"  # the option it came in (adaptive/design.py): pair, fine-tune, Df row, row
 
 
 def candidate_dps(dp_min: float, dp_max: float, n: int = 200) -> np.ndarray:
