@@ -155,3 +155,14 @@ def test_a_simulated_run_with_the_design_rule_converges_on_the_truth(tmp_path):
         assert len(set(seen)) == len(seen) and all(65_000 <= s[3] <= 1_300_000 for s in seen)
     assert doc["trials_run"] == len(launched) == len(set(launched)) == doc["trials_total"]
     assert "largest expected drop of the D**p intervals per FLOP" in lines[1]
+
+
+def test_a_round_under_a_compute_budget_picks_on_until_it_costs_its_share(tmp_path):
+    import dataclasses
+    sit = grid_situation({**one_slice_raw(noise=0.005), "df": [0.5, 1.0]}, str(tmp_path), 1)
+    one = dr.design_rule(sit)
+    one_cost = sum(t.flops for t in choice.pair_trials(sit.sweep, one))
+    more = dr.design_rule(dataclasses.replace(sit, min_flops=3 * one_cost))
+    cost = sum(t.flops for t in choice.pair_trials(sit.sweep, more))
+    assert more[:len(one)] == one and cost >= 3 * one_cost   # the same first pick, then more
+    assert len({(c.shape, c.dp, c.score) for c in more}) > 1

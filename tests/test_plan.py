@@ -111,3 +111,25 @@ def test_critical_first_starts_the_costliest_chains_and_keeps_prerequisites_firs
     assert trials[0].config["dp"] == 500
     assert [(t.stage, t.config["model"]["heads"], t.config["dp"]) for t in order[:2]] == [
         ("pretrain", 8, 4000), ("pretrain", 6, 4000)]
+
+
+def test_flops_count_every_image_the_training_sees_in_epochs_or_in_steps():
+    raw = yaml.safe_load((ROOT / "sweeps" / "smoke.yaml").read_text())
+    by_epochs = plan.plan(spec.parse(raw))
+    pre = next(t for t in by_epochs if t.stage == "pretrain")
+    m = pre.config["model"]
+    tokens = (m["image_size"] // m["patch_size"]) ** 2 + 1
+    epochs = pre.config["train"]["epochs"]
+    assert pre.flops == 6 * pre.params * tokens * epochs * pre.config["dp"]
+    # steps replace epochs: steps x the batch, or x the whole subset when it is smaller
+    raw["train"]["pretrain"] = {**raw["train"]["pretrain"], "steps": 7, "warmup_steps": 1}
+    raw["train"]["pretrain"].pop("warmup_epochs", None)
+    for t in plan.plan(spec.parse(raw)):
+        if t.stage == "pretrain":
+            batch = t.config["train"].get("batch_size", 128)
+            assert t.flops == 6 * t.params * tokens * 7 * min(batch, t.config["dp"])
+    distill = next(t for t in by_epochs if t.stage == "distill")   # teachers' forwards on top
+    assert distill.flops > next(t for t in by_epochs if t.stage == "finetune"
+                                and t.config["dp"] == distill.config["dp"]
+                                and t.params == distill.params
+                                and t.config["df"] == distill.config["df"]).flops

@@ -34,7 +34,7 @@ def trial(n: int) -> plan.Trial:
     config = {"stage": "finetune", "upstream": {"name": "fractal"},
               "downstream": {"name": "digits"},
               "model": {"heads": 2, "image_size": 16, "patch_size": 4}, "dp": 100 * n, "df": 10,
-              "seed": 0, "teachers": [1], "train": {"epochs": 3}}
+              "seed": 0, "teachers": [1], "train": {"epochs": 3, "warmup_epochs": 0.5}}
     return plan.Trial(plan.trial_id(config), "finetune", config, (), {"CPU": 1}, 1000 + n, 50.0)
 
 

@@ -78,14 +78,14 @@ def parser():
                    help="FLOP/s one GPU sustains, for --budget in GPU-hours (default "
                         "%(default)g, an assumption: ~10 %% of an H100's bf16 peak)")
     p.add_argument("--batch", type=int, default=loop.DEFAULTS["batch"],
-                   help="pairs (plain fine-tune + distillation at one Dp) per round "
-                        "(default %(default)s)")
+                   help="proposals per round: pairs (plain fine-tune + distillation at one "
+                        "Dp), fine-tunes or whole or partial Dp rows (default %(default)s)")
     p.add_argument("--tol", type=float, default=loop.DEFAULTS["tol"],
                    help="stop when every D**p 95 %% interval is narrower than this, relative: "
                         "(hi - lo) / D**p (default %(default)s, i.e. +-10 %%)")
     p.add_argument("--rule", default=loop.DEFAULTS["rule"],
-                   help="where a round's pairs go: design (largest expected drop of the D**p "
-                        "intervals per trial) or crossing (where the ensemble's D**p splits "
+                   help="where a round's runs go: design (largest expected drop of the D**p "
+                        "intervals per FLOP) or crossing (where the ensemble's D**p splits "
                         "evenly) (default %(default)s)")
     p.add_argument("--trials", type=int, default=None,
                    help="--target hparams: candidates per model size (default: the sweep's "

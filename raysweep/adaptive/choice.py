@@ -55,6 +55,7 @@ class Situation:
     batch: int                        # pairs to propose
     rows: list[dict]                  # the ok results the fits used
     done: frozenset[str] = frozenset()  # ids of every trial that needs no run (results.finished_ids)
+    min_flops: float = 0.0            # the design rule picks on until its picks cost this much
 
 
 

@@ -29,6 +29,13 @@ taken trials are updated, so a second option at the same Dp pays only for what t
 (a partial row grows one pair at a time when that is the better buy). The noise level scales every
 drop alike, so the rule needs no estimate of it.
 
+Why options stay inside the intervals: ranked per FLOP over the sweep's whole range, the rule
+spent most of a 1x budget at the smallest Dp, where pretraining is cheapest and the linearised
+drops looked as large as elsewhere, and the bootstrap intervals did not narrow (on
+sweeps/simulate.yaml: the widest slice at 2.2 after 1x; pairs ranked per trial had reached 0.78
+with 300 trials); the first-order model overrates far-away rows on laws whose E, coefficient and exponent trade off. Inside the intervals it only decides shape
+and amount, and the bootstrap agrees (BENCHMARKS.md, "Adaptive sampling in compute").
+
 Left out: the ensemble (the rule is first-order around the point fit, so while the fit is poor its
 ranking is as poor; the bootstrap still decides when to stop; averaging over bootstrap fits was
 measured and did not help, BENCHMARKS.md), and Df values the sweep does not list (each would be a
@@ -137,7 +144,8 @@ class _Option:
 
 def design_rule(sit: Situation, per: str = "FLOP", shapes=SHAPES, band: bool = True
                 ) -> list[proposals.Candidate]:
-    """SIT.BATCH options, greedily, by expected drop of the chased slices' Var(log D**p) per FLOP;
+    """SIT.BATCH options, and more until they cost SIT.MIN_FLOPS, greedily, by expected drop of
+    the chased slices' Var(log D**p) per FLOP;
     returned as their members (pairs and fine-tunes), each scored by its option's drop per FLOP.
     The arguments are for benchmarks (BENCHMARKS.md): PER "trial" ranks per trial added, SHAPES
     limits the options, BAND False lets options sit anywhere in the sweep's Dp range."""
@@ -150,7 +158,8 @@ def design_rule(sit: Situation, per: str = "FLOP", shapes=SHAPES, band: bool = T
     options = [o for o in _options(sit, sorted(laws), dps, taken) if o.shape in shapes]
     jac = _trial_jacobians(laws, {t.trial_id: t for o in options for t in o.trials})
     picked: list[proposals.Candidate] = []
-    for _ in range(sit.batch):
+    picks, flops = 0, 0.0
+    while picks < sit.batch or flops < sit.min_flops:
         best = None
         for o in options:
             new = [t for t in o.trials if t.trial_id not in taken]
@@ -165,6 +174,7 @@ def design_rule(sit: Situation, per: str = "FLOP", shapes=SHAPES, band: bool = T
         score, o, new = best
         laws[o.downstream].add(_stack(jac, new))
         taken |= {t.trial_id for t in new}
+        picks, flops = picks + 1, flops + sum(t.flops for t in new)
         picked += [dataclasses.replace(c, score=float(score), shape=o.shape,
                                        p_positive=p_win.get((c.slice_key, c.dp), math.nan))
                    for c in o.members]

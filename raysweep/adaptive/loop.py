@@ -9,7 +9,9 @@ uncertain, refit, repeat, until every slice's D**p is pinned down or the budget 
      reported, not chased. While some chased slice is wider than FAR x --tol the round refits
      with 1/QUICK of the resamples: no interval can stop the rounds then, and the design rule
      reads the point fit; a round that may stop refits with all of them.
-  2. Choose K proposals (--rule), at image counts between the sweep's smallest and largest Dp:
+  2. Choose K proposals (--rule; the design rule adds more until they cost 1/ROUNDS of a budget
+     in compute, so a budget is spent in about ROUNDS rounds whatever the size of the options),
+     at image counts between the sweep's smallest and largest Dp:
      design    (the default; adaptive/design.py) the pairs, fine-tunes and whole or partial Dp
                rows expected to shrink the chased slices' D**p intervals most per FLOP they
                add, pretrainings included, inside the slices' current intervals;
@@ -69,9 +71,10 @@ from raysweep.sweep.spec import Sweep
 MIN_BOOTSTRAP = 20  # fewer resamples give no usable 95 % interval
 QUICK = 4           # a round far from --tol refits with 1/QUICK of the resamples (see rounds)
 FAR = 2.0           # ... "far": some chased slice is wider than FAR x --tol
+ROUNDS = 8          # a round spends at least 1/ROUNDS of a compute budget: few rounds, few refits
 RULES = {"crossing": crossing_rule, "design": design_rule}  # --rule: where a round's trials go
 WHOLE = ("row", "Df row")   # shapes a round line counts as one proposal, not by their runs
-DEFAULTS = {"budget": DEFAULT_BUDGET, "batch": 4, "tol": 0.2, "rule": "design"}
+DEFAULTS = {"budget": DEFAULT_BUDGET, "batch": 8, "tol": 0.2, "rule": "design"}
 
 
 # ---- the loop ------------------------------------------------------------------------------
@@ -122,8 +125,9 @@ def decide(sweep: Sweep, rows: list[dict], done: set[str], tol: float, batch: in
            limit: Budget, choose: Callable, fits: dict, slices: list[dict]) -> tuple:
     """(slices, proposals, their trials, why the rounds stop or None) of a round, from its fit."""
     targets = [s for s in slices if chased(s) and rel_width(s) > tol]
+    least = min(left, limit.amount / ROUNDS) if limit.unit == "FLOPs" else 0.0
     wanted = choose(Situation(sweep, fits, targets, measured_dps(rows), dp_range(sweep), batch,
-                              rows, frozenset(done))) if targets else []
+                              rows, frozenset(done), least)) if targets else []
     chosen, trials = affordable(sweep, wanted, done, left, limit.cost)
     return slices, chosen, trials, stop_reason(slices, targets, wanted, chosen, left, limit)
 

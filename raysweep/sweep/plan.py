@@ -17,6 +17,7 @@ which is what makes resuming and extending a sweep free.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections import Counter
@@ -25,6 +26,7 @@ from collections.abc import Iterable
 from raysweep import data
 from raysweep.sweep.spec import Sweep
 from raysweep.train import models
+from raysweep.train.settings import TrainSettings
 
 STAGES = ("pretrain", "finetune", "distill")
 
@@ -47,7 +49,7 @@ class Trial:
                 "downstream": (c.get("downstream") or {}).get("name"),
                 "resources": dict(self.resources), "depends_on": list(self.depends_on)}
 
-    @property
+    @functools.cached_property
     def flops(self) -> float:
         return flops(self)
 
@@ -161,16 +163,21 @@ def plan(sweep: Sweep, dp_images: Iterable[int] | None = None) -> list[Trial]:
 
 def flops(t: Trial) -> float:
     """Training compute of a trial: ~6 FLOPs per parameter per token (forward + backward), plus
-    ~2 per teacher parameter per token for teacher forwards. Epochs x images x tokens per image."""
+    ~2 per teacher parameter per token for teacher forwards, for every image the training sees:
+    epochs x images, or with `steps` set, steps x images per step (the batch, or all of a smaller
+    subset). Evaluation passes are not counted."""
     c = t.config
     m = c["model"]
     tokens = (m["image_size"] // m["patch_size"]) ** 2 + 1
     stages = c["train"] if "pretrain" in c["train"] else {t.stage: c["train"]}
     total = 0.0
-    for stage, settings in stages.items():
-        images = settings.get("epochs", 1) * (c["dp"] if stage == "pretrain" else c.get("df", 0))
+    for stage, given in stages.items():
+        settings = TrainSettings(**given)
+        n = c["dp"] if stage == "pretrain" else c.get("df", 0)
+        seen = (settings.steps * min(settings.batch_size, n) if settings.steps
+                else settings.epochs * n)
         per_token = 6 * t.params + 2 * (t.teacher_params or 0) * len(c.get("teachers", []))
-        total += per_token * tokens * images
+        total += per_token * tokens * seen
     return total
 
 

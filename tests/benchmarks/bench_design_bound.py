@@ -134,22 +134,42 @@ def uniform(st: Study, study: str, tol: float, cap: int) -> list[int]:
 
 def candidates(st: Study) -> list[tuple[str, dict]]:
     """(law, one row): every plain fine-tune and distillation the sweep has, at BOUND_DPS Dp."""
+    return [(STAGE[t.stage], inputs_of(t)) for t in candidate_trials(st)]
+
+
+def candidate_trials(st: Study) -> list[plan.Trial]:
     dps = np.geomspace(*choice.dp_range(st.sweep), BOUND_DPS)
-    return [(STAGE[t.stage], inputs_of(t)) for t in plan.plan(st.sweep, [round(d) for d in dps])
-            if t.stage in STAGE]
+    return [t for t in plan.plan(st.sweep, [round(d) for d in dps]) if t.stage in STAGE]
 
 
-def best_design(st: Study, start: dict, cands: list, n: float) -> tuple[float, np.ndarray]:
+def row_flops(st: Study) -> np.ndarray:
+    """Per candidate: FLOPs of one observation paid for as in a whole row at its Dp -- its own
+    trial, plus the row's pretrainings shared evenly by the row's observations (the cheapest a
+    real sampler can get at that Dp)."""
+    out = []
+    for t in candidate_trials(st):
+        row = plan.plan(st.sweep, [t.config["dp"]])
+        shared = sum(r.flops for r in row if r.stage == "pretrain")
+        out.append(t.flops + shared / sum(r.stage in STAGE for r in row))
+    return np.array(out)
+
+
+def best_design(st: Study, start: dict, cands: list, n: float, cost: np.ndarray | None = None
+                ) -> tuple[float, np.ndarray]:
     """(largest Var(log D**p), weights): the design of N observations over CANDS, on top of the
     START information, that minimises the largest variance over the slices. Convex: each variance
-    is a matrix-fractional function of the weights, so SLSQP on the epigraph finds the optimum."""
+    is a matrix-fractional function of the weights, so SLSQP on the epigraph finds the optimum.
+    With COST (per candidate), N is a compute budget and weight w_j buys N w_j / COST_j
+    observations of candidate j: still linear in w, still convex."""
     law_of = np.array([LAWS.index(name) for name, _ in cands])
+    scale = np.ones(len(cands)) if cost is None else 1.0 / np.asarray(cost, dtype=float)
+    n_of = [n * scale[law_of == i] for i in range(len(LAWS))]
     J = [log_jacobian(st.fits[name], [x for k, x in cands if k == name]) for name in LAWS]
     m = len(cands)
 
     def inverses(w):
-        return [np.linalg.inv(start[name] + n * (J[i].T * w[law_of == i]) @ J[i] / st.noise2)
-                for i, name in enumerate(LAWS)]
+        return [np.linalg.inv(start[name] + (J[i].T * (n_of[i] * w[law_of == i])) @ J[i]
+                              / st.noise2) for i, name in enumerate(LAWS)]
 
     def slack(z):   # t - Var_s >= 0
         inv = inverses(z[:-1])
@@ -160,7 +180,7 @@ def best_design(st: Study, start: dict, cands: list, n: float) -> tuple[float, n
         out = np.ones((len(st.grads), m + 1))
         for s, grads in enumerate(st.grads):
             for i, g in enumerate(grads):
-                out[s, :-1][law_of == i] = n * (J[i] @ (inv[i] @ g)) ** 2 / st.noise2
+                out[s, :-1][law_of == i] = n_of[i] * (J[i] @ (inv[i] @ g)) ** 2 / st.noise2
         return out
 
     res = optimize.minimize(
@@ -174,22 +194,24 @@ def best_design(st: Study, start: dict, cands: list, n: float) -> tuple[float, n
     return float(res.x[-1]), res.x[:-1]
 
 
-def bound(st: Study, tol: float) -> tuple[float, list[tuple[float, str, dict]]]:
+def bound(st: Study, tol: float, cost: np.ndarray | None = None
+          ) -> tuple[float, list[tuple[float, str, dict]]]:
     """(fewest one-trial observations after the start grid with which some design reaches TOL in
     every slice, that design as (observations, law, row)): the continuous relaxation, a lower
-    bound for every sampler. Bisected to half an observation."""
+    bound for every sampler. Bisected to half an observation. With COST per candidate: the least
+    compute instead (bisected to 2 %), the design as (compute, law, row)."""
     start = st.info(plan.plan(st.sweep))
     target = (math.asinh(tol / 2) / Z) ** 2   # Var(log D**p) at which width(var) == tol
     if st.variances(start).max() <= target:
         return 0.0, []
     cands = candidates(st)
-    lo, hi = 0.0, 1.0
-    while best_design(st, start, cands, hi)[0] > target:
+    lo, hi = 0.0, 1.0 if cost is None else 0.05 * sum(t.flops for t in plan.plan(st.sweep))
+    while best_design(st, start, cands, hi, cost)[0] > target:
         lo, hi = hi, hi * 2
-    while hi - lo > 0.5:
+    while hi - lo > (0.5 if cost is None else 0.02 * hi):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if best_design(st, start, cands, mid)[0] > target else (lo, mid)
-    w = best_design(st, start, cands, hi)[1]
+        lo, hi = (mid, hi) if best_design(st, start, cands, mid, cost)[0] > target else (lo, mid)
+    w = best_design(st, start, cands, hi, cost)[1]
     return hi, [(hi * wi, *c) for wi, c in zip(w, cands) if wi > 0.01]
 
 
@@ -217,9 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kappa", type=float, default=KAPPA,
                    help="variance factor of the fit over least squares (default pi / 2)")
     p.add_argument("--calibrate", type=int, default=0, metavar="N")
+    p.add_argument("--cost", choices=("trials", "flops"), default="trials",
+                   help="flops: the bound in compute (each observation paid for as in a whole "
+                        "row at its Dp), against uniform refinement's compute")
     args = p.parse_args(argv)
     tol = args.tol or B.TOL[args.study]
     rows = []
+    if args.cost == "flops":
+        return flops_bound(args, tol)
     for seed in range(args.seeds):
         st = Study(args.study, seed, args.noise, args.kappa)
         grid = len(plan.plan(st.sweep))
@@ -244,6 +271,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k}: median {statistics.median(r[k] for r in rows):.1f} trials; / uniform per "
               f"seed: median {statistics.median(ratio):.2f} (min {min(ratio):.2f}); after the "
               f"start grid: median {statistics.median(added):.2f} (min {min(added):.2f})")
+    return 0
+
+
+def flops_bound(args, tol: float) -> int:
+    """--cost flops: per seed, uniform refinement's compute to reach TOL (start grid included)
+    and the least compute of any design, each observation paid for as in a whole row."""
+    rows = []
+    for seed in range(args.seeds):
+        st = Study(args.study, seed, args.noise, args.kappa)
+        grid = sum(t.flops for t in plan.plan(st.sweep))
+        uni = sum(t.flops for t in plan.plan(st.sweep, uniform(st, args.study, tol, args.cap)))
+        c, _ = bound(st, tol, row_flops(st))
+        rows.append({"seed": seed, "grid_flops": grid, "uniform_flops": uni,
+                     "bound_flops": grid + c})
+        print(json.dumps(rows[-1]), flush=True)
+    ratio = [r["bound_flops"] / r["uniform_flops"] for r in rows]
+    added = [(r["bound_flops"] - r["grid_flops"]) / (r["uniform_flops"] - r["grid_flops"])
+             for r in rows if r["uniform_flops"] > r["grid_flops"]]
+    print(f"\n{args.study}, tol {tol}, noise {args.noise}, kappa {args.kappa:.3g}, {args.seeds} "
+          f"seeds, compute: bound / uniform per seed median {statistics.median(ratio):.2f} "
+          f"(min {min(ratio):.2f}); after the start grid: median {statistics.median(added):.2f} "
+          f"(min {min(added):.2f})")
     return 0
 
 
