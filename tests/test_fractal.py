@@ -10,7 +10,9 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestCentroid
 
+from raysweep import cli
 from raysweep.data import fractal
+from raysweep.sweep import spec
 
 SMALL = {"classes": 4, "images_per_class": 12, "test_per_class": 5, "seed": 3}
 
@@ -48,6 +50,17 @@ def test_different_seeds_give_different_classes():
     a = fractal.generate(12, SMALL)[0]
     b = fractal.generate(12, {**SMALL, "seed": 4})[0]
     assert (a.float() - b.float()).abs().mean() > 10
+
+
+def test_default_downstream_classes_are_novel_and_its_test_split_holds_5000():
+    """The default sweep fine-tunes on fractal classes of another seed: no IFS of pretraining
+    reappears there, and 500 test images per class give the 5,000 of issue 14."""
+    sweep = spec.load(cli.sweep_path("default"))
+    up, down = sweep.upstream.params, sweep.downstream[0].params
+    maps_up = fractal.class_systems(up["classes"], up.get("seed", 0))[0].flatten(1)
+    maps_down = fractal.class_systems(down["classes"], down["seed"])[0].flatten(1)
+    assert torch.cdist(maps_up, maps_down).min() > 0.1    # map entries lie in [-1, 1]
+    assert down["classes"] * down["test_per_class"] == 5000
 
 
 def test_test_split_size_leaves_train_images_alone():

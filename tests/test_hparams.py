@@ -231,3 +231,13 @@ def test_progress_lines_survive_a_swapped_print(monkeypatch):
                  executor.Progress({}, "out", cluster.say, set().__contains__))
     for echo in callbacks:
         assert ray.cloudpickle.loads(ray.cloudpickle.dumps(echo)).echo is cluster.say
+
+
+def test_reports_of_a_trial_trained_for_steps_count_its_passes():
+    """ASHA's budget is one report per epoch: a phase set by `steps` makes
+    ceil(steps / ceil(images / batch)) of them, not `epochs` (TrainSettings' 300)."""
+    sweep = smoke({"train": {"finetune": {"steps": 10, "batch_size": 4}}})
+    trials = {t.stage: t for t in plan.plan(sweep)}
+    df = trials["finetune"].config["df"]
+    assert hparams_space.epochs_of(trials["finetune"]) == math.ceil(10 / math.ceil(df / 4))
+    assert hparams_space.epochs_of(trials["pretrain"]) == 1   # epochs: 1, as before

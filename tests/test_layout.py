@@ -116,4 +116,4 @@ def test_a_wheel_runs_the_default_dry_run_from_anywhere(tmp_path):
     run = subprocess.run([str(python), "-m", "raysweep.grid", "--dry-run"], check=False,
                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith("100 trials: 16 pretrain, 48 finetune, 36 distill"), run.stdout
+    assert run.stdout.startswith("200 trials: 32 pretrain, 96 finetune, 72 distill"), run.stdout

@@ -101,16 +101,26 @@ def test_dry_run_text_and_bad_sweep_exit_2(tmp_path, capsys):
 
 
 def test_critical_first_starts_the_costliest_chains_and_keeps_prerequisites_first():
-    trials = plan.plan(spec.load(ROOT / "sweeps" / "default.yaml"))
+    # The default's grid, its steps written as epochs (100 x 512 images = 1,600 steps x 32), so
+    # that a pretraining's cost grows with Dp (with the shipped steps every Dp costs the same).
+    raw = yaml.safe_load((ROOT / "sweeps" / "default.yaml").read_text())
+    raw["train"] = {"pretrain": {"epochs": 100, "batch_size": 32, "warmup_epochs": 10},
+                    "finetune": {"epochs": 5, "batch_size": 32, "warmup_epochs": 0.5}}
+    trials = plan.plan(spec.parse(raw))
     order = plan.critical_first(list(reversed(trials)))   # any input order
     assert sorted(t.trial_id for t in order) == sorted(t.trial_id for t in trials)
     pos = {t.trial_id: i for i, t in enumerate(order)}
     assert all(pos[d] < pos[t.trial_id] for t in trials for d in t.depends_on)
     # plan order starts at the smallest Dp; the longest chains hang off the largest Dp's biggest
     # models, and everything below a pretraining still has to wait for it
-    assert trials[0].config["dp"] == 500
+    assert trials[0].config["dp"] == 8
     assert [(t.stage, t.config["model"]["heads"], t.config["dp"]) for t in order[:2]] == [
-        ("pretrain", 8, 4000), ("pretrain", 6, 4000)]
+        ("pretrain", 8, 512), ("pretrain", 8, 512)]   # seeds 0 and 1
+    shipped = [t for t in plan.plan(spec.load(ROOT / "sweeps" / "default.yaml"))
+               if t.stage == "pretrain" and t.config["model"]["heads"] == 8]
+    cost = {t.config["dp"]: t.flops for t in shipped}   # a fixed step count: the same from
+    assert sorted(cost) == [8, 32, 128, 512]              # Dp 32 (the batch) on; 8 images a step
+    assert cost[32] == cost[128] == cost[512] == 4 * cost[8]   # at Dp 8
 
 
 def test_flops_count_every_image_the_training_sees_in_epochs_or_in_steps():

@@ -41,7 +41,7 @@ def test_cost_moves_the_choice_towards_cheaper_dp_but_not_out_of_the_band():
     crossings = np.geomspace(2e3, 5e5, 400)      # D**p anywhere over 2.4 decades
     f = ensemble(crossings, dps)
     (free,) = proposals.pick(proposals.score_slice(("a",), f, dps, np.ones(len(dps))), 1)
-    cost = proposals.relative_cost(dps.astype(float), 10.0, 1.0)
+    cost = 10.0 * dps + 1.0   # pretraining 10 images a Dp image, fine-tuning 1 (images seen)
     (priced,) = proposals.pick(proposals.score_slice(("a",), f, dps, cost), 1)
     assert abs(np.log(free.dp / np.median(crossings))) < 0.05   # without cost: the median
     # score ~ (log10 Dp - 3.3) / sqrt(Dp) below the median peaks at 10^(3.3 + 2/ln 10) ~ 1.5e4

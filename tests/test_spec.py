@@ -41,6 +41,11 @@ BAD = {
     "warm-up longer than training": (
         lambda r: r["train"]["finetune"].update(warmup_epochs=2), "train.finetune",
         "warmup_epochs must be in [0, epochs = 1)"),
+    "steps not a whole number": (lambda r: r["train"]["finetune"].update(steps=2.5),
+                                 "train.finetune.steps", "expected int"),
+    "warm-up steps not shorter than steps": (
+        lambda r: r["train"]["finetune"].update(steps=10, warmup_steps=10), "train.finetune",
+        "warmup_steps must be in [0, steps = 10)"),
     "teacher not smaller": (lambda r: r.update(teachers={3: [[1, 3]]}), "teachers.3[0][1]",
                             "not smaller"),
     "teacher of unknown student": (lambda r: r.update(teachers={5: [[1]]}), "teachers.5",
@@ -96,3 +101,13 @@ def test_resources_default_and_per_size():
                                       3: {"gpu": 0.5, "cpu": 2}}})
     assert sweep.resources[1] == {"GPU": 0.25, "CPU": 1}
     assert sweep.resources[3] == {"GPU": 0.5, "CPU": 2}
+
+
+def test_steps_reach_each_trial_config_and_size_overrides(tmp_path):
+    def edit(r):
+        r["train"]["finetune"].update(steps=40, warmup_steps=4)
+        r["heads"] = {2: {"pretrain.steps": 7}}
+    sweep = spec.load(write(tmp_path, edit))
+    assert sweep.train["finetune"]["steps"] == 40 and sweep.train["distill"]["warmup_steps"] == 4
+    assert sweep.settings_for(2)["train"]["pretrain"]["steps"] == 7
+    assert "steps" not in sweep.settings_for(1)["train"]["pretrain"]   # epochs stay in charge

@@ -125,6 +125,9 @@ def test_schedule_start_peak_end():
     ({"flip": 1}, "flip must be of type bool"),
     ({"epochs": True}, "epochs must be of type float"),
     ({"steps": 10.5}, "steps must be of type int | None"),
+    ({"steps": 10, "warmup_steps": 10}, "warmup_steps must be in \\[0, steps = 10\\)"),
+    ({"warmup_steps": -1}, "warmup_steps must be in"),
+    ({"warmup_steps": 2.0}, "warmup_steps must be of type int | None"),
 ])
 def test_bad_settings_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -177,6 +180,18 @@ def test_steps_replace_epochs_and_cross_epoch_ends(digits):
                    on_epoch=lambda epoch, state: epochs_seen.append((epoch, state["step"])))
     assert result.status == "ok" and result.steps == 25
     assert epochs_seen == [(1, 11), (2, 22), (3, 25)]  # 11 steps per epoch, the third partial
+
+
+def test_warmup_steps_replace_warmup_epochs(digits):
+    lrs = []
+    settings = TrainSettings(steps=30, warmup_steps=20, warmup_epochs=0.5, batch_size=128,
+                             lr=1e-3, warmup_lr=1e-5, min_lr=1e-5)
+    train(vit(), *digits, settings, seed=0,
+          on_epoch=lambda epoch, state: lrs.append(state["metrics"]["lr"]))
+    # the lr of each epoch's last step (10, 21, 29): still rising at step 10 of a 20-step
+    # warm-up (0.5 epochs would have been 6 steps, past its peak by then), decaying afterwards
+    assert lrs[0] == pytest.approx(learning_rate(10, 30, 20, settings))
+    assert lrs[0] < 1e-3 * 0.6 and lrs[1] > lrs[2]
 
 
 @pytest.mark.parametrize("poison", ["huge_lr", "nan_weight"])

@@ -146,11 +146,11 @@ def advantage_samples(laws: dict, s: dict, dps: np.ndarray) -> np.ndarray:
 
 
 def pair_cost(sweep: Sweep, dps: np.ndarray, df: int) -> np.ndarray:
-    """Images a pair pushes through a model: epochs x Dp of pretraining, two fine-tunings of
-    epochs x Df. An unset `epochs` is the same default for both stages, so 1 keeps the ratio."""
-    epochs = {stage: sweep.train[stage].get("epochs", 1.0) for stage in ("pretrain", "finetune")}
-    return proposals.relative_cost(dps.astype(float), epochs["pretrain"],
-                                   2 * epochs["finetune"] * df)
+    """Images a pair pushes through a model at each of DPS: the student's pretraining plus two
+    fine-tunings on DF images (plan.images_seen: epochs or steps, as the sweep says)."""
+    train = sweep.train
+    pre = np.array([plan.images_seen(train["pretrain"], d) for d in dps.astype(float)])
+    return pre + 2 * plan.images_seen(train["finetune"], df)
 
 
 def dp_range(sweep: Sweep) -> tuple[int, int]:

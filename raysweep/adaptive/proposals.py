@@ -91,10 +91,3 @@ def pick(candidates: list[Candidate], k: int, min_gap: float = 0.1) -> list[Cand
         if not near:
             chosen.append(c)
     return chosen
-
-
-def relative_cost(dps: np.ndarray, pretrain_images_per_dp: float, finetune_images: float
-                  ) -> np.ndarray:
-    """Images a pair of trials at each Dp pushes through a model: the pretraining (epochs x Dp,
-    for the student; teachers' pretraining is shared and often reused) plus the fine-tunings."""
-    return pretrain_images_per_dp * dps + finetune_images

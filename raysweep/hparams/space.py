@@ -62,10 +62,21 @@ def shared_trials(sweep: spec.Sweep, tuned: dict[int, dict], heads: int) -> list
 
 
 def epochs_of(trial: plan.Trial) -> int:
-    """How many per-epoch reports a trial makes (a fractional last epoch reports too)."""
-    settings = trial.config["train"]
-    phases = [settings["pretrain"], settings["finetune"]] if "pretrain" in settings else [settings]
-    return sum(math.ceil(s.get("epochs", TrainSettings.epochs)) for s in phases)
+    """How many per-epoch reports a trial makes (a fractional last epoch reports too); a phase
+    set by `steps` makes one per pass over its subset, ceil(steps / ceil(images / batch))."""
+    c = trial.config
+    if "pretrain" in c["train"]:
+        phases = [(c["train"]["pretrain"], c["dp"]), (c["train"]["finetune"], c["df"])]
+    else:
+        phases = [(c["train"], c["dp"] if trial.stage == "pretrain" else c["df"])]
+    return sum(_reports(settings, images) for settings, images in phases)
+
+
+def _reports(settings: dict, images: int) -> int:
+    if settings.get("steps") is None:
+        return math.ceil(settings.get("epochs", TrainSettings.epochs))
+    per_epoch = math.ceil(images / settings.get("batch_size", TrainSettings.batch_size))
+    return math.ceil(settings["steps"] / per_epoch)
 
 
 def objective(rows: list[dict]) -> float:

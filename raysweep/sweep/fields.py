@@ -21,10 +21,12 @@ DISTILL_STAGES = ("finetune", "pretrain")
 # Training settings a stage may set; units beside each. Values default to the paper's Table 3.
 TRAIN_KEYS = {
     "epochs": float,          # passes over the stage's training subset
+    "steps": int,             # optimiser steps in all; when set, it replaces epochs
     "batch_size": int,        # images per optimiser step
     "lr": float,              # peak learning rate (AdamW)
     "warmup_lr": float,       # learning rate at step 0, rising linearly to lr
     "warmup_epochs": float,   # length of the linear warm-up, in epochs
+    "warmup_steps": int,      # ... in optimiser steps; when set, it replaces warmup_epochs
     "min_lr": float,          # end of the cosine decay
     "weight_decay": float,    # AdamW decoupled weight decay
     "label_smoothing": float,

@@ -172,13 +172,17 @@ def flops(t: Trial) -> float:
     stages = c["train"] if "pretrain" in c["train"] else {t.stage: c["train"]}
     total = 0.0
     for stage, given in stages.items():
-        settings = TrainSettings(**given)
         n = c["dp"] if stage == "pretrain" else c.get("df", 0)
-        seen = (settings.steps * min(settings.batch_size, n) if settings.steps
-                else settings.epochs * n)
         per_token = 6 * t.params + 2 * (t.teacher_params or 0) * len(c.get("teachers", []))
-        total += per_token * tokens * seen
+        total += per_token * tokens * images_seen(given, n)
     return total
+
+
+def images_seen(given: dict, n: float) -> float:
+    """Images a training of settings GIVEN (a train dict of a config) pushes through the model on
+    N training images: epochs x N, or steps x the batch (all N, when fewer)."""
+    settings = TrainSettings(**given)
+    return settings.steps * min(settings.batch_size, n) if settings.steps else settings.epochs * n
 
 
 def critical_first(trials: list[Trial]) -> list[Trial]:

@@ -65,13 +65,16 @@ class TrainResult:
 class _Plan:
     steps_per_epoch: int           # ceil(n_train / batch_size): the last batch may be smaller
     total_steps: int               # settings.steps, else round(epochs x steps_per_epoch) >= 1
-    warmup_steps: int              # round(warmup_epochs x steps_per_epoch)
+    warmup_steps: int              # settings.warmup_steps, else round(warmup_epochs x per epoch)
 
 
 def _plan(n_train: int, settings: TrainSettings) -> _Plan:
     per_epoch = math.ceil(n_train / settings.batch_size)
     total = settings.steps or max(1, round(settings.epochs * per_epoch))
-    return _Plan(per_epoch, total, min(round(settings.warmup_epochs * per_epoch), total - 1))
+    warmup = settings.warmup_steps
+    if warmup is None:
+        warmup = round(settings.warmup_epochs * per_epoch)
+    return _Plan(per_epoch, total, min(warmup, total - 1))
 
 
 def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.AdamW:

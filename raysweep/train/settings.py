@@ -50,6 +50,7 @@ class TrainSettings:
     lr: float = 5e-4               # peak learning rate of AdamW (Table 3)
     warmup_lr: float = 1e-5        # learning rate at step 0, rising linearly to lr (Table 3)
     warmup_epochs: float = 5.0     # length of the linear warm-up, in epochs (DeiT)
+    warmup_steps: int | None = None  # ... in optimizer steps; when set, it replaces warmup_epochs
     min_lr: float = 1e-5           # learning rate at the last step, end of the cosine (DeiT)
     weight_decay: float = 0.05     # AdamW decoupled decay on matrices only (DeiT / timm)
     label_smoothing: float = 0.0   # 0: test cross-entropy (eq. 2) is fitted, smoothing floors it
@@ -69,6 +70,8 @@ class TrainSettings:
         _require(0 <= self.min_lr <= self.lr, "min_lr", f"in [0, lr = {self.lr}]", self.min_lr)
         _require(0 <= self.warmup_epochs < (self.epochs if self.steps is None else math.inf),
                  "warmup_epochs", f"in [0, epochs = {self.epochs})", self.warmup_epochs)
+        _require(self.warmup_steps is None or 0 <= self.warmup_steps < (self.steps or math.inf),
+                 "warmup_steps", f"in [0, steps = {self.steps})", self.warmup_steps)
         _require(self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay)
         _require(0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)",
                  self.label_smoothing)
