@@ -145,7 +145,7 @@ class _Option:
 def design_rule(sit: Situation, per: str = "FLOP", shapes=SHAPES, band: bool = True
                 ) -> list[proposals.Candidate]:
     """SIT.BATCH options, and more until they cost SIT.MIN_FLOPS, greedily, by expected drop of
-    the chased slices' Var(log D**p) per FLOP;
+    the chased slices' Var(log D**p) per FLOP, each within what is left of the budget (SIT.LEFT);
     returned as their members (pairs and fine-tunes), each scored by its option's drop per FLOP.
     The arguments are for benchmarks (BENCHMARKS.md): PER "trial" ranks per trial added, SHAPES
     limits the options, BAND False lets options sit anywhere in the sweep's Dp range."""
@@ -158,13 +158,15 @@ def design_rule(sit: Situation, per: str = "FLOP", shapes=SHAPES, band: bool = T
     options = [o for o in _options(sit, sorted(laws), dps, taken) if o.shape in shapes]
     jac = _trial_jacobians(laws, {t.trial_id: t for o in options for t in o.trials})
     picked: list[proposals.Candidate] = []
+    unit, left = sit.left
     picks, flops = 0, 0.0
     while picks < sit.batch or flops < sit.min_flops:
         best = None
         for o in options:
             new = [t for t in o.trials if t.trial_id not in taken]
-            cost = sum(t.flops for t in new) if per == "FLOP" else len(new)
-            if not cost:
+            price = sum(t.flops for t in new)
+            cost = price if per == "FLOP" else len(new)
+            if not cost or (price if unit == "FLOPs" else len(new)) > left:
                 continue
             score = laws[o.downstream].drop(_stack(jac, new)) / cost
             if best is None or score > best[0]:
@@ -174,7 +176,9 @@ def design_rule(sit: Situation, per: str = "FLOP", shapes=SHAPES, band: bool = T
         score, o, new = best
         laws[o.downstream].add(_stack(jac, new))
         taken |= {t.trial_id for t in new}
-        picks, flops = picks + 1, flops + sum(t.flops for t in new)
+        price = sum(t.flops for t in new)
+        picks, flops = picks + 1, flops + price
+        left -= price if unit == "FLOPs" else len(new)
         picked += [dataclasses.replace(c, score=float(score), shape=o.shape,
                                        p_positive=p_win.get((c.slice_key, c.dp), math.nan))
                    for c in o.members]

@@ -41,6 +41,7 @@ Left out, on purpose:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import Counter
@@ -125,9 +126,14 @@ def decide(sweep: Sweep, rows: list[dict], done: set[str], tol: float, batch: in
            limit: Budget, choose: Callable, fits: dict, slices: list[dict]) -> tuple:
     """(slices, proposals, their trials, why the rounds stop or None) of a round, from its fit."""
     targets = [s for s in slices if chased(s) and rel_width(s) > tol]
+    if not targets:
+        return slices, [], [], stop_reason(slices, targets, [], [], left, limit)
     least = min(left, limit.amount / ROUNDS) if limit.unit == "FLOPs" else 0.0
-    wanted = choose(Situation(sweep, fits, targets, measured_dps(rows), dp_range(sweep), batch,
-                              rows, frozenset(done), least)) if targets else []
+    sit = Situation(sweep, fits, targets, measured_dps(rows), dp_range(sweep), batch, rows,
+                    frozenset(done), least, (limit.unit, left))
+    wanted = choose(sit)
+    if not wanted:   # nothing the budget affords, or nothing left to measure at all?
+        wanted = choose(dataclasses.replace(sit, left=(limit.unit, math.inf)))
     chosen, trials = affordable(sweep, wanted, done, left, limit.cost)
     return slices, chosen, trials, stop_reason(slices, targets, wanted, chosen, left, limit)
 
