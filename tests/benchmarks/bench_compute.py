@@ -5,9 +5,9 @@
 
 Per truth (a simulated study with a known D**p in every slice): the shipped sweeps/simulate.yaml
 (DeiT 2/4/6/8 heads, 3 Df, 3 teacher sets, 7 Dp values: 175 trials) with the distilled law's Dp
-exponent drawn from EXPONENTS and its floor E moved so that the 6-head slice crosses at a D**p
-drawn log-uniform in CROSSING (the other slices then cross at ~0.5-1.5x of it), noise sigma drawn
-log-uniform in NOISE. Then, side by side on that truth:
+exponent drawn from EXPONENTS and its floor E moved so that the 4 <- 2 slice at Df 25,000 crosses
+at a D**p drawn log-uniform in CROSSING (the other slices then cross where the laws put them, most
+inside the range), noise sigma drawn log-uniform in NOISE. Then, side by side on that truth:
   adaptive  each strategy: `python -m raysweep.adaptive --target boundary` (in-process, simulated
             answers, no Ray) from the 7-Dp grid with --budget (default 1x: the grid's compute
             again) and --tol 0.2;
@@ -44,7 +44,7 @@ from raysweep.store import results
 from raysweep.sweep import plan, simulate, spec
 
 SIM = yaml.safe_load((Path(__file__).resolve().parents[2] / "sweeps" / "simulate.yaml").read_text())
-CROSSING = (1.3e5, 8e5)   # the 6-head slice's D**p; the sweep spans 6.5e4 - 1.3e6 images
+CROSSING = (1.2e5, 7e5)   # D**p of the 4 <- 2 slice at Df 25,000; the sweep spans 6.5e4 - 1.3e6
 EXPONENTS = (0.45, 0.6)   # the distilled law's Dp exponent (the plain law's: 0.35)
 NOISE = (0.005, 0.02)
 GRIDS = (11, 15, 23, 31)  # Dp values of the denser grids
@@ -66,8 +66,9 @@ def truth_sweep(seed: int, dps: list[float] | None = None) -> tuple[spec.Sweep, 
     law = SIM["simulate"]["distilled"]
     law = {**law, "terms": {**law["terms"], "dp": {**law["terms"]["dp"], "exponent": exponent}}}
     base = spec.parse(SIM)
-    six = next(t for t in plan.plan(base) if t.stage == "distill" and t.config["model"]["heads"] == 6)
-    x = {"params": six.params, "df": six.config["df"], "teacher_params": six.teacher_params,
+    four = next(t for t in plan.plan(base) if t.stage == "distill"   # 4 <- 2, the middle Df
+                and t.config["model"]["heads"] == 4 and t.config["df"] == 25_000)
+    x = {"params": four.params, "df": four.config["df"], "teacher_params": four.teacher_params,
          "dp": cross}
     plain = SIM["simulate"]["plain"]
     floor = simulate.law_value(plain, x) - (simulate.law_value(law, x) - law["E"])
@@ -102,8 +103,11 @@ def judge(slices: list[dict], truth: dict, dp_range: tuple[int, int]) -> dict:
         widths.append(w)
         covered += bool(s and s["d_cross_ci"] and s["d_cross_ci"][0] <= truth[k]
                         <= s["d_cross_ci"][1])
+    crossing = [k for k, d in truth.items() if d and dp_range[0] <= d <= dp_range[1]]
+    every = [choice.rel_width(found[k]) if k in found and found[k]["d_cross_ci"] else math.inf
+             for k in crossing]
     return {"width": statistics.median(widths) if widths else math.nan, "covered": covered,
-            "slices": len(keys)}
+            "slices": len(keys), "widths": widths, "every_slice": every}
 
 
 def run_grid(seed: int, n: int, bootstrap: int) -> dict:
@@ -173,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                  e.get("budget")) for e in logged if e["seed"] == seed}
         sweep, noise = truth_sweep(seed)
         meta = {"seed": seed, "noise": noise,
-                "d_cross_6h": next(d for k, d in truths(sweep).items() if k[1] == 6)}
+                "d_cross": next(d for k, d in truths(sweep).items() if k[1] == 4 and k[3] == 25_000)}
         for n in (len(SIM["dp"]), *GRIDS):
             if ("grid", n, None, None, None) not in have:
                 keep({"kind": "grid", **meta, **run_grid(seed, n, args.bootstrap)})
@@ -186,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table(entries: list[dict]) -> str:
-    lines = [("| truth | noise | D**p (6h) | strategy | trials | compute (x grid) | width | "
+    lines = [("| truth | noise | D**p (4h, Df 25k) | strategy | trials | compute (x grid) | width | "
               "grid width at equal compute | ratio | covered | rounds | wall |"),
              "|---" * 12 + "|"]
     found: dict[tuple, list] = {}
@@ -197,7 +201,7 @@ def table(entries: list[dict]) -> str:
         a = a | {"grid_width": at_compute(grids, a["flops"])}
         a["ratio"] = a["width"] / a["grid_width"]
         found.setdefault((a["strategy"], a["batch"], a["budget"]), []).append(a)
-        lines.append(f"| {a['seed']} | {a['noise']:.3f} | {a['d_cross_6h']:.3g} | "
+        lines.append(f"| {a['seed']} | {a['noise']:.3f} | {a['d_cross']:.3g} | "
                      f"{a['strategy']} (batch {a['batch']}, {a['budget']}) | {a['trials']} | "
                      f"{a['flops'] / g7:.2f} | {a['width']:.2f} | {a['grid_width']:.2f} | "
                      f"{a['ratio']:.2f} | {a['covered']}/{a['slices']} | {a['rounds']} | "
