@@ -56,7 +56,8 @@ class Situation:
     rows: list[dict]                  # the ok results the fits used
     done: frozenset[str] = frozenset()  # ids of every trial that needs no run (results.finished_ids)
     min_flops: float = 0.0            # the design rule picks on until its picks cost this much
-    left: tuple[str, float] = ("trials", math.inf)   # the budget's unit and what is left of it
+    left: float = math.inf            # what is left of the budget, in its unit ...
+    cost: Callable[[list], float] = len   # ... and what trials cost in it (Budget.cost)
 
 
 

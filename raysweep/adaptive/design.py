@@ -158,7 +158,7 @@ def design_rule(sit: Situation, per: str = "FLOP", shapes=SHAPES, band: bool = T
     options = [o for o in _options(sit, sorted(laws), dps, taken) if o.shape in shapes]
     jac = _trial_jacobians(laws, {t.trial_id: t for o in options for t in o.trials})
     picked: list[proposals.Candidate] = []
-    unit, left = sit.left
+    left = sit.left
     picks, flops = 0, 0.0
     while picks < sit.batch or flops < sit.min_flops:
         best = None
@@ -166,19 +166,17 @@ def design_rule(sit: Situation, per: str = "FLOP", shapes=SHAPES, band: bool = T
             new = [t for t in o.trials if t.trial_id not in taken]
             price = sum(t.flops for t in new)
             cost = price if per == "FLOP" else len(new)
-            if not cost or (price if unit == "FLOPs" else len(new)) > left:
+            if not cost or sit.cost(new) > left:
                 continue
             score = laws[o.downstream].drop(_stack(jac, new)) / cost
             if best is None or score > best[0]:
-                best = (score, o, new)
+                best = (score, o, new, price)
         if best is None or not best[0] > 0:
             break
-        score, o, new = best
+        score, o, new, price = best
         laws[o.downstream].add(_stack(jac, new))
         taken |= {t.trial_id for t in new}
-        price = sum(t.flops for t in new)
-        picks, flops = picks + 1, flops + price
-        left -= price if unit == "FLOPs" else len(new)
+        picks, flops, left = picks + 1, flops + price, left - sit.cost(new)
         picked += [dataclasses.replace(c, score=float(score), shape=o.shape,
                                        p_positive=p_win.get((c.slice_key, c.dp), math.nan))
                    for c in o.members]

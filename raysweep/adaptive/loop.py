@@ -130,10 +130,10 @@ def decide(sweep: Sweep, rows: list[dict], done: set[str], tol: float, batch: in
         return slices, [], [], stop_reason(slices, targets, [], [], left, limit)
     least = min(left, limit.amount / ROUNDS) if limit.unit == "FLOPs" else 0.0
     sit = Situation(sweep, fits, targets, measured_dps(rows), dp_range(sweep), batch, rows,
-                    frozenset(done), least, (limit.unit, left))
+                    frozenset(done), least, left, limit.cost)
     wanted = choose(sit)
     if not wanted:   # nothing the budget affords, or nothing left to measure at all?
-        wanted = choose(dataclasses.replace(sit, left=(limit.unit, math.inf)))
+        wanted = choose(dataclasses.replace(sit, left=math.inf))
     chosen, trials = affordable(sweep, wanted, done, left, limit.cost)
     return slices, chosen, trials, stop_reason(slices, targets, wanted, chosen, left, limit)
 
