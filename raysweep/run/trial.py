@@ -2,8 +2,12 @@
 
 The executor calls `run` inside a Tune worker; `python -m raysweep.trial` calls it from a file.
 Checkpoints are weights only (loaded with weights_only=True) at store.layout.checkpoint; while a
-trial runs, store.layout.partial_checkpoint holds its last finished epoch, so a killed trial
-resumes there.
+trial runs, store.layout.partial_checkpoint holds a recently finished epoch, so a killed trial
+resumes there. That resumable state is saved at an epoch's end once CHECKPOINT_MIN_S have passed
+since the last save, and at least 1 / CHECKPOINT_SHARE times as long as that save took: with
+epochs of one step (a fixed-step run on a few dozen images) a save per epoch cost more than the
+training itself (2.7 s of training, 4.7 s of saves over 400 steps on the CPU; BENCHMARKS.md,
+"Training loop"), and a killed trial still loses at most a few seconds of training.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from raysweep.sweep import simulate
 from raysweep.sweep.plan import Trial
 from raysweep.train import loop, models
 from raysweep.train.settings import DistillSettings, TrainSettings
+
+CHECKPOINT_MIN_S = 1.0    # seconds between resumable saves, at least ...
+CHECKPOINT_SHARE = 0.02   # ... and long enough that saving takes at most 2 % of a trial's time
 
 
 @dataclasses.dataclass
@@ -120,11 +127,16 @@ def fit(net, split, cfg: dict, ds, trial: Trial, ctx: Context, phase: str, **dis
         start_state = loop.load_checkpoint(io.BytesIO(storage.read_bytes(ctx.out, rel)))
     train_settings = settings(cfg, ds)
     last: list[dict] = []
+    save_due = [0.0]  # perf_counter time from which an epoch's end saves the resumable state
 
     def on_epoch(epoch: int, state: dict) -> None:
-        buf = io.BytesIO()
-        loop.save_checkpoint(state, buf)
-        storage.write_bytes(ctx.out, rel, buf.getvalue())
+        now = time.perf_counter()
+        if state["step"] < state["total_steps"] and now >= save_due[0]:  # the last: a record
+            buf = io.BytesIO()
+            loop.save_checkpoint(state, buf)
+            storage.write_bytes(ctx.out, rel, buf.getvalue())
+            took = time.perf_counter() - now
+            save_due[0] = now + max(CHECKPOINT_MIN_S, took / CHECKPOINT_SHARE)
         if ctx.on_epoch is None:
             return
         metrics = epoch_metrics(trial, phase, epoch, state)
