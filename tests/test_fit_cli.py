@@ -78,7 +78,9 @@ def test_grid_fits_every_law(grid_out, name):
     target, inputs = LAWS[name].target, LAWS[name].inputs
     assert law["status"] == "ok" and law["target"] == target
     assert set(law["terms"]) == set(inputs) and not law["inputs_dropped"]
-    assert set(law["ci"]) == {"E"} | {f"{k}.{f}" for k in inputs for f in ("coef", "exponent")}
+    floor = set() if "E_left_out" in law else {"E"}   # an E left out has no interval
+    assert set(law["ci"]) == floor | {f"{k}.{f}" for k in inputs for f in ("coef", "exponent")}
+    assert ("E_left_out" in law) == (law["E"] == 0.0)
     assert set(law["extrapolation"]) == set(inputs)
     assert isinstance(law["warnings"], list)
     assert doc["bootstrap"] == 10
@@ -126,9 +128,31 @@ def test_teacher_size_tied_to_student_size_is_dropped():
 
 
 def test_degenerate_terms_are_flagged():
-    law = Law(1e-30, {"dp": (1.0, 0.3), "params": (1e40, 7.5)})
-    got = study._warnings(Fit(law, 0.0, 10, ("dp", "params"), None, None), np.array([0.2, 0.5]))
-    assert len(got) == 2 and got[0].startswith("params: exponent 7.5") and "E is ~0" in got[1]
+    law = Law(0.1, {"dp": (1.0, 0.3), "params": (1e40, 7.5)})
+    got = study._warnings(Fit(law, 0.0, 10, ("dp", "params"), None, None))
+    assert len(got) == 1 and got[0].startswith("params: exponent 7.5")
+
+
+def test_a_floor_the_rows_do_not_show_is_left_out_and_said():
+    """E is fitted where the rows show a floor (E = 0.1 under terms falling over 5 decades of Dp
+    and 2 of Df: its interval keeps away from 0) and left out, with the reason, where they do
+    not (the same law with E = 0)."""
+    rng = np.random.default_rng(0)
+    for E in (0.1, 0.0):
+        law = {"E": E, "terms": {"dp": {"coef": 3.0, "exponent": 0.3},
+                                 "df": {"coef": 0.5, "exponent": 0.3}}}
+        rows = [{"dp": dp, "df": df, "error": law_value(law, {"dp": dp, "df": df})
+                 * math.exp(0.01 * rng.standard_normal())}
+                for dp, df in itertools.product(np.geomspace(1e2, 1e7, 8), [100, 1000, 10000])]
+        got, fit = study.fit_rows(rows, "error", ("dp", "df"), bootstrap=40, seed=0)
+        assert got["status"] == "ok" and set(got["extrapolation"]) == {"dp", "df"}
+        assert got["terms"]["dp"]["exponent"] == pytest.approx(0.3, abs=0.02)
+        if E:
+            assert "E_left_out" not in got and got["ci"]["E"][0] > 0.05
+            assert got["E"] == pytest.approx(E, rel=0.1)
+        else:
+            assert got["E"] == 0.0 and fit.law.E == 0.0 and "E" not in got["ci"]
+            assert got["E_left_out"].startswith("E's 95 % interval reaches 0")
 
 
 def test_thin_grid_gets_statuses_not_exceptions(tmp_path):

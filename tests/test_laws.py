@@ -122,6 +122,22 @@ def test_known_laws_are_recovered(name):
     assert fit.inputs == tuple(law.terms)
 
 
+def test_a_law_without_floor_has_E_zero_and_no_interval_for_it():
+    truth_law = laws.Law(0.0, {"dp": (3.0, 0.3), "params": (6.0, 0.3)})
+    X, y = draw(truth_law, 60, 0.01, np.random.default_rng(3))
+    fit = laws.fit_law(X, y, bootstrap=20, floor=False)
+    assert fit.law.E == 0.0 and "E" not in fit.ci
+    assert all(law.E == 0.0 for law in fit.ensemble)
+    for k, (coef, exponent) in truth_law.terms.items():
+        assert fit.law.terms[k][1] == pytest.approx(exponent, abs=0.05), k
+        lo, hi = fit.ci[f"{k}.exponent"]
+        assert lo <= exponent <= hi, (k, lo, hi)
+    # the same rows fitted with a floor: no better optimum is hidden from the floorless search
+    assert fit.objective == pytest.approx(laws.fit_law(X, y).objective, rel=1e-3, abs=1e-9)
+    held = laws.extrapolation_check(X, y, floor=False)
+    assert all(h["mape"] < 0.03 for h in held.values()), held
+
+
 def test_intervals_cover_the_truth_about_95_percent():
     law, n, noise = REGIMES["1 input"]
     rng, draws = np.random.default_rng(11), 40

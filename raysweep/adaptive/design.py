@@ -65,11 +65,13 @@ LAW_OF_STAGE = {LAWS[name].stage: name for name in BOUNDARY_LAWS}   # finetune /
 
 
 def log_jacobian(f: Fit, xs: list[dict]) -> np.ndarray:
-    """(rows, 1 + 2k): d log(law) / d (log E, log coef_1..k, exponent_1..k) at each row."""
+    """(rows, 1 + 2k): d log(law) / d (log E, log coef_1..k, exponent_1..k) at each row; a law
+    without a floor (E = 0, laws.study) has no log E, hence no first column: (rows, 2k)."""
     X = {k: np.array([x[k] for x in xs], dtype=float) for k in f.inputs}
     y = f.law.predict(X)
     terms = [f.law.terms[k][0] * X[k] ** -f.law.terms[k][1] for k in f.inputs]
-    return np.column_stack([np.full_like(y, f.law.E)] + terms
+    floor = [np.full_like(y, f.law.E)] if f.law.E > 0 else []
+    return np.column_stack(floor + terms
                            + [-t * np.log(X[k]) for t, k in zip(terms, f.inputs)]) / y[:, None]
 
 

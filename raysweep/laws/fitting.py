@@ -44,6 +44,8 @@ BOOT_STARTS = 4         # per bootstrap replicate: the full optimum + 3 perturbe
 BOOT_JITTER = (0.1, 1.0, 0.05)  # perturbation sd of (e, a_k, alpha_k)
 BOOT_ITERS = 40
 LEVEL = 95.0            # percent; percentile intervals
+NO_FLOOR = -math.inf    # e of a law fitted without E (floor=False): E = exp(e) = 0 exactly, and
+                        # the LM step and the polish leave it there (its Jacobian column is 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,9 +159,16 @@ def _scalar(theta, logx, logy, counts):
 def _polish(theta, logx, logy, counts) -> tuple[np.ndarray, float]:
     # Tolerances far below the default: the replication traced Hoffmann et al.'s published numbers
     # to an optimiser stopped early on this very flat objective.
+    options = {"maxiter": 5000, "ftol": 1e-14, "gtol": 1e-10}
+    if theta[0] == NO_FLOOR:  # a law without E: L-BFGS-B moves the other parameters only
+        def scalar(x, *args):
+            f, g = _scalar(np.concatenate(([NO_FLOOR], x)), *args)
+            return f, g[1:]
+        res = optimize.minimize(scalar, theta[1:], args=(logx, logy, counts), jac=True,
+                                method="L-BFGS-B", options=options)
+        return np.concatenate(([NO_FLOOR], res.x)), float(res.fun) * DELTA
     res = optimize.minimize(_scalar, theta, args=(logx, logy, counts), jac=True,
-                            method="L-BFGS-B",
-                            options={"maxiter": 5000, "ftol": 1e-14, "gtol": 1e-10})
+                            method="L-BFGS-B", options=options)
     return res.x, float(res.fun) * DELTA
 
 
@@ -260,17 +269,25 @@ def _ranked(f: np.ndarray) -> np.ndarray:
 
 
 def fit_law(X: Mapping[str, np.ndarray], y: np.ndarray, *, starts=None, bootstrap: int = 0,
-            seed: int = 0) -> Fit:
+            seed: int = 0, floor: bool = True) -> Fit:
     """The best-of-starts fit of y = E + sum_k coef_k x_k^-exponent_k; with BOOTSTRAP > 0 also
-    percentile 95 % intervals and the replicate laws."""
+    percentile 95 % intervals and the replicate laws. Without FLOOR the law has no E (E = 0, not
+    fitted, and no interval for it): y = sum_k coef_k x_k^-exponent_k."""
     names, logx, logy = _check(X, y)
-    theta, obj, _ = _best(_starts(starts, len(names), seed), logx, logy, np.ones(len(logy)))
+    starts = _starts(starts, len(names), seed)
+    if not floor:
+        starts = np.unique(np.column_stack([np.full(len(starts), NO_FLOOR), starts[:, 1:]]),
+                           axis=0)
+    theta, obj, _ = _best(starts, logx, logy, np.ones(len(logy)))
     law = _law(theta, names)
     if bootstrap <= 0:
         return Fit(law, obj, len(logy), names, None, None)
     ensemble = _bootstrap(theta, logx, logy, bootstrap, np.random.default_rng(seed))
     laws = [_law(t, names) for t in ensemble]
-    return Fit(law, obj, len(logy), names, _intervals(ensemble, names), laws)
+    ci = _intervals(ensemble, names)
+    if not floor:
+        del ci["E"]
+    return Fit(law, obj, len(logy), names, ci, laws)
 
 
 def _bootstrap(theta, logx, logy, b: int, rng) -> np.ndarray:
@@ -301,15 +318,18 @@ def _intervals(ensemble: np.ndarray, names: Sequence[str]) -> dict[str, tuple[fl
 # ---- the extrapolation check ---------------------------------------------------------------
 
 def extrapolation_check(X: Mapping[str, np.ndarray], y: np.ndarray, *,
-                        inputs: Sequence[str] | None = None, starts=None) -> dict:
-    """Per input: refit all of X without the rows at that input's largest value, then predict
-    them. {input: {"held_out", "mape" (mean |pred - y| / y), "max_abs"}} or {"skipped": why}."""
+                        inputs: Sequence[str] | None = None, starts=None,
+                        floor: bool = True) -> dict:
+    """Per input: refit all of X without the rows at that input's largest value (with or
+    without a FLOOR, as the law was fitted), then predict them. {input: {"held_out", "mape" (mean
+    |pred - y| / y), "max_abs"}} or {"skipped": why}."""
     cols = {k: np.asarray(v, dtype=float) for k, v in X.items()}
     y = np.asarray(y, dtype=float)
-    return {name: _hold_out_largest(cols, y, name, starts) for name in (inputs or list(cols))}
+    return {name: _hold_out_largest(cols, y, name, starts, floor)
+            for name in (inputs or list(cols))}
 
 
-def _hold_out_largest(cols: dict, y: np.ndarray, name: str, starts) -> dict:
+def _hold_out_largest(cols: dict, y: np.ndarray, name: str, starts, floor: bool) -> dict:
     if name not in cols:
         return {"skipped": f"{name!r} is not an input of the fit ({sorted(cols)})"}
     held = cols[name] == cols[name].max()
@@ -321,7 +341,8 @@ def _hold_out_largest(cols: dict, y: np.ndarray, name: str, starts) -> dict:
     if kept.sum() < p:
         return {"skipped": f"{kept.sum()} rows remain for {p} parameters"}
     try:
-        law = fit_law({k: v[kept] for k, v in cols.items()}, y[kept], starts=starts).law
+        law = fit_law({k: v[kept] for k, v in cols.items()}, y[kept], starts=starts,
+                      floor=floor).law
     except ValueError as err:  # e.g. another input left with one value: report, don't crash
         return {"skipped": str(err)}
     pred = law.predict({k: v[held] for k, v in cols.items()})

@@ -7,7 +7,10 @@ Df: it merges with E), or one value per value of an earlier input (e.g. one teac
 size: it merges with the size term) -- is left out of that law and named in "inputs_dropped" (the
 law is then conditional on it); a law that still has too few rows gets a "status" with the reason
 instead of numbers. Terms the data barely constrain (exponent outside EXPONENT_RANGE, E ~ 0) are
-named in "warnings". Rows whose target is not > 0 (an error of exactly 0 has no logarithm) are
+named in "warnings". A floor the data do not identify -- E's 95 % interval reaches 0 (its lower end
+under FLOOR_SHARE of the smallest measured value), or without a bootstrap E ~ 0 -- is left out:
+the law is refitted as a sum of power laws alone, and "E_left_out" says why (E is then 0 by
+construction, with no interval, rather than pinned at 0 with an interval of [0, 0]). Rows whose target is not > 0 (an error of exactly 0 has no logarithm) are
 left out, counted in "rows_skipped".
 
 Left out: per-upstream grouping (a grid has one upstream set; fits group by downstream set) and
@@ -28,6 +31,7 @@ from raysweep.laws.fitting import Fit, extrapolation_check, fit_law
 from raysweep.store import layout, results, storage
 
 DEFAULT_BOOTSTRAP = 200  # resamples for a grid (the grid command's default too)
+FLOOR_SHARE = 0.01  # E's interval starting below 1 % of the smallest measured value reaches 0
 EXPONENT_RANGE = (0.0, 5.0)  # outside it a term is flagged: the paper's exponents are < 1, and
                              # beyond ~5 a "power law" over a few sizes is a step the data allow
 
@@ -62,11 +66,29 @@ def fit_rows(rows: list[dict], target: str, inputs, bootstrap: int, seed: int,
     y = np.array([r[target] for r in usable], dtype=float)
     try:
         fit = fit_law(X, y, bootstrap=bootstrap, seed=seed)
+        no_floor = _floor_unidentified(fit, y, target)
+        if no_floor:
+            fit = fit_law(X, y, bootstrap=bootstrap, seed=seed, floor=False)
+            head["E_left_out"] = no_floor
     except ValueError as err:
         return head | {"status": str(err)}, str(err)
-    checked = {"extrapolation": extrapolation_check(X, y)} if extrapolate else {}
+    checked = ({"extrapolation": extrapolation_check(X, y, floor=not no_floor)}
+               if extrapolate else {})
     return (head | law_json(fit, target) | checked
-            | {"warnings": _warnings(fit, y), "status": "ok"}), fit
+            | {"warnings": _warnings(fit), "status": "ok"}), fit
+
+
+def _floor_unidentified(fit: Fit, y: np.ndarray, target: str) -> str | None:
+    """Why E cannot be told from 0 on these rows, or None where it can."""
+    if fit.ci is not None:
+        lo = fit.ci["E"][0]
+        if lo < FLOOR_SHARE * y.min():
+            return (f"E's 95 % interval reaches 0 (its lower end {lo:.2g} is under "
+                    f"{FLOOR_SHARE * 100:g} % of the smallest {target}, {y.min():.3g}): the rows show "
+                    f"no floor, so the law is fitted without one")
+    elif fit.law.E < 1e-6 * y.min():  # e ran off to -inf: the optimum lies on the E = 0 boundary
+        return ("E ran to 0 in the fit: the rows show no floor, so the law is fitted without one")
+    return None
 
 
 def _unidentifiable(cols: dict[str, np.ndarray]) -> dict[str, str]:
@@ -88,12 +110,10 @@ def _unidentifiable(cols: dict[str, np.ndarray]) -> dict[str, str]:
     return dropped
 
 
-def _warnings(fit: Fit, y: np.ndarray) -> list[str]:
+def _warnings(fit: Fit) -> list[str]:
     lo, hi = EXPONENT_RANGE
     out = [f"{k}: exponent {x:.3g} outside [{lo:g}, {hi:g}]; the data barely constrain this term"
            for k, (_, x) in fit.law.terms.items() if not lo <= x <= hi]
-    if fit.law.E < 1e-6 * y.min():  # e ran off to -inf: the optimum lies on the E = 0 boundary
-        out.append("E is ~0: the rows show no floor, so E and its interval say little")
     return out
 
 

@@ -47,6 +47,13 @@ def _lambda(term: dict, ci) -> str:
     return f"lambda {with_ci(lam, inverted)}"
 
 
+def _floor(law: dict) -> str:
+    """E with its interval, or why the law has none (raysweep.laws.study leaves it out)."""
+    if "E_left_out" in law:
+        return "left out: no floor in the rows"
+    return with_ci(law.get("E"), law.get("ci", {}).get("E"))
+
+
 def _laws(fits: dict):
     """(downstream, law name, LAW) in a fixed order: downstream sets sorted, laws as in LAWS."""
     for ds, laws in sorted(fits.get("downstream", {}).items()):
@@ -97,7 +104,7 @@ def coefficients_table(fits: dict) -> Table:
         cells = [f"{with_ci(terms[k]['coef'], ci.get(f'{k}.coef'))}; "
                  f"{_lambda(terms[k], ci.get(f'{k}.coef'))}" if k in terms else DASH
                  for k in SYMBOLS]
-        rows.append([ds, name, with_ci(law.get("E"), ci.get("E"))] + cells)
+        rows.append([ds, name, _floor(law)] + cells)
     return Table("Fitted coefficients with 95 % intervals (paper Table 4)", header, rows)
 
 
@@ -106,6 +113,8 @@ def cautions_table(fits: dict) -> Table:
     (raysweep.laws.study names both)."""
     rows = [[ds, name, k, f"left out: {why}"] for ds, name, law in _laws(fits)
             for k, why in law.get("inputs_dropped", {}).items()]
+    rows += [[ds, name, "E", f"left out: {law['E_left_out']}"] for ds, name, law in _laws(fits)
+             if "E_left_out" in law]
     rows += [[ds, name, w.split(":")[0], w] for ds, name, law in _laws(fits)
              for w in law.get("warnings", [])]
     return Table("Inputs left out and terms to distrust", ["downstream", "law", "term", "why"],
@@ -115,7 +124,7 @@ def cautions_table(fits: dict) -> Table:
 def law_table(law: dict) -> Table:
     """One law fitted to a user's table (`raysweep.fit --table`), intervals where bootstrapped."""
     ci = law.get("ci", {})
-    rows = [["E", "", with_ci(law["E"], ci.get("E")), ""]] + [
+    rows = [["E", "", _floor(law), ""]] + [
         [k, with_ci(t["exponent"], ci.get(f"{k}.exponent")),
          with_ci(t["coef"], ci.get(f"{k}.coef")), fmt(t["lambda"])] for k, t in law["terms"].items()]
     return Table(f"{law['target']} = E + sum coef * x^-exponent   (n = {law['n']}, "
