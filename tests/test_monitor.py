@@ -36,7 +36,7 @@ def test_per_epoch_evaluation_leaves_the_result_bit_for_bit(tmp_path):
     for watched in (False, True):
         out, rows = str(tmp_path / f"watched{watched}"), []
         ctx = trial_mod.Context(out, on_epoch=(lambda t, m, rows=rows: rows.append(m))
-                                if watched else None)
+                                if watched else None, report_every_s=0)
         records = [trial_mod.run(t, ctx) for t in trials]
         weights = torch.load(Path(out) / "checkpoints" / f"{trials[-1].trial_id}.pt",
                              weights_only=True)
@@ -57,9 +57,20 @@ def test_eval_every_sets_which_epochs_evaluate(tmp_path):
     for every, evaluated in ((0, [EPOCHS]), (2, [2, EPOCHS])):
         rows = []
         ctx = trial_mod.Context(str(tmp_path / str(every)), eval_every=every,
-                                on_epoch=lambda _, m, rows=rows: rows.append(m))
+                                on_epoch=lambda _, m, rows=rows: rows.append(m), report_every_s=0)
         trial_mod.run(t, ctx)
         assert [r["epoch"] for r in rows if "test_error" in r] == evaluated
+
+
+def test_reports_come_at_most_every_report_every_s_but_never_skip_an_evaluation_or_the_end(
+        tmp_path):
+    t = plan.plan(small_sweep())[0]
+    for every, reported in ((0, [1, EPOCHS]), (2, [1, 2, EPOCHS])):
+        rows = []
+        ctx = trial_mod.Context(str(tmp_path / str(every)), eval_every=every, report_every_s=1e9,
+                                on_epoch=lambda _, m, rows=rows: rows.append(m))
+        trial_mod.run(t, ctx)
+        assert [r["epoch"] for r in rows] == reported
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +85,8 @@ def tracked_grid(ray_local, tmp_path_factory):
         # MLflow 3 keeps its file store for those who ask: the one backend needing no server
         # nor database (mlflow-skinny, the extra, has no SQL store)
         mp.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-        executor.run(trials, trial_mod.Context(str(out)), name=sweep.name, echo=lines.append,
-                     tracker=track.tracker("mlflow", "watched"))
+        executor.run(trials, trial_mod.Context(str(out), report_every_s=0), name=sweep.name,
+                     echo=lines.append, tracker=track.tracker("mlflow", "watched"))
     return out, trials, lines
 
 

@@ -90,7 +90,8 @@ def search(sweep: Sweep, out: str, trials: int, *, address: str | None = None,
     cluster.connect(address)
     scratch = storage.absolute(out).rstrip("/") + "/" + layout.HPARAMS_SCRATCH
     cluster.check_storage(scratch)
-    ctx = trial_mod.Context(scratch, sweep.data_root, download=download)
+    # every epoch reported: ASHA's milestones count reports (grace = the first stage's epochs)
+    ctx = trial_mod.Context(scratch, sweep.data_root, download=download, report_every_s=0)
     tuned: dict[int, dict] = {}
     with study_storage(scratch) as db:
         for heads in sweep.model["heads"]:

@@ -45,6 +45,11 @@ class Context:
     # of its id: it changes what is watched, never the result (evaluation draws no random numbers
     # and leaves the weights and the model's mode as they were).
     eval_every: int = 1
+    # Seconds between those reports, at least: an epoch in between is not reported unless it
+    # evaluates; a phase's last epoch always is. A report costs a Tune worker ~6 ms of waiting
+    # for the driver, as much as a step of the default's models; a fixed-step run on a few dozen
+    # images has one step per epoch (BENCHMARKS.md, "Training loop"). 0: every epoch.
+    report_every_s: float = 1.0
 
 
 def run(trial: Trial, ctx: Context, *, attempts: int = 1) -> dict:
@@ -127,7 +132,8 @@ def fit(net, split, cfg: dict, ds, trial: Trial, ctx: Context, phase: str, **dis
         start_state = loop.load_checkpoint(io.BytesIO(storage.read_bytes(ctx.out, rel)))
     train_settings = settings(cfg, ds)
     last: list[dict] = []
-    save_due = [0.0]  # perf_counter time from which an epoch's end saves the resumable state
+    save_due = [0.0]    # perf_counter time from which an epoch's end saves the resumable state
+    report_due = [0.0]  # ... and from which it is reported
 
     def on_epoch(epoch: int, state: dict) -> None:
         now = time.perf_counter()
@@ -143,7 +149,11 @@ def fit(net, split, cfg: dict, ds, trial: Trial, ctx: Context, phase: str, **dis
         if state["step"] == state["total_steps"]:
             last.append(metrics)
             return
-        if ctx.eval_every and epoch % ctx.eval_every == 0:
+        evaluates = bool(ctx.eval_every) and epoch % ctx.eval_every == 0
+        if not evaluates and now < report_due[0]:
+            return
+        report_due[0] = now + ctx.report_every_s
+        if evaluates:
             started = time.perf_counter()
             error, loss = loop.evaluate(net, split[2], split[3],
                                         batch_size=train_settings.eval_batch_size)
