@@ -71,6 +71,9 @@ def c2_exponents(fits: dict) -> tuple[str, bool]:
                 good = x > 0 and x / 2 <= lo and hi <= 2 * x
                 ok &= good
                 notes.append(f"{name} {k} {x:.2g} [{lo:.2g}, {hi:.2g}]{'' if good else ' ✗'}")
+            if "E_left_out" in law:  # no floor in the rows: said, and fitted without one
+                notes.append(f"{name} E left out ({law['E_left_out'].split(':')[0]})")
+                continue
             e_lo, e_hi = law["ci"]["E"]
             good = e_lo > 1e-6 * max(e_hi, 1e-12)
             ok &= good
