@@ -5,7 +5,9 @@ Hoffmann et al. 2022 (tests/data/README.md). The large coverage study is in
 tests/benchmarks/bench_fit.py; here a small one (one input, 40 draws) keeps the file fast.
 """
 
+import math
 import pathlib
+import warnings
 
 import numpy as np
 import pyarrow.csv as pacsv
@@ -136,6 +138,14 @@ def test_a_law_without_floor_has_E_zero_and_no_interval_for_it():
     assert fit.objective == pytest.approx(laws.fit_law(X, y).objective, rel=1e-3, abs=1e-9)
     held = laws.extrapolation_check(X, y, floor=False)
     assert all(h["mape"] < 0.03 for h in held.values()), held
+
+
+def test_an_interval_running_to_infinity_says_inf_without_a_warning():
+    ensemble = np.array([[0.0, 800.0, 0.3]] * 10 + [[0.0, 1.0, 0.3]] * 10)  # coef overflows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ci = laws._intervals(ensemble, ["dp"])
+    assert ci["dp.coef"] == (pytest.approx(math.e), math.inf) and ci["E"] == (1.0, 1.0)
 
 
 def test_intervals_cover_the_truth_about_95_percent():

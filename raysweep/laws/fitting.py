@@ -306,13 +306,16 @@ def _bootstrap(theta, logx, logy, b: int, rng) -> np.ndarray:
 
 def _intervals(ensemble: np.ndarray, names: Sequence[str]) -> dict[str, tuple[float, float]]:
     k, tail = len(names), (100.0 - LEVEL) / 2
-    with np.errstate(over="ignore"):  # an unconstrained coef's interval runs to inf: say so
+    # An unconstrained coef's interval runs to inf: say so. numpy interpolating between two
+    # infinite members computes inf - inf (a warning, and nan); the quantile is inf.
+    with np.errstate(over="ignore", invalid="ignore"):
         cols = {"E": np.exp(ensemble[:, 0])}
         for j, name in enumerate(names):
             cols[f"{name}.coef"] = np.exp(ensemble[:, 1 + j])
             cols[f"{name}.exponent"] = ensemble[:, 1 + k + j]
-    return {key: tuple(float(q) for q in np.percentile(v, [tail, 100.0 - tail]))
-            for key, v in cols.items()}
+        q = {key: np.percentile(v, [tail, 100.0 - tail]) for key, v in cols.items()}
+    return {key: tuple(float(x) for x in np.where(np.isnan(v), np.inf, v))
+            for key, v in q.items()}
 
 
 # ---- the extrapolation check ---------------------------------------------------------------
