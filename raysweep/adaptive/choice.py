@@ -76,7 +76,8 @@ def fit_boundary(rows: list[dict], bootstrap: int, seed: int = 0) -> tuple[dict,
 def _fit(rows: list[dict], ds: str, name: str, bootstrap: int, seed: int):
     stage, target, inputs, _ = LAWS[name]
     mine = [r for r in rows if r["downstream"] == ds and r["stage"] == stage]
-    return fit.fit_rows(mine, target, inputs, bootstrap, seed, extrapolate=False)[1]
+    return fit.fit_rows(mine, target, inputs, bootstrap, seed, extrapolate=False,
+                        judge_floor=False)[1]
 
 
 def measured_dps(rows: list[dict]) -> dict[tuple, list[int]]:
