@@ -6,12 +6,13 @@ An input whose term cannot be told apart from another -- a single value in a gri
 Df: it merges with E), or one value per value of an earlier input (e.g. one teacher set per student
 size: it merges with the size term) -- is left out of that law and named in "inputs_dropped" (the
 law is then conditional on it); a law that still has too few rows gets a "status" with the reason
-instead of numbers. Terms the data barely constrain (exponent outside EXPONENT_RANGE, E ~ 0) are
-named in "warnings". A floor the data do not identify -- E's 95 % interval reaches 0 (its lower end
+instead of numbers. Terms the data barely constrain (exponent outside EXPONENT_RANGE) are named
+in "warnings". A floor the data do not identify -- E's 95 % interval reaches 0 (its lower end
 under FLOOR_SHARE of the smallest measured value), or without a bootstrap E ~ 0 -- is left out:
 the law is refitted as a sum of power laws alone, and "E_left_out" says why (E is then 0 by
-construction, with no interval, rather than pinned at 0 with an interval of [0, 0]). Rows whose target is not > 0 (an error of exactly 0 has no logarithm) are
-left out, counted in "rows_skipped".
+construction, with no interval, rather than pinned at 0 with an interval of [0, 0]). Rows whose
+target is not > 0 (an error of exactly 0 has no logarithm) are left out, counted in
+"rows_skipped".
 
 Left out: per-upstream grouping (a grid has one upstream set; fits group by downstream set) and
 the extrapolation check in `--table` mode, which fits one law to a table of the user's.
@@ -87,10 +88,10 @@ def _floor_unidentified(fit: Fit, y: np.ndarray, target: str) -> str | None:
         lo = fit.ci["E"][0]
         if lo < FLOOR_SHARE * y.min():
             return (f"E's 95 % interval reaches 0 (its lower end {lo:.2g} is under "
-                    f"{FLOOR_SHARE * 100:g} % of the smallest {target}, {y.min():.3g}): the rows show "
-                    f"no floor, so the law is fitted without one")
+                    f"{FLOOR_SHARE * 100:g} % of the smallest {target}, {y.min():.3g}): the rows "
+                    f"show no floor, so the law is fitted without one")
     elif fit.law.E < 1e-6 * y.min():  # e ran off to -inf: the optimum lies on the E = 0 boundary
-        return ("E ran to 0 in the fit: the rows show no floor, so the law is fitted without one")
+        return "E ran to 0 in the fit: the rows show no floor, so the law is fitted without one"
     return None
 
 

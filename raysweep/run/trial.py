@@ -6,8 +6,8 @@ trial runs, store.layout.partial_checkpoint holds a recently finished epoch, so 
 resumes there. That resumable state is saved at an epoch's end once CHECKPOINT_MIN_S have passed
 since the last save, and at least 1 / CHECKPOINT_SHARE times as long as that save took: with
 epochs of one step (a fixed-step run on a few dozen images) a save per epoch cost more than the
-training itself (2.7 s of training, 4.7 s of saves over 400 steps on the CPU; BENCHMARKS.md,
-"Training loop"), and a killed trial still loses at most a few seconds of training.
+training itself (2.1 s of training, 3.8 s of saves over 400 steps on the CPU; BENCHMARKS.md,
+"What a one-step epoch cost"), and a killed trial still loses at most a few seconds of training.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Context:
     # Seconds between those reports, at least: an epoch in between is not reported unless it
     # evaluates; a phase's last epoch always is. A report costs a Tune worker ~6 ms of waiting
     # for the driver, as much as a step of the default's models; a fixed-step run on a few dozen
-    # images has one step per epoch (BENCHMARKS.md, "Training loop"). 0: every epoch.
+    # images has one step per epoch (BENCHMARKS.md, "What a one-step epoch cost"). 0: every epoch.
     report_every_s: float = 1.0
 
 
