@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import torch
+import yaml
 
 from raysweep.run import trial as trial_mod
 from raysweep.store import results
@@ -29,3 +30,29 @@ def test_a_trial_reruns_bit_for_bit_whatever_the_global_generator_holds(tmp_path
     assert first == second and all(s == "ok" for s, _, _ in first)
     assert w1.keys() == w2.keys() and all(torch.equal(w1[k], w2[k]) for k in w1)
     assert torch.initial_seed() == 2      # the caller's generator is left as it was
+
+
+def test_the_resumable_state_is_saved_at_most_every_checkpoint_min_s(tmp_path, monkeypatch):
+    """Saves at epoch ends, never of the last epoch (the record follows), and none sooner than
+    CHECKPOINT_MIN_S after the previous one: the same run, saved every epoch or only once."""
+    raw = yaml.safe_load(SMOKE.read_text())
+    raw["train"]["pretrain"]["epochs"] = 4
+    raw.pop("hparams")
+    pretrain = next(t for t in plan.plan(spec.parse(raw)) if t.stage == "pretrain")
+    saved, real_save = [], trial_mod.loop.save_checkpoint
+
+    def counting(state, f):
+        saved.append(state["epoch"])
+        real_save(state, f)
+
+    monkeypatch.setattr(trial_mod.loop, "save_checkpoint", counting)
+    epochs = {}
+    for min_s, share in ((0.0, 1.0), (1e9, 0.02)):
+        saved.clear()
+        monkeypatch.setattr(trial_mod, "CHECKPOINT_MIN_S", min_s)
+        monkeypatch.setattr(trial_mod, "CHECKPOINT_SHARE", share)
+        row = trial_mod.run(pretrain, trial_mod.Context(str(tmp_path / str(min_s))))
+        epochs[min_s] = (list(saved), row["error"])
+    every, once = epochs[0.0], epochs[1e9]
+    assert every[0] == [1, 2, 3]
+    assert once[0] == [1] and once[1] == every[1]   # fewer saves, the same result
