@@ -132,17 +132,18 @@ def fit(net, split, cfg: dict, ds, trial: Trial, ctx: Context, phase: str, **dis
         start_state = loop.load_checkpoint(io.BytesIO(storage.read_bytes(ctx.out, rel)))
     train_settings = settings(cfg, ds)
     last: list[dict] = []
-    save_due = [0.0]    # perf_counter time from which an epoch's end saves the resumable state
-    report_due = [0.0]  # ... and from which it is reported
+    save_due = report_due = 0.0  # perf_counter times from which an epoch's end saves the
+                                 # resumable state, and from which it is reported
 
     def on_epoch(epoch: int, state: dict) -> None:
+        nonlocal save_due, report_due
         now = time.perf_counter()
-        if state["step"] < state["total_steps"] and now >= save_due[0]:  # the last: a record
+        if state["step"] < state["total_steps"] and now >= save_due:  # the last: a record
             buf = io.BytesIO()
             loop.save_checkpoint(state, buf)
             storage.write_bytes(ctx.out, rel, buf.getvalue())
             took = time.perf_counter() - now
-            save_due[0] = now + max(CHECKPOINT_MIN_S, took / CHECKPOINT_SHARE)
+            save_due = now + max(CHECKPOINT_MIN_S, took / CHECKPOINT_SHARE)
         if ctx.on_epoch is None:
             return
         metrics = epoch_metrics(trial, phase, epoch, state)
@@ -150,9 +151,9 @@ def fit(net, split, cfg: dict, ds, trial: Trial, ctx: Context, phase: str, **dis
             last.append(metrics)
             return
         evaluates = bool(ctx.eval_every) and epoch % ctx.eval_every == 0
-        if not evaluates and now < report_due[0]:
+        if not evaluates and now < report_due:
             return
-        report_due[0] = now + ctx.report_every_s
+        report_due = now + ctx.report_every_s
         if evaluates:
             started = time.perf_counter()
             error, loss = loop.evaluate(net, split[2], split[3],
