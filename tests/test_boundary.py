@@ -226,3 +226,47 @@ def test_an_estimate_is_never_outside_its_own_interval():
     inside = boundary.slice_boundary(fitted(PLAIN, [PLAIN] * 3),
                                      fitted(DISTILLED, [DISTILLED] * 3), FIXED, [1e3, 1e4, 1e5])
     assert "d_cross_note" not in inside                       # no note where none is needed
+
+
+def test_measured_ends_tell_theorem1_by_seed_standard_errors():
+    helps_then_hurts = {100: [0.05, 0.07, 0.06], 1_000: [0.0, 0.01], 10_000: [-0.04, -0.05, -0.06]}
+    out = boundary.measured_ends(helps_then_hurts)
+    small, large = out["measured_ends"]["smallest"], out["measured_ends"]["largest"]
+    assert (small["dp"], small["seeds"], large["dp"], large["seeds"]) == (100, 3, 10_000, 3)
+    assert small["mean"] == pytest.approx(0.06) and large["mean"] == pytest.approx(-0.05)
+    assert small["se"] == pytest.approx(0.01 / math.sqrt(3))
+    assert out["theorem1"] is True
+    # the same means with seeds spread so that the smallest Dp's help is within 2 se of 0
+    noisy = helps_then_hurts | {100: [0.0, 0.18, 0.0]}
+    assert boundary.measured_ends(noisy)["theorem1"] is False
+    hurts_everywhere = {100: [-0.02, -0.03], 10_000: [-0.04, -0.05]}
+    assert boundary.measured_ends(hurts_everywhere)["theorem1"] is False
+
+
+@pytest.mark.parametrize("per_dp", [{100: [0.05], 10_000: [-0.04, -0.05]},  # one seed at an end
+                                    {100: [0.05, 0.06]}, {}])                # fewer than 2 Dp
+def test_measured_ends_cannot_tell_without_two_dp_and_two_seeds(per_dp):
+    out = boundary.measured_ends(per_dp)
+    assert out["theorem1"] is None
+    assert (out["measured_ends"] is None) is (len(per_dp) < 2)
+
+
+def test_every_slice_carries_its_measured_ends():
+    """The paired differences behind the check are those of the rows, seed by seed."""
+    rows = grid_rows(PLAIN, DISTILLED, WIDE, noise=0.01, seeds=range(3))
+    [out] = boundary.boundaries(rows, {"digits": {"error": fitted(PLAIN),
+                                                  "distilled_error": fitted(DISTILLED)}})
+    plain = {(r["dp"], r["seed"]): r["error"] for r in rows if r["stage"] == "finetune"}
+    want = [plain[(r["dp"], r["seed"])] - r["error"] for r in rows
+            if r["stage"] == "distill" and r["dp"] == int(WIDE[0])]
+    small = out["measured_ends"]["smallest"]
+    assert small["dp"] == int(WIDE[0]) and small["seeds"] == 3
+    assert small["mean"] == pytest.approx(np.mean(want))
+    assert small["se"] == pytest.approx(np.std(want, ddof=1) / math.sqrt(3))
+    # F = -0.019 at 1e3 images, +0.028 at 3e3, -0.037 at 1e6 (seed noise ~0.007 per pair): from
+    # 1e3 distilling never helps at the smallest Dp; from 3e3 it helps there and hurts at the end
+    assert out["theorem1"] is False
+    rows = grid_rows(PLAIN, DISTILLED, np.geomspace(3e3, 1e6, 6), noise=0.01, seeds=range(3))
+    [out] = boundary.boundaries(rows, {"digits": {"error": fitted(PLAIN),
+                                                  "distilled_error": fitted(DISTILLED)}})
+    assert out["theorem1"] is True

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
+from raysweep.laws import boundary
 from raysweep.report import __main__ as report_cli
 from raysweep.report import build as report
 from raysweep.report.figures import (
@@ -28,7 +29,7 @@ from raysweep.report.figures import (
     predict,
     short,
 )
-from raysweep.report.tables import fmt
+from raysweep.report.tables import fmt, theorem1_table
 from raysweep.store import results, storage
 
 pytest_plugins = ["s3_server"]  # fixture s3_out: a prefix on a local S3 server (moto)
@@ -220,7 +221,29 @@ def test_boundary_table_has_a_row_per_slice_with_its_values(grid_report):
     for s in slices:
         lo, hi = s["d_cross_ci"]
         assert f"{short(s['d_cross'])} [{short(lo)}, {short(hi)}]" in md
-    assert md.count("| digits | 8 heads | 2+4+6 heads |") == len(DF)
+    boundary_part, theorem1_part = md.split("Theorem 1, measured")
+    assert boundary_part.count("| digits | 8 heads | 2+4+6 heads |") == len(DF)
+    assert theorem1_part.count("| digits | 8 heads | 2+4+6 heads |") == len(DF)
+
+
+def test_theorem1_table_says_per_slice_what_the_measurements_show():
+    cases = {  # Df -> plain minus distilled error per Dp and seed
+        100: {1_000: [0.05, 0.07], 64_000: [-0.04, -0.06]},     # helps, then hurts: shown
+        200: {1_000: [-0.05, -0.07], 64_000: [-0.04, -0.06]},   # hurts at both ends
+        300: {1_000: [0.0, 0.02], 64_000: [-0.04, -0.06]},      # no help beyond noise
+        400: {1_000: [0.05], 64_000: [-0.04, -0.06]},           # one seed: no standard error
+    }
+    slices = [{"downstream": DS, "student_heads": 8, "teacher_heads": [2], "df": df}
+              | boundary.measured_ends(per_dp) for df, per_dp in cases.items()]
+    table = theorem1_table(slices)
+    assert "in 1 of the 3 slices that can tell (4 in all)" in table.caption
+    assert [row[-1] for row in table.rows] == [
+        "shown", "not shown: distilling hurts at both ends",
+        "not shown: no help at the smallest Dp",
+        "cannot tell: one seed at an end, no standard error"]
+    assert table.rows[0][4:8] == ["1k", "+0.060 ± 0.010 (2 seeds)", "64k",
+                                  "-0.050 ± 0.010 (2 seeds)"]
+    assert table.rows[3][5] == "+0.050 (1 seed)"
 
 
 def test_html_is_self_contained_with_every_figure_embedded(grid_report):

@@ -10,6 +10,9 @@ Df and mean teacher size. Positive F: distillation gives the lower error.
 - intervals: both over the paired bootstrap ensembles (member i of one law with member i of the
   other), percentile 95 %, with the share of members that do not cross.
 - a model-free crossing: where the measured, seed-averaged paired difference changes sign.
+- Theorem 1's pattern, measured without the laws: the paired difference at the smallest and the
+  largest measured Dp with the standard error over seeds; the pattern shows when distillation
+  helps at the smallest Dp and hurts at the largest, each by more than SIGNIFICANT_SE of them.
 
 Status vocabulary (what a reader of boundary.json sees; `STATUS` below):
   "ok"                                  D**p found inside the measured Dp range
@@ -43,11 +46,14 @@ STATUS = {
     "no_plain": "no plain rows",
     "unfitted": "law not fitted: {law}: {why}",
 }
+# A measured advantage counts as a sign when it is more than this many standard errors of the
+# seed replicates away from 0 (issue 14's test of Theorem 1: two, a ~95 % two-sided level).
+SIGNIFICANT_SE = 2.0
 # Every slice has these keys (None / False until found); "dp_range" when computed, and a
 # "d_star_note" / "d_cross_note" where a value is missing or its interval had to be widened.
 EMPTY = {"d_star": None, "d_star_ci": None, "d_cross": None, "d_cross_ci": None,
          "model_free_cross": None, "no_cross_fraction": None, "no_peak_fraction": None,
-         "in_range": False}
+         "in_range": False, "measured_ends": None, "theorem1": None}
 
 
 def d_star(plain: Law, distilled: Law) -> float | None:
@@ -196,19 +202,44 @@ def _slices(rows: list[dict]) -> dict[tuple, list[dict]]:
     return out
 
 
-def paired_differences(plain: list[dict], distilled: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """(Dp, mean over seeds of plain minus distilled error) at every Dp with a same-seed pair."""
+def paired_by_dp(plain: list[dict], distilled: list[dict]) -> dict[float, list[float]]:
+    """Dp -> plain minus distilled error of each seed run both ways (a seed's repeated rows are
+    averaged first), in increasing Dp; a Dp measured only one way is left out."""
     def by_dp_seed(rs):
         acc: dict[tuple, list[float]] = {}
         for r in rs:
-            acc.setdefault((r["dp"], r["seed"]), []).append(r["error"])
+            if r.get("error") is not None:
+                acc.setdefault((r["dp"], r["seed"]), []).append(r["error"])
         return {k: float(np.mean(v)) for k, v in acc.items()}
     mine, theirs = by_dp_seed(plain), by_dp_seed(distilled)
-    per_dp: dict[int, list[float]] = {}
+    per_dp: dict[float, list[float]] = {}
     for key in sorted(set(mine) & set(theirs)):
         per_dp.setdefault(key[0], []).append(mine[key] - theirs[key])
-    dps = sorted(per_dp)
-    return np.array(dps, dtype=float), np.array([np.mean(per_dp[d]) for d in dps])
+    return per_dp
+
+
+def _end(dp: float, diffs: list[float]) -> dict:
+    n = len(diffs)
+    se = float(np.std(diffs, ddof=1) / math.sqrt(n)) if n > 1 else None
+    return {"dp": dp, "mean": float(np.mean(diffs)), "se": se, "seeds": n}
+
+
+def measured_ends(per_dp: Mapping[float, list[float]]) -> dict:
+    """Theorem 1's pattern in the measurements alone: {"measured_ends": {"smallest": end,
+    "largest": end} with end = {dp, mean, se, seeds} of the paired differences, "theorem1": True
+    when distillation helps at the smallest Dp and hurts at the largest, each by more than
+    SIGNIFICANT_SE standard errors; False when not; None when it cannot be told (fewer than two
+    Dp values, or one seed at an end: no standard error)}."""
+    if len(per_dp) < 2:
+        return {"measured_ends": None, "theorem1": None}
+    lo, hi = min(per_dp), max(per_dp)
+    ends = {"smallest": _end(lo, per_dp[lo]), "largest": _end(hi, per_dp[hi])}
+    small, large = ends["smallest"], ends["largest"]
+    shown = None
+    if small["se"] is not None and large["se"] is not None:
+        shown = bool(small["mean"] > SIGNIFICANT_SE * small["se"]
+                     and large["mean"] < -SIGNIFICANT_SE * large["se"])
+    return {"measured_ends": ends, "theorem1": shown}
 
 
 def boundaries(rows, fits: Mapping[str, Mapping[str, Fit | str]], dp_range=None) -> list[dict]:
@@ -234,9 +265,11 @@ def _one_slice(head: dict, plain, distilled, laws: Mapping, dp_range) -> dict:
         fit = laws.get(name, "no fit for this downstream set")
         if not isinstance(fit, Fit):
             return EMPTY | {"status": STATUS["unfitted"].format(law=name, why=fit)}
-    dp, diff = paired_differences(plain, distilled)
+    per_dp = paired_by_dp(plain, distilled)
+    dp = np.array(list(per_dp), dtype=float)
+    diff = np.array([np.mean(v) for v in per_dp.values()], dtype=float)
     return slice_boundary(laws["error"], laws["distilled_error"], fixed_inputs(head), dp, diff,
-                          dp_range)
+                          dp_range) | measured_ends(per_dp)
 
 
 def fixed_inputs(s: Mapping) -> dict:

@@ -216,7 +216,8 @@ def build(inputs: dict, notes: list[str], out: str) -> list:
         tables.cautions_table(fits), tables.extrapolation_table(fits)]) \
         if fits else [note("no_fits")]
     blocks.append(Heading("Distillation boundary"))
-    blocks += guarded("The boundary table", lambda: [tables.boundary_table(boundary)]) \
+    blocks += guarded("The boundary tables", lambda: [tables.boundary_table(boundary),
+                                                         tables.theorem1_table(boundary)]) \
         if boundary else [note("no_boundary")]
     sets = {r["downstream"] for r in rows if r.get("downstream")}
     sets |= set((fits or {}).get("downstream", {})) | {b.get("downstream") for b in boundary or []}

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from matplotlib.ticker import FuncFormatter
 
+from raysweep.laws.boundary import paired_by_dp
 from raysweep.report.figures import (
     draw_points,
     head_colour,
@@ -54,11 +56,8 @@ def slice_rows(plain: list[dict], distilled: list[dict], key: tuple) -> tuple[li
 def paired_differences(plain: list[dict], distilled: list[dict]) -> dict:
     """Dp -> (mean, sd, n) of E_plain - E_distilled over seeds run both ways (positive = distilling
     helped). Rows are one slice's; a Dp measured only one way gives no difference."""
-    plain_error = {(r["dp"], r["seed"]): r["error"] for r in plain if r.get("error") is not None}
-    diffs = [{"dp": r["dp"], "diff": plain_error[(r["dp"], r["seed"])] - r["error"]}
-             for r in distilled
-             if r.get("error") is not None and (r["dp"], r["seed"]) in plain_error]
-    return {k[0]: v for k, v in mean_by(diffs, ("dp",), "diff").items()}
+    return {dp: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v))
+            for dp, v in paired_by_dp(plain, distilled).items()}
 
 
 def _inputs(rows: list[dict], grid) -> dict:
