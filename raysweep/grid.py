@@ -4,7 +4,7 @@ Runs every trial of a sweep that has no result yet under OUT (so the same comman
 after the grid is done only reports), then fits the laws, locates the distillation boundary and
 writes the report. Connects to a running cluster when there is one (--address or RAY_ADDRESS),
 else starts Ray locally. With no arguments it runs the embedded default (sweeps/default.yaml:
-formula-driven pretraining images -> handwritten digits) on the CPU in minutes.
+formula-driven pretraining images -> novel formula-driven classes) on the CPU in minutes.
 """
 
 from __future__ import annotations

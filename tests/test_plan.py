@@ -72,6 +72,29 @@ def test_distill_stage_pretrain_depends_on_teacher_pretrains(smoke):
         assert "pretrain" in t.config["train"] and "finetune" in t.config["train"]
 
 
+@pytest.mark.parametrize("stage", ["finetune", "pretrain"])
+def test_teachers_reused_from_one_dp_are_the_grid_s_own_trials(smoke, stage):
+    raw = yaml.safe_load(SMOKE.read_text())
+    raw["distill"].update(stage=stage, teacher_dp=1.0)   # all of the upstream set
+    trials = plan.plan(spec.parse(raw))
+    by_id = {t.trial_id: t for t in trials}
+    full = max(t.config["dp"] for t in trials)
+    distills = [t for t in trials if t.stage == "distill"]
+    assert {t.config["dp"] for t in distills} == {t.config["dp"] for t in trials}
+    for t in distills:
+        teachers = [by_id[d] for d in t.config["teacher_trials"]]
+        assert [x.config["dp"] for x in teachers] == [full] * len(teachers)
+        assert {x.stage for x in teachers} == {stage}
+        if stage == "finetune":
+            assert all(x.config["df"] == t.config["df"] for x in teachers)
+    # the teachers are plain trials the grid runs anyway: no trial is added, only reused
+    raw["distill"].pop("teacher_dp")
+    same_dp = plan.plan(spec.parse(raw))
+    assert plan.summary(trials)["by_stage"] == plan.summary(same_dp)["by_stage"]
+    smaller = {t.trial_id for t in distills if t.config["dp"] < full}
+    assert smaller and not smaller & {t.trial_id for t in same_dp}
+
+
 def test_dp_images_override_resolves_counts(smoke):
     trials = plan.plan(smoke, dp_images=[40, 77])
     assert {t.config["dp"] for t in trials} == {40, 77}

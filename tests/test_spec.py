@@ -57,6 +57,10 @@ BAD = {
     "missing field": (lambda r: r.pop("dp"), "dp", "required"),
     "distill stage": (lambda r: r.update(distill={"stage": "never"}), "distill.stage",
                       "unknown stage"),
+    "teacher Dp above upstream": (lambda r: r["distill"].update(teacher_dp=10 ** 6),
+                                  "distill.teacher_dp", "more than fractal"),
+    "teacher Dp not an amount": (lambda r: r["distill"].update(teacher_dp="all"),
+                                 "distill.teacher_dp", "expected a fraction in (0, 1]"),
     "bad backend": (lambda r: r.update(backend="magic"), "backend", "unknown backend"),
 }
 

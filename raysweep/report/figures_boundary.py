@@ -13,6 +13,7 @@ would hide each other; the boundary table lists them side by side).
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 from matplotlib.ticker import FuncFormatter
@@ -161,8 +162,10 @@ def fig_boundary(plain: list[dict], distilled: list[dict], key: tuple, laws: dic
                    label=f"model-free crossing = {short(bslice['model_free_cross'])}")
     ax.set_xlim(*xlim)
     status = bslice.get("status", "no boundary.json entry")
+    if status != "ok":  # wrapped: a long status ran into the legend beside the axes
+        title += "\n" + textwrap.fill(f"boundary: {status}", 44)
     style_axes(ax, "dp", "E_plain - E_distilled (top-1 error)\nabove 0: distillation better",
-               title + ("" if status == "ok" else f"\nboundary: {status}"),
+               title,
                xvalues=[*dps, *(m for m in marks if xlim[0] <= m <= xlim[1])])
     legend_outside(fig, ax)
     return fig

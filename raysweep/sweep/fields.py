@@ -139,20 +139,24 @@ def model_spec(model: dict, file: str) -> dict:
 def amounts(values: list, file: str, field: str, datasets) -> tuple:
     if not values:
         raise SweepError(file, field, "expected at least one amount")
-    for i, amount in enumerate(values):
-        where = f"{field}[{i}]"
-        if isinstance(amount, float) or amount == 1:
-            if not 0 < amount <= 1:
-                raise SweepError(file, where, f"fraction {amount} is outside (0, 1]")
-            continue
-        if amount < 1:
-            raise SweepError(file, where, f"image count {amount} must be >= 1")
-        for d in datasets:
-            size = data.train_size(d.name, d.params)
-            if amount > size:
-                raise SweepError(file, where, f"{amount} images is more than {d.name}'s "
-                                              f"{size} training images")
+    for i, value in enumerate(values):
+        amount(value, file, f"{field}[{i}]", datasets)
     return tuple(sorted(set(values)))
+
+
+def amount(value, file: str, where: str, datasets) -> None:
+    """VALUE is a fraction in (0, 1] or an image count that every one of DATASETS holds."""
+    if isinstance(value, float) or value == 1:
+        if not 0 < value <= 1:
+            raise SweepError(file, where, f"fraction {value} is outside (0, 1]")
+        return
+    if value < 1:
+        raise SweepError(file, where, f"image count {value} must be >= 1")
+    for d in datasets:
+        size = data.train_size(d.name, d.params)
+        if value > size:
+            raise SweepError(file, where, f"{value} images is more than {d.name}'s "
+                                          f"{size} training images")
 
 
 def teacher_sets(raw: dict, heads: list[int], file: str) -> dict:

@@ -6,8 +6,9 @@ goes. Prerequisites are explicit ids, so the executor can start a trial the mome
 
   pretrain(M, Dp, seed)                      -> checkpoint
   finetune(pretrain, downstream, Df)         -> E(Dp, M, Df)         (eq. 1 / 2)
-  distill, stage finetune: student pretrain + teachers' finetunes at the same Dp, Df
-  distill, stage pretrain: teachers' pretrains at the same Dp guide the student's pretraining,
+  distill, stage finetune: student pretrain + teachers' finetunes at the same Df, and at the
+                           same Dp or at `distill.teacher_dp` (teachers reused from one Dp)
+  distill, stage pretrain: teachers' pretrains (at that Dp) guide the student's pretraining,
                            then a plain fine-tune, inside the one trial
 
 Left out: trials shared across sweeps with different seeds lists are still one trial each (same id),
@@ -120,13 +121,14 @@ class Planner:
         train, settings = self.settings(heads)["train"], self.settings(heads)["distill"]
         config = {**self.base(heads, dp, seed), "downstream": downstream(down), "df": df,
                   "teachers": list(teachers), "distill": settings}
+        tdp = dp if "teacher_dp" not in settings else self.dp_images(settings["teacher_dp"])
         if settings["stage"] == "finetune":
             deps = (self.pretrain(heads, dp, seed),
-                    *(self.finetune(t, dp, down, df, seed) for t in teachers))
+                    *(self.finetune(t, tdp, down, df, seed) for t in teachers))
             config.update(train={**train["distill"], **down.finetune},
                           pretrained=deps[0], teacher_trials=list(deps[1:]))
         else:
-            deps = tuple(self.pretrain(t, dp, seed) for t in teachers)
+            deps = tuple(self.pretrain(t, tdp, seed) for t in teachers)
             config.update(train={"pretrain": train["pretrain"],
                                  "finetune": {**train["finetune"], **down.finetune}},
                           teacher_trials=list(deps))

@@ -24,6 +24,7 @@ from raysweep.sweep.fields import (
     TRAIN_KEYS,
     DatasetSpec,
     SweepError,
+    amount,
     amounts,
     check,
     check_keys,
@@ -51,7 +52,8 @@ FIELDS: dict[str, Any] = {
     "df": ["amount"],
     "seeds": [int],
     "teachers": None,
-    "distill": {"stage": str, "alpha": float, "tau": float, "attention_weight": float},
+    "distill": {"stage": str, "alpha": float, "tau": float, "attention_weight": float,
+                "teacher_dp": "amount"},
     "train": {"pretrain": TRAIN_KEYS, "finetune": TRAIN_KEYS, "distill": TRAIN_KEYS},
     "resources": None,
     "retries": int,
@@ -143,6 +145,8 @@ def parse(raw: dict, file: str = "<sweep>") -> Sweep:
     df = amounts(raw["df"], file, "df", downstream)
     teachers = teacher_sets(raw.get("teachers") or {}, model["heads"], file)
     distill = distill_spec(raw.get("distill") or {}, file)
+    if "teacher_dp" in distill:
+        amount(distill["teacher_dp"], file, "distill.teacher_dp", [upstream])
     if backend == "simulate":
         simulate.validate(raw.get("simulate"), file)
     sweep = Sweep(
