@@ -92,7 +92,9 @@ def test_teachers_reused_from_one_dp_are_the_grid_s_own_trials(smoke, stage):
     same_dp = plan.plan(spec.parse(raw))
     assert plan.summary(trials)["by_stage"] == plan.summary(same_dp)["by_stage"]
     smaller = {t.trial_id for t in distills if t.config["dp"] < full}
+    at_full = {t.trial_id for t in distills if t.config["dp"] == full}
     assert smaller and not smaller & {t.trial_id for t in same_dp}
+    assert at_full and at_full <= {t.trial_id for t in same_dp}   # the same experiment there
 
 
 def test_dp_images_override_resolves_counts(smoke):

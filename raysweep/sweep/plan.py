@@ -119,9 +119,12 @@ class Planner:
     def distill(self, heads: int, teachers: tuple[int, ...], dp: int, down, df: int,
                 seed: int) -> str:
         train, settings = self.settings(heads)["train"], self.settings(heads)["distill"]
-        config = {**self.base(heads, dp, seed), "downstream": downstream(down), "df": df,
-                  "teachers": list(teachers), "distill": settings}
+        # where the teachers come from is in their trials' ids, not in the config: so teachers
+        # reused from Dp X make, at Dp X, the very trial that same-Dp teachers make
         tdp = dp if "teacher_dp" not in settings else self.dp_images(settings["teacher_dp"])
+        config = {**self.base(heads, dp, seed), "downstream": downstream(down), "df": df,
+                  "teachers": list(teachers),
+                  "distill": {k: v for k, v in settings.items() if k != "teacher_dp"}}
         if settings["stage"] == "finetune":
             deps = (self.pretrain(heads, dp, seed),
                     *(self.finetune(t, tdp, down, df, seed) for t in teachers))
