@@ -133,6 +133,22 @@ def test_degenerate_terms_are_flagged():
     assert len(got) == 1 and got[0].startswith("params: exponent 7.5")
 
 
+def test_points_measured_under_two_settings_are_said():
+    """An OUT reused after a sweep's settings changed holds two trials of one point (different
+    ids): the law that fits them says so; replicates (other seeds) are not flagged."""
+    rows = [r | {"trial_id": f"t{i}"} for i, r in
+            enumerate(grid_rows(np.geomspace(1e3, 1e6, 4), [300, 3000]))]
+    doc, _ = study.fit_results(rows, bootstrap=0)
+    assert not any(law["warnings"] for law in doc["downstream"]["digits"].values())
+    again = next(r for r in rows if r["stage"] == "distill" and r["heads"] == 6)
+    rows.append(again | {"trial_id": "retuned", "error": again["error"] * 1.1})
+    laws = study.fit_results(rows, bootstrap=0)[0]["downstream"]["digits"]
+    (said,) = laws["distilled_error"]["warnings"]
+    assert said.startswith("rows: 1 point measured by several trials") and "6 heads" in said
+    assert f"seed {again['seed']}" in said and "2 trials" in said
+    assert not laws["error"]["warnings"]
+
+
 def test_a_floor_the_rows_do_not_show_is_left_out_and_said():
     """E is fitted where the rows show a floor (E = 0.1 under terms falling over 5 decades of Dp
     and 2 of Df: its interval keeps away from 0) and left out, with the reason, where they do

@@ -7,7 +7,8 @@ Df: it merges with E), or one value per value of an earlier input (e.g. one teac
 size: it merges with the size term) -- is left out of that law and named in "inputs_dropped" (the
 law is then conditional on it); a law that still has too few rows gets a "status" with the reason
 instead of numbers. Terms the data barely constrain (exponent outside EXPONENT_RANGE) are named
-in "warnings". A floor the data do not identify -- E's 95 % interval reaches 0 (its lower end
+in "warnings", as are points measured by several trials (an OUT reused after a sweep's settings
+changed: its rows would pass for replicates). A floor the data do not identify -- E's 95 % interval reaches 0 (its lower end
 under FLOOR_SHARE of the smallest measured value), or without a bootstrap E ~ 0 -- is left out:
 the law is refitted as a sum of power laws alone, and "E_left_out" says why (E is then 0 by
 construction, with no interval, rather than pinned at 0 with an interval of [0, 0]). Rows whose
@@ -79,7 +80,31 @@ def fit_rows(rows: list[dict], target: str, inputs, bootstrap: int, seed: int,
     checked = ({"extrapolation": extrapolation_check(X, y, floor=not no_floor)}
                if extrapolate else {})
     return (head | law_json(fit, target) | checked
-            | {"warnings": _warnings(fit), "status": "ok"}), fit
+            | {"warnings": _warnings(fit) + _mixed(usable), "status": "ok"}), fit
+
+
+POINT = ("heads", "dp", "df", "seed")   # with the teacher set: what one trial of a stage measures
+
+
+def _mixed(rows: list[dict]) -> list[str]:
+    """A warning where several trials measured one point (same size, Dp, Df, seed and teachers,
+    different ids, so different settings: an OUT reused after a sweep's settings changed); their
+    rows would be fitted, and paired by the boundary, as if they were replicates."""
+    if not rows or not all("trial_id" in r and "seed" in r for r in rows):
+        return []
+    ids: dict[tuple, set] = {}
+    for r in rows:
+        point = tuple(r.get(k) for k in POINT) + (tuple(r.get("teacher_heads") or ()),)
+        ids.setdefault(point, set()).add(r["trial_id"])
+    mixed = {p: n for p, n in ids.items() if len(n) > 1}
+    if not mixed:
+        return []
+    (heads, dp, df, seed, teachers), n = next(iter(mixed.items()))
+    return [f"rows: {len(mixed)} point{'s' * (len(mixed) > 1)} measured by several trials with "
+            f"different settings (e.g. "
+            f"{heads} heads, Dp {dp}, Df {df}, seed {seed}"
+            + (f", teachers {'+'.join(map(str, teachers))}" if teachers else "")
+            + f": {len(n)} trials); they are fitted as if replicates: keep one setting per OUT"]
 
 
 def _floor_unidentified(fit: Fit, y: np.ndarray, target: str) -> str | None:
