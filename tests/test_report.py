@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import pathlib
 import re
 import struct
 import subprocess
@@ -244,6 +245,27 @@ def test_theorem1_table_says_per_slice_what_the_measurements_show():
     assert table.rows[0][4:8] == ["1k", "+0.060 ± 0.010 (2 seeds)", "64k",
                                   "-0.050 ± 0.010 (2 seeds)"]
     assert table.rows[3][5] == "+0.050 (1 seed)"
+
+
+@pytest.mark.parametrize("teacher_dp", [None, 1.0])
+def test_teachers_reused_from_one_dp_are_named_with_it(teacher_dp):
+    """Result records of the smoke plan (real configs, teacher trial ids): a slice whose teachers
+    were pretrained on one Dp that is not the student's says which, in boundary.json and in both
+    tables; same-Dp teachers are labelled by their sizes alone."""
+    from raysweep.report.tables import boundary_table
+    from raysweep.sweep import plan, spec
+
+    raw = yaml.safe_load((pathlib.Path(__file__).parent.parent / "sweeps/smoke.yaml").read_text())
+    if teacher_dp is not None:
+        raw["distill"]["teacher_dp"] = teacher_dp
+    trials = plan.plan(spec.parse(raw))
+    rows = [results.record(t, status="ok", error=0.5, loss=1.0) for t in trials]
+    slices = boundary.boundaries(rows, {})
+    full = max(t.config["dp"] for t in trials)
+    assert slices and all(s["teacher_dp"] == (full if teacher_dp else None) for s in slices)
+    for table in (boundary_table(slices), theorem1_table(slices)):
+        assert {row[2] for row in table.rows} == (
+            {f"1+2 heads (Dp {full})"} if teacher_dp else {"1+2 heads"})
 
 
 def test_html_is_self_contained_with_every_figure_embedded(grid_report):

@@ -27,6 +27,7 @@ few), and slices over teacher sets (each teacher set is its own slice, as in the
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 
@@ -246,6 +247,7 @@ def boundaries(rows, fits: Mapping[str, Mapping[str, Fit | str]], dp_range=None)
     """One boundary dict per slice. FITS: downstream -> {"error": Fit or why-not string,
     "distilled_error": ...}. A thin or unfitted slice gets a status, never an exception."""
     ok = ok_rows(rows)
+    dp_of = {r["trial_id"]: r["dp"] for r in ok if "trial_id" in r}
     out = []
     for key, distilled in sorted(_slices(ok).items(), key=lambda kv: (str(kv[0][0]),) + kv[0][1:]):
         downstream, heads, teachers, df = key
@@ -253,9 +255,24 @@ def boundaries(rows, fits: Mapping[str, Mapping[str, Fit | str]], dp_range=None)
                  and r["heads"] == heads and r["df"] == df]
         head = {"downstream": downstream, "student_heads": heads, "teacher_heads": list(teachers),
                 "df": df, "student_params": distilled[0]["params"],
-                "teacher_params": float(np.mean([r["teacher_params"] for r in distilled]))}
+                "teacher_params": float(np.mean([r["teacher_params"] for r in distilled])),
+                "teacher_dp": reused_teacher_dp(distilled, dp_of)}
         out.append(head | _one_slice(head, plain, distilled, fits.get(downstream, {}), dp_range))
     return out
+
+
+def reused_teacher_dp(distilled: list[dict], dp_of: Mapping[str, float]) -> float | None:
+    """The one Dp the teachers of these distilled rows were pretrained on, when it is not the
+    students' own (the sweep's `distill.teacher_dp`); None when teachers share their student's Dp
+    or the rows do not say (no config, or teacher trials without a result)."""
+    pairs = set()
+    for r in distilled:
+        config = json.loads(r["config"]) if r.get("config") else {}
+        pairs |= {(r["dp"], dp_of.get(t)) for t in config.get("teacher_trials", [])}
+    teacher = {t for _, t in pairs}
+    if len(teacher) != 1 or None in teacher or all(s == t for s, t in pairs):
+        return None
+    return teacher.pop()
 
 
 def _one_slice(head: dict, plain, distilled, laws: Mapping, dp_range) -> dict:

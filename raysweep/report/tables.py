@@ -150,11 +150,17 @@ def extrapolation_table(fits: dict) -> Table:
     return Table("Extrapolation check: fit without the largest scale, predict it", header, rows)
 
 
+def _teachers(s: dict) -> str:
+    """A slice's teachers, with the Dp they were pretrained on where it is not the student's."""
+    label = teachers_label(s.get("teacher_heads") or [])
+    return label + (f" (Dp {images(s['teacher_dp'])})" if s.get("teacher_dp") else "")
+
+
 def boundary_table(slices: list[dict]) -> Table:
     header = ["downstream", "student", "teachers", "Df (images)", "D*p [95 %] (images)",
               "D**p [95 %] (images)", "model-free crossing", "in measured range", "status"]
     rows = [[s.get("downstream", DASH), f"{s.get('student_heads')} heads",
-             teachers_label(s.get("teacher_heads") or []), images(s.get("df")),
+             _teachers(s), images(s.get("df")),
              images_ci(s.get("d_star"), s.get("d_star_ci")),
              images_ci(s.get("d_cross"), s.get("d_cross_ci")), images(s.get("model_free_cross")),
              "yes" if s.get("in_range") else "no", str(s.get("status", DASH))]
@@ -202,7 +208,7 @@ def theorem1_table(slices: list[dict]) -> Table:
         ends = s.get("measured_ends") or {}
         small, large = ends.get("smallest"), ends.get("largest")
         rows.append([s.get("downstream", DASH), f"{s.get('student_heads')} heads",
-                     teachers_label(s.get("teacher_heads") or []), images(s.get("df")),
+                     _teachers(s), images(s.get("df")),
                      images(small and small["dp"]), _end(small),
                      images(large and large["dp"]), _end(large), _pattern(s)])
     return Table(f"Theorem 1, measured: distilling from smaller teachers helps at the smallest Dp "
