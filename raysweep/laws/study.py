@@ -8,9 +8,10 @@ size: it merges with the size term) -- is left out of that law and named in "inp
 law is then conditional on it); a law that still has too few rows gets a "status" with the reason
 instead of numbers. Terms the data barely constrain (exponent outside EXPONENT_RANGE) are named
 in "warnings", as are points measured by several trials (an OUT reused after a sweep's settings
-changed: its rows would pass for replicates). A floor the data do not identify -- E's 95 % interval reaches 0 (its lower end
-under FLOOR_SHARE of the smallest measured value), or without a bootstrap E ~ 0 -- is left out:
-the law is refitted as a sum of power laws alone, and "E_left_out" says why (E is then 0 by
+changed: its rows would pass for replicates). A floor the data do not identify -- E's 95 %
+interval reaches 0 (its lower end under FLOOR_SHARE of the smallest measured value), or without
+a bootstrap E ~ 0 -- is left out: the law is refitted as a sum of power laws alone, and
+"E_left_out" says why (E is then 0 by
 construction, with no interval, rather than pinned at 0 with an interval of [0, 0]). Rows whose
 target is not > 0 (an error of exactly 0 has no logarithm) are left out, counted in
 "rows_skipped".
@@ -100,11 +101,12 @@ def _mixed(rows: list[dict]) -> list[str]:
     if not mixed:
         return []
     (heads, dp, df, seed, teachers), n = next(iter(mixed.items()))
-    return [f"rows: {len(mixed)} point{'s' * (len(mixed) > 1)} measured by several trials with "
-            f"different settings (e.g. "
-            f"{heads} heads, Dp {dp}, Df {df}, seed {seed}"
-            + (f", teachers {'+'.join(map(str, teachers))}" if teachers else "")
-            + f": {len(n)} trials); they are fitted as if replicates: keep one setting per OUT"]
+    example = f"{heads} heads, Dp {dp}, Df {df}, seed {seed}" + (
+        f", teachers {'+'.join(map(str, teachers))}" if teachers else "")
+    said = (f"rows: {len(mixed)} point{'s' * (len(mixed) > 1)} measured by several trials with "
+            f"different settings (e.g. {example}: {len(n)} trials); they are fitted as if "
+            f"replicates: keep one setting per OUT")
+    return [said]
 
 
 def _floor_unidentified(fit: Fit, y: np.ndarray, target: str) -> str | None:
