@@ -30,8 +30,9 @@ from raysweep.report.figures import (
     predict,
     short,
 )
-from raysweep.report.tables import fmt, theorem1_table
+from raysweep.report.tables import boundary_table, fmt, theorem1_table
 from raysweep.store import results, storage
+from raysweep.sweep import plan, spec
 
 pytest_plugins = ["s3_server"]  # fixture s3_out: a prefix on a local S3 server (moto)
 
@@ -252,9 +253,6 @@ def test_teachers_reused_from_one_dp_are_named_with_it(teacher_dp):
     """Result records of the smoke plan (real configs, teacher trial ids): a slice whose teachers
     were pretrained on one Dp that is not the student's says which, in boundary.json and in both
     tables; same-Dp teachers are labelled by their sizes alone."""
-    from raysweep.report.tables import boundary_table
-    from raysweep.sweep import plan, spec
-
     raw = yaml.safe_load((pathlib.Path(__file__).parent.parent / "sweeps/smoke.yaml").read_text())
     if teacher_dp is not None:
         raw["distill"]["teacher_dp"] = teacher_dp

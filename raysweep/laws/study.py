@@ -11,10 +11,9 @@ in "warnings", as are points measured by several trials (an OUT reused after a s
 changed: its rows would pass for replicates). A floor the data do not identify -- E's 95 %
 interval reaches 0 (its lower end under FLOOR_SHARE of the smallest measured value), or without
 a bootstrap E ~ 0 -- is left out: the law is refitted as a sum of power laws alone, and
-"E_left_out" says why (E is then 0 by
-construction, with no interval, rather than pinned at 0 with an interval of [0, 0]). Rows whose
-target is not > 0 (an error of exactly 0 has no logarithm) are left out, counted in
-"rows_skipped".
+"E_left_out" says why (E is then 0 by construction, with no interval, rather than pinned at 0
+with an interval of [0, 0]). Rows whose target is not > 0 (an error of exactly 0 has no
+logarithm) are left out, counted in "rows_skipped".
 
 Left out: per-upstream grouping (a grid has one upstream set; fits group by downstream set) and
 the extrapolation check in `--table` mode, which fits one law to a table of the user's.
@@ -84,23 +83,19 @@ def fit_rows(rows: list[dict], target: str, inputs, bootstrap: int, seed: int,
             | {"warnings": _warnings(fit) + _mixed(usable), "status": "ok"}), fit
 
 
-POINT = ("heads", "dp", "df", "seed")   # with the teacher set: what one trial of a stage measures
-
-
 def _mixed(rows: list[dict]) -> list[str]:
-    """A warning where several trials measured one point (same size, Dp, Df, seed and teachers,
+    """A warning where several trials measured one point (the boundary's slice, Dp and seed;
     different ids, so different settings: an OUT reused after a sweep's settings changed); their
     rows would be fitted, and paired by the boundary, as if they were replicates."""
     if not rows or not all("trial_id" in r and "seed" in r for r in rows):
         return []
     ids: dict[tuple, set] = {}
     for r in rows:
-        point = tuple(r.get(k) for k in POINT) + (tuple(r.get("teacher_heads") or ()),)
-        ids.setdefault(point, set()).add(r["trial_id"])
+        ids.setdefault(bnd.slice_key(r) + (r["dp"], r["seed"]), set()).add(r["trial_id"])
     mixed = {p: n for p, n in ids.items() if len(n) > 1}
     if not mixed:
         return []
-    (heads, dp, df, seed, teachers), n = next(iter(mixed.items()))
+    (_, heads, teachers, df, dp, seed), n = next(iter(mixed.items()))
     example = f"{heads} heads, Dp {dp}, Df {df}, seed {seed}" + (
         f", teachers {'+'.join(map(str, teachers))}" if teachers else "")
     said = (f"rows: {len(mixed)} point{'s' * (len(mixed) > 1)} measured by several trials with "
