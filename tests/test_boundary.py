@@ -101,6 +101,50 @@ def test_model_free_cross(dp, diff, want):
     assert got == (None if want is None else pytest.approx(want, rel=1e-12))
 
 
+def replicated(means: dict, sd: float, seeds: int, rng) -> dict:
+    """Dp -> SEEDS paired differences drawn around MEANS[Dp] with spread SD."""
+    return {dp: list(m + sd * rng.standard_normal(seeds)) for dp, m in means.items()}
+
+
+# A difference that turns + to - between 1e3 and 1e4 images: at 10 ** 3.5 by the straight line.
+TURNING = {1e2: 0.04, 1e3: 0.02, 1e4: -0.02, 1e5: -0.04}
+
+
+def test_model_free_interval_holds_the_crossing_and_narrows_with_seeds():
+    rng = np.random.default_rng(3)
+    few = boundary.model_free(replicated(TURNING, 0.01, 2, rng))
+    many = boundary.model_free(replicated(TURNING, 0.01, 32, rng))
+    for out in (few, many):
+        lo, hi = out["model_free_cross_ci"]
+        assert lo <= out["model_free_cross"] <= hi
+        assert 1e2 < lo < 10 ** 3.5 < hi < 1e5  # around the noise-free turn
+    assert 1e3 < many["model_free_cross_ci"][0] < many["model_free_cross_ci"][1] < 1e4
+    assert math.log(many["model_free_cross_ci"][1] / many["model_free_cross_ci"][0]) < \
+        0.5 * math.log(few["model_free_cross_ci"][1] / few["model_free_cross_ci"][0])
+    assert many["model_free_no_cross_fraction"] == 0.0
+
+
+def test_model_free_interval_says_how_often_noise_alone_would_cross():
+    """Differences of 0 +- noise cross in about as many draws as not; a clear turn in all."""
+    rng = np.random.default_rng(4)
+    flat = boundary.model_free(replicated({d: 0.0 for d in TURNING}, 0.01, 3, rng))
+    clear = boundary.model_free(replicated(TURNING, 0.002, 3, rng))
+    assert 0.2 < flat["model_free_no_cross_fraction"] < 0.8
+    assert clear["model_free_no_cross_fraction"] < 0.01
+
+
+def test_model_free_interval_needs_a_spread_and_is_reproducible():
+    one_seed = boundary.model_free({dp: [m] for dp, m in TURNING.items()})
+    assert one_seed["model_free_cross"] == pytest.approx(10 ** 3.5)
+    assert one_seed["model_free_cross_ci"] is None and "one seed" in one_seed["model_free_note"]
+    rows = replicated(TURNING, 0.01, 2, np.random.default_rng(5))
+    assert boundary.model_free(rows) == boundary.model_free(rows)
+    never = boundary.model_free(replicated({1e3: 0.05, 1e4: 0.04}, 0.001, 2,
+                                           np.random.default_rng(6)))
+    assert never["model_free_cross"] is None and never["model_free_cross_ci"] is None
+    assert never["model_free_no_cross_fraction"] == 1.0
+
+
 def test_intervals_come_from_paired_members():
     rng = np.random.default_rng(0)
     members = [(Law(PLAIN.E, PLAIN.terms | {"dp": (3.0 * math.exp(0.05 * z), 0.3)}), DISTILLED)

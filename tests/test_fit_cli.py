@@ -99,7 +99,7 @@ def test_grid_boundary_json_and_tables(grid_out):
         (h, tuple(t)) for h, sets in TEACHERS.items() for t in sets}
     assert len(slices) == 5 * 3  # (student, teacher set) pairs x 3 Df
     needed = {"downstream", "student_heads", "teacher_heads", "df", "d_star", "d_star_ci",
-              "d_cross", "d_cross_ci", "model_free_cross", "status"}
+              "d_cross", "d_cross_ci", "model_free_cross", "model_free_cross_ci", "status"}
     assert all(needed <= set(s) for s in slices)
     assert sum(s["status"] == "ok" for s in slices) >= 10  # the laws cross inside 1k-1M images
     for title in ("Tables 1, 2", "Table 4", "Extrapolation", "Distillation boundary"):

@@ -123,6 +123,7 @@ def boundary_slice(heads, df):
             "df": df, "d_star": d_star, "d_star_ci": [d_star * 0.7, d_star * 1.5],
             "d_cross": d_cross, "d_cross_ci": [d_cross * 0.8, d_cross * 1.3] if d_cross else None,
             "model_free_cross": d_cross * 1.1 if d_cross else None,
+            "model_free_cross_ci": [d_cross * 0.9, d_cross * 1.2] if d_cross else None,
             "status": "ok" if d_cross else "no crossing in measured range",
             "in_range": bool(d_cross and DP[0] <= d_cross <= DP[-1])}
 
@@ -221,8 +222,9 @@ def test_boundary_table_has_a_row_per_slice_with_its_values(grid_report):
     out, _, slices = grid_report
     md = (out / "report" / "report.md").read_text()
     for s in slices:
-        lo, hi = s["d_cross_ci"]
-        assert f"{short(s['d_cross'])} [{short(lo)}, {short(hi)}]" in md
+        for value, ci in ((s["d_cross"], s["d_cross_ci"]),
+                          (s["model_free_cross"], s["model_free_cross_ci"])):
+            assert f"{short(value)} [{short(ci[0])}, {short(ci[1])}]" in md
     boundary_part, theorem1_part = md.split("Theorem 1, measured")
     assert boundary_part.count("| digits | 8 heads | 2+4+6 heads |") == len(DF)
     assert theorem1_part.count("| digits | 8 heads | 2+4+6 heads |") == len(DF)

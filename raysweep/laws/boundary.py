@@ -9,7 +9,10 @@ Df and mean teacher size. Positive F: distillation gives the lower error.
   in log Dp inside a plausible range (measured range widened by DP_RANGE_FACTOR each side).
 - intervals: both over the paired bootstrap ensembles (member i of one law with member i of the
   other), percentile 95 %, with the share of members that do not cross.
-- a model-free crossing: where the measured, seed-averaged paired difference changes sign.
+- a model-free crossing: where the measured, seed-averaged paired difference changes sign, with
+  an interval from the seed replicates alone (model_free below): the spread of the paired
+  differences is pooled over the slice's Dp values, and each draw of the Dp means from it gives
+  a crossing (or none).
 - Theorem 1's pattern, measured without the laws: the paired difference at the smallest and the
   largest measured Dp with the standard error over seeds; the pattern shows when distillation
   helps at the smallest Dp and hurts at the largest, each by more than SIGNIFICANT_SE of them.
@@ -21,8 +24,7 @@ Status vocabulary (what a reader of boundary.json sees; `STATUS` below):
   "too few Dp values (N)"               < 2 distinct Dp measured both ways (same seed) in the slice
   "no plain rows"                       the student was never fine-tuned plainly at this Df
   "law not fitted: <law>: <why>"         a law the slice needs has no fit
-Left out: intervals from the model-free estimate (it is one measured curve; the seeds behind it are
-few), and slices over teacher sets (each teacher set is its own slice, as in the paper's Fig. 6).
+Left out: slices over teacher sets (each teacher set is its own slice, as in the paper's Fig. 6).
 """
 
 from __future__ import annotations
@@ -50,10 +52,12 @@ STATUS = {
 # A measured advantage counts as a sign when it is more than this many standard errors of the
 # seed replicates away from 0 (issue 14's test of Theorem 1: two, a ~95 % two-sided level).
 SIGNIFICANT_SE = 2.0
+MODEL_FREE_DRAWS = 2000   # draws of the Dp means behind the model-free crossing's interval
 # Every slice has these keys (None / False until found); "dp_range" when computed, and a
 # "d_star_note" / "d_cross_note" where a value is missing or its interval had to be widened.
 EMPTY = {"d_star": None, "d_star_ci": None, "d_cross": None, "d_cross_ci": None,
-         "model_free_cross": None, "no_cross_fraction": None, "no_peak_fraction": None,
+         "model_free_cross": None, "model_free_cross_ci": None,
+         "model_free_no_cross_fraction": None, "no_cross_fraction": None, "no_peak_fraction": None,
          "in_range": False, "measured_ends": None, "theorem1": None}
 
 
@@ -117,6 +121,49 @@ def model_free_cross(dp: np.ndarray, diff: np.ndarray) -> float | None:
     return None
 
 
+def model_free(per_dp: Mapping[float, list[float]], draws: int = MODEL_FREE_DRAWS,
+               seed: int = 0) -> dict:
+    """The model-free crossing of PER_DP (Dp -> paired differences, one per seed) with a 95 %
+    interval from the seeds alone: {"model_free_cross", "model_free_cross_ci",
+    "model_free_no_cross_fraction"} and a "model_free_note" where the interval is missing or
+    widened.
+
+    The paired differences at a Dp are taken as normal with the Dp's own mean and one spread
+    shared by the slice's Dp values (pooled: two seeds a point give too little to estimate a
+    spread per point). Each draw takes the spread from its posterior (s^2 dof / chi^2_dof, dof =
+    sum of n_i - 1) and then each mean as N(m_i, s^2 / n_i), the posterior of the means under a
+    flat prior, and finds the draw's first + to - turn; the interval is the percentile one over
+    the draws that turn, `model_free_no_cross_fraction` the share that do not. Seeded, so the
+    same rows give the same interval."""
+    dp = np.array(sorted(per_dp), dtype=float)
+    vals = [np.asarray(per_dp[d], dtype=float) for d in sorted(per_dp)]
+    means = np.array([v.mean() for v in vals])
+    cross = model_free_cross(dp, means) if dp.size >= 2 else None
+    out = {"model_free_cross": cross, "model_free_cross_ci": None,
+           "model_free_no_cross_fraction": None}
+    dof = sum(v.size - 1 for v in vals)
+    if dp.size < 2:
+        return out
+    if dof == 0:
+        return out | {"model_free_note": "one seed per Dp: no spread to draw an interval from"}
+    pooled = sum(float(((v - v.mean()) ** 2).sum()) for v in vals) / dof
+    rng = np.random.default_rng(seed)
+    var = pooled * dof / rng.chisquare(dof, size=draws)
+    n = np.array([v.size for v in vals], dtype=float)
+    drawn = means + rng.standard_normal((draws, dp.size)) * np.sqrt(var[:, None] / n)
+    members = [model_free_cross(dp, row) for row in drawn]
+    out["model_free_no_cross_fraction"] = sum(c is None for c in members) / draws
+    if cross is not None:
+        ci = _percentile(members)
+        if ci is not None and not ci[0] <= cross <= ci[1]:
+            out["model_free_note"] = (f"the measured means cross at {cross:.4g}, outside the "
+                                      f"draws' 95 % interval [{ci[0]:.4g}, {ci[1]:.4g}]; the "
+                                      f"interval is widened to include it")
+            ci = [min(ci[0], cross), max(ci[1], cross)]
+        out["model_free_cross_ci"] = ci
+    return out
+
+
 def _percentile(values: list) -> list[float] | None:
     vals = [v for v in values if v is not None]
     tail = (100.0 - LEVEL) / 2
@@ -124,9 +171,8 @@ def _percentile(values: list) -> list[float] | None:
 
 
 def slice_boundary(plain: Fit, distilled: Fit, fixed: Mapping[str, float], measured_dp,
-                   paired_diff=None, dp_range=None) -> dict:
-    """D*p, D**p with intervals, the model-free crossing and a status for one slice.
-    PAIRED_DIFF: seed-averaged plain-minus-distilled error at each MEASURED_DP, when measured."""
+                   dp_range=None) -> dict:
+    """D*p and D**p of the fitted laws, with intervals, and a status for one slice."""
     measured = np.unique(np.asarray(measured_dp, dtype=float))
     out = dict(EMPTY)
     if measured.size < 2:
@@ -139,8 +185,6 @@ def slice_boundary(plain: Fit, distilled: Fit, fixed: Mapping[str, float], measu
             "in_range": cross is not None and lo_meas <= cross <= hi_meas}
     if why_no_star:
         out["d_star_note"] = why_no_star
-    if paired_diff is not None:
-        out["model_free_cross"] = model_free_cross(measured_dp, paired_diff)
     out |= _ensemble_intervals(plain, distilled, fixed, dp_range, star, cross)
     return out | {"status": _status(cross, out["in_range"])}
 
@@ -283,10 +327,9 @@ def _one_slice(head: dict, plain, distilled, laws: Mapping, dp_range) -> dict:
         if not isinstance(fit, Fit):
             return EMPTY | {"status": STATUS["unfitted"].format(law=name, why=fit)}
     per_dp = paired_by_dp(plain, distilled)
-    dp = np.array(list(per_dp), dtype=float)
-    diff = np.array([np.mean(v) for v in per_dp.values()], dtype=float)
-    return slice_boundary(laws["error"], laws["distilled_error"], fixed_inputs(head), dp, diff,
-                          dp_range) | measured_ends(per_dp)
+    return (slice_boundary(laws["error"], laws["distilled_error"], fixed_inputs(head),
+                           np.array(list(per_dp), dtype=float), dp_range)
+            | model_free(per_dp) | measured_ends(per_dp))
 
 
 def fixed_inputs(s: Mapping) -> dict:

@@ -158,8 +158,13 @@ def fig_boundary(plain: list[dict], distilled: list[dict], key: tuple, laws: dic
     for field in BOUNDARY_MARKS:
         _mark(ax, bslice, field, xlim)
     if _finite(bslice.get("model_free_cross")):
-        ax.scatter([bslice["model_free_cross"]], [0.0], marker="X", color="black", zorder=4,
-                   label=f"model-free crossing = {short(bslice['model_free_cross'])}")
+        free, ci = bslice["model_free_cross"], bslice.get("model_free_cross_ci")
+        words = f" [{short(ci[0])}, {short(ci[1])}]" if ci else ""
+        ax.scatter([free], [0.0], marker="X", color="black", zorder=4,
+                   label=f"model-free crossing = {short(free)}{words}")
+        if ci:  # the seeds' 95 % interval, as a bar along the zero line
+            ax.plot(ci, [0.0, 0.0], color="black", linewidth=3, alpha=0.5, zorder=3,
+                    solid_capstyle="butt")
     ax.set_xlim(*xlim)
     status = bslice.get("status", "no boundary.json entry")
     if status != "ok":  # wrapped: a long status ran into the legend beside the axes

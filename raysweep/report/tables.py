@@ -158,11 +158,12 @@ def _teachers(s: dict) -> str:
 
 def boundary_table(slices: list[dict]) -> Table:
     header = ["downstream", "student", "teachers", "Df (images)", "D*p [95 %] (images)",
-              "D**p [95 %] (images)", "model-free crossing", "in measured range", "status"]
+              "D**p [95 %] (images)", "model-free crossing [95 %]", "in measured range", "status"]
     rows = [[s.get("downstream", DASH), f"{s.get('student_heads')} heads",
              _teachers(s), images(s.get("df")),
              images_ci(s.get("d_star"), s.get("d_star_ci")),
-             images_ci(s.get("d_cross"), s.get("d_cross_ci")), images(s.get("model_free_cross")),
+             images_ci(s.get("d_cross"), s.get("d_cross_ci")),
+             images_ci(s.get("model_free_cross"), s.get("model_free_cross_ci")),
              "yes" if s.get("in_range") else "no", str(s.get("status", DASH))]
             for s in slices]
     return Table("Distillation boundary per slice: D*p (advantage peaks), D**p (plain overtakes),"
