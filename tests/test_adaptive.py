@@ -199,7 +199,51 @@ def test_when_every_uncertain_dp_is_measured_the_rule_proposes_replicates(tmp_pa
 
 
 def test_a_round_line_says_in_words_what_an_infinite_width_means():
-    s = {"d_cross": 5e4, "d_cross_ci": [3e4, 9e4], "no_cross_fraction": 0.3}
+    s = {"status": "ok", "d_cross": 5e4, "d_cross_ci": [3e4, 9e4], "no_cross_fraction": 0.3}
     assert adaptive.width_words(s) == ("no upper bound: 30% of the bootstrap fits do not cross "
                                        "in the plausible Dp range")
     assert adaptive.width_words(s | {"no_cross_fraction": 0.0}) == "width 1.20"
+    free = {"status": "no crossing", "d_cross": None, "d_cross_ci": None,
+            "model_free_cross": 100.0, "model_free_cross_ci": [80.0, 150.0],
+            "model_free_no_cross_fraction": 0.2}
+    assert adaptive.width_words(free) == ("no bound: in 20% of the seed draws the measured "
+                                          "differences do not cross")
+    assert adaptive.width_words(free | {"model_free_no_cross_fraction": 0.0}) == "width 0.70"
+    assert adaptive.width_words(free | {"model_free_cross_ci": None}).startswith("no interval")
+
+
+def test_a_slice_crossing_only_in_its_measurements_is_chased_on_them():
+    """Laws that do not cross, measured means that do between two grid Dp: the round bisects that
+    bracket and repeats both ends with new seeds; a slice whose crossing is settled, or whose
+    draws mostly do not cross, gets nothing."""
+    sweep = spec.parse({**one_slice_raw(noise=0.0), "seeds": [0, 1]})
+    grid = plan.plan(sweep)
+    rows = [{"stage": t.stage, "downstream": "cifar100", "heads": 4, "teacher_heads": [2],
+             "df": 50_000, "dp": t.config["dp"], "seed": t.config["seed"]}
+            for t in grid if t.stage == "distill"]
+    dps = sorted({r["dp"] for r in rows})
+    lo, hi = dps[1], dps[2]
+    free = {"downstream": "cifar100", "student_heads": 4, "teacher_heads": [2], "df": 50_000,
+            "status": bnd.STATUS["none"], "d_cross": None, "d_cross_ci": None,
+            "no_cross_fraction": 1.0, "model_free_cross": (lo * hi) ** 0.5 * 1.1,
+            "model_free_cross_ci": [lo * 1.05, hi * 0.95], "model_free_no_cross_fraction": 0.1}
+    done = {t.trial_id for t in grid}
+    args = (sweep, rows, done, 0.2, 8, 1e9, adaptive.Budget("trials", 1e9, "1e9"), None, {})
+    _, chosen, trials, stop = adaptive.decide(*args, [free])
+    assert stop is None and all(c.reason == choice.MEASURED for c in chosen)
+    assert [(c.dp, c.replicate) for c in chosen] == [(round((lo * hi) ** 0.5), 0), (lo, 1),
+                                                      (hi, 1)]
+    by_stage = {(t.stage, t.config["dp"], t.config["seed"]) for t in trials}
+    assert ("distill", lo, 2) in by_stage and ("distill", hi, 3) in by_stage
+    assert ("pretrain", round((lo * hi) ** 0.5), 0) in by_stage   # the midpoint's own student
+    line = adaptive.round_line(1, chosen, (len(trials), 0.0), [free], 0.2)
+    assert "0/1 slices (1 by the measured crossing) within 0.2" in line
+    assert "widest cifar100 4h<-2h Df=50000: model-free crossing" in line
+    settled = free | {"model_free_cross_ci": [free["model_free_cross"] * 0.95,
+                                              free["model_free_cross"] * 1.05],
+                      "model_free_no_cross_fraction": 0.0}
+    assert adaptive.decide(*args, [settled])[3] == (
+        "every chased slice's D**p interval is within --tol")
+    noise = free | {"model_free_no_cross_fraction": 0.6}
+    assert not choice.chased_measured(noise)
+    assert adaptive.decide(*args, [noise])[3].startswith("no slice's laws cross")

@@ -6,6 +6,13 @@ measure next, and which trials that means. Pure planning and fitting; adaptive/l
 - `chased` / `rel_width`: a slice is chased while its laws cross inside the measured Dp range; it is
   settled once (hi - lo) / D**p <= tol and at most 2.5 % of the ensemble fails to cross (more, and
   the interval would reach past the plausible range on that side).
+- `chased_measured` / `width` / `measured_rule`: a slice whose laws do not cross there but whose
+  measured differences do (the model-free crossing, in at least half of its seed draws) is chased
+  on the measurements: each round bisects the bracket of measured Dp around the crossing (a pair
+  at its geometric midpoint) and repeats the pair at both ends with new seeds, until the
+  model-free interval is within tol, or the crossing is gone. The joint laws cannot place such a
+  crossing (eq. 1 and eq. 4 give F one shape in every slice; docs/boundary.md), so no law-based
+  rule can aim at it; this one needs no law.
 - `crossing_rule` (`--rule crossing`; the default, `--rule design`, is adaptive/design.py's):
   the proposals module's rule on each chased slice's ensemble of F(Dp), over image counts
   between the sweep's smallest and largest Dp; the K best, spread over the current interval (`spacing`: a
@@ -42,6 +49,9 @@ REPEAT_GAP = 0.002   # decades of Dp (0.5 %): closer to a measured Dp is a repli
 CANDIDATES = 2000    # log-spaced over the Dp range: 0.0007 decades apart over 1.3 decades, so a
                      # +-10 % interval holds ~120
 MAX_GAP = 0.1        # decades: the spacing while a slice has no interval yet
+CROSSING_SHARE = 0.5  # a measured crossing is chased while at least this share of draws cross
+MIN_BRACKET = 0.1     # decades: a narrower bracket around it gets replicates only, no midpoint
+MEASURED = "measured crossing uncertain here"   # the reason of measured_rule's proposals
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +100,19 @@ def measured_dps(rows: list[dict]) -> dict[tuple, list[int]]:
 
 
 def chased(s: dict) -> bool:
+    """The slice's laws cross inside the measured Dp range: D**p is what the rounds pin down."""
     return s["status"] == bnd.STATUS["ok"]
+
+
+def chased_measured(s: dict) -> bool:
+    """The laws do not cross in range, the measured differences do, in at least CROSSING_SHARE
+    of their seed draws: the model-free crossing is what the rounds pin down."""
+    return (not chased(s) and s.get("model_free_cross") is not None
+            and (s.get("model_free_no_cross_fraction") or 0.0) <= 1.0 - CROSSING_SHARE)
+
+
+def pursued(s: dict) -> bool:
+    return chased(s) or chased_measured(s)
 
 
 def rel_width(s: dict) -> float:
@@ -99,6 +121,18 @@ def rel_width(s: dict) -> float:
         return math.inf
     lo, hi = s["d_cross_ci"]
     return (hi - lo) / s["d_cross"]
+
+
+def width(s: dict) -> float:
+    """The relative width a pursued slice is judged by: its laws' D**p (rel_width), or, when
+    chased on the measurements, the model-free crossing's, infinite while more than 2.5 % of the
+    seed draws do not cross."""
+    if not chased_measured(s):
+        return rel_width(s)
+    ci = s.get("model_free_cross_ci")
+    if ci is None or (s.get("model_free_no_cross_fraction") or 0.0) > proposals.TAIL:
+        return math.inf
+    return (ci[1] - ci[0]) / s["model_free_cross"]
 
 
 # ---- where to measure ----------------------------------------------------------------------
@@ -115,6 +149,31 @@ def crossing_rule(sit: Situation) -> list[proposals.Candidate]:
         found += replicates(proposals.score_slice(bnd.slice_key(s), f, dps, cost), done,
                             len(sit.sweep.seeds))
     return proposals.pick(found, sit.batch, spacing(sit.targets, sit.batch))
+
+
+def measured_rule(targets: list[dict], measured: dict[tuple, list[int]], seeds: int,
+                  batch: int) -> list[proposals.Candidate]:
+    """Up to BATCH pairs for the slices chased on their measurements (chased_measured): first
+    the geometric midpoint of each slice's bracket (the measured Dp on either side of its
+    model-free crossing) while the bracket is wider than MIN_BRACKET decades, then a replicate
+    with new seeds at each end of it; the widest slices first. MEASURED: slice key -> the Dp of
+    each distilled result (measured_dps); SEEDS: seeds per replicate."""
+    mids, ends = [], []
+    for s in sorted(targets, key=width, reverse=True):
+        key, done = bnd.slice_key(s), measured.get(bnd.slice_key(s), [])
+        dps, cross = np.unique(done), s["model_free_cross"]
+        below, above = dps[dps < cross], dps[dps >= cross]
+        if not below.size or not above.size:  # the rows moved since the fit; nothing to aim at
+            continue
+        lo, hi = int(below.max()), int(above.min())
+        score = min(width(s), 1e9)   # the slice's width: what a pair here is for
+        at = [proposals.Candidate(key, dp, score, math.nan, MEASURED,
+                                  replicate=done.count(dp) // seeds)
+              for dp in (round(math.sqrt(lo * hi)), lo, hi)]
+        if math.log10(hi / lo) > MIN_BRACKET and at[0].dp not in (lo, hi):
+            mids.append(at[0])
+        ends += at[1:]
+    return (mids + ends)[:batch]
 
 
 def replicates(found: list[proposals.Candidate], done: list[int], seeds: int

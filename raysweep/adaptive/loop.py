@@ -5,7 +5,9 @@ uncertain, refit, repeat, until every slice's D**p is pinned down or the budget 
   0. OUT holds no results: run the sweep's grid (round 0).
   1. Fit the two error laws with bootstrap and locate every slice's D**p with its 95 % interval.
      Chase the slices whose laws cross inside the measured Dp range and whose interval is wider
-     than --tol relative, (hi - lo) / D**p; none left: done. A slice that does not cross there is
+     than --tol relative, (hi - lo) / D**p; none left: done. A slice whose laws do not cross
+     there but whose measured differences do is chased on them instead (choice.measured_rule:
+     its model-free crossing's interval against --tol); one that crosses neither way is
      reported, not chased. While some chased slice is wider than FAR x --tol the round refits
      with 1/QUICK of the resamples: no interval can stop the rounds then, and the design rule
      reads the point fit; a round that may stop refits with all of them.
@@ -54,11 +56,15 @@ from raysweep.adaptive.choice import (
     Situation,
     affordable,
     chased,
+    chased_measured,
     crossing_rule,
     dp_range,
     fit_boundary,
     measured_dps,
+    measured_rule,
+    pursued,
     rel_width,
+    width,
 )
 from raysweep.adaptive.design import design_rule
 from raysweep.errors import InputError
@@ -117,23 +123,33 @@ def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: Budget
     write_doc(out, doc)
     echo(f"stopped: {stop}")
     for s in slices:
-        if not chased(s):
+        if chased_measured(s):
+            echo(f"  chased on its measurements: {label(s)}: model-free crossing "
+                 f"{interval_words(s)}; the laws: {s['status']}")
+        elif not chased(s):
             echo(f"  not chased: {label(s)}: {s['status']}")
     return doc
 
 
 def decide(sweep: Sweep, rows: list[dict], done: set[str], tol: float, batch: int, left: float,
            limit: Budget, choose: Callable, fits: dict, slices: list[dict]) -> tuple:
-    """(slices, proposals, their trials, why the rounds stop or None) of a round, from its fit."""
-    targets = [s for s in slices if chased(s) and rel_width(s) > tol]
+    """(slices, proposals, their trials, why the rounds stop or None) of a round, from its fit:
+    CHOOSE places the trials for the slices whose laws cross, measured_rule for those chased on
+    their measurements."""
+    targets = [s for s in slices if pursued(s) and width(s) > tol]
     if not targets:
         return slices, [], [], stop_reason(slices, targets, [], [], left, limit)
-    least = min(left, limit.amount / ROUNDS) if limit.unit == "FLOPs" else 0.0
-    sit = Situation(sweep, fits, targets, measured_dps(rows), dp_range(sweep), batch, rows,
-                    frozenset(done), least, left, limit.cost)
-    wanted = choose(sit)
-    if not wanted:   # nothing the budget affords, or nothing left to measure at all?
-        wanted = choose(dataclasses.replace(sit, left=math.inf))
+    measured = measured_dps(rows)
+    wanted = []
+    if by_laws := [s for s in targets if chased(s)]:
+        least = min(left, limit.amount / ROUNDS) if limit.unit == "FLOPs" else 0.0
+        sit = Situation(sweep, fits, by_laws, measured, dp_range(sweep), batch, rows,
+                        frozenset(done), least, left, limit.cost)
+        wanted = choose(sit)
+        if not wanted:   # nothing the budget affords, or nothing left to measure at all?
+            wanted = choose(dataclasses.replace(sit, left=math.inf))
+    wanted += measured_rule([s for s in targets if chased_measured(s)], measured,
+                            len(sweep.seeds), batch)
     chosen, trials = affordable(sweep, wanted, done, left, limit.cost)
     return slices, chosen, trials, stop_reason(slices, targets, wanted, chosen, left, limit)
 
@@ -151,8 +167,9 @@ def _charge(ran: tuple[int, float], limit: Budget) -> float:
 
 def stop_reason(slices: list[dict], targets: list, wanted: list, picked: list,
                 left: float, limit: Budget) -> str | None:
-    if not any(chased(s) for s in slices):
-        return "no slice's laws cross inside the measured Dp range: nothing to pin down"
+    if not any(pursued(s) for s in slices):
+        return ("no slice's laws cross inside the measured Dp range, nor do its measured "
+                "differences: nothing to pin down")
     if not targets:
         return "every chased slice's D**p interval is within --tol"
     if not wanted:
@@ -209,23 +226,39 @@ def label(s: dict) -> str:
 def round_line(number: int, picked: list, ran: tuple[int, float], slices: list[dict],
                tol: float, spending: str = "") -> str:
     what = _proposed(picked) if number else "the sweep's grid"
-    chased_ = [s for s in slices if chased(s)]
-    done = sum(rel_width(s) <= tol for s in chased_)
+    chased_ = [s for s in slices if pursued(s)]
+    done = sum(width(s) <= tol for s in chased_)
     cost = f"{ran[0]} trials run, {ran[1]:.3g} FLOPs" + (f" ({spending})" if spending else "")
-    head = f"round {number}: {what}; {cost}; {done}/{len(chased_)} slices within {tol:g}"
+    on_data = sum(chased_measured(s) for s in chased_)
+    which = f" ({on_data} by the measured crossing)" if on_data else ""
+    head = f"round {number}: {what}; {cost}; {done}/{len(chased_)} slices{which} within {tol:g}"
     if not chased_:
         return head
-    widest = max(chased_, key=rel_width)
-    ci = widest["d_cross_ci"] or [math.nan, math.nan]
-    return (f"{head}; widest {label(widest)}: D**p {widest['d_cross']:.4g} "
-            f"[{ci[0]:.4g}, {ci[1]:.4g}] ({width_words(widest)})")
+    widest = max(chased_, key=width)
+    name = "model-free crossing" if chased_measured(widest) else "D**p"
+    return f"{head}; widest {label(widest)}: {name} {interval_words(widest)}"
+
+
+def interval_words(s: dict) -> str:
+    """'117 [84.2, 160] (width 0.65)': the value a pursued slice is judged by, its interval, and
+    its relative width or in words why it has none."""
+    value, ci = ((s["model_free_cross"], s.get("model_free_cross_ci")) if chased_measured(s)
+                 else (s["d_cross"], s["d_cross_ci"]))
+    ci = ci or [math.nan, math.nan]
+    return f"{value:.4g} [{ci[0]:.4g}, {ci[1]:.4g}] ({width_words(s)})"
 
 
 def width_words(s: dict) -> str:
     """The relative width of a slice's interval, or in words why it has none."""
-    width = rel_width(s)
-    if math.isfinite(width):
-        return f"width {width:.2f}"
+    w = width(s)
+    if math.isfinite(w):
+        return f"width {w:.2f}"
+    if chased_measured(s):
+        if s.get("model_free_cross_ci") is None:
+            return "no interval: one seed per Dp, no spread to draw from"
+        share = s.get("model_free_no_cross_fraction") or 0.0
+        return (f"no bound: in {share:.0%} of the seed draws the measured differences do not "
+                f"cross")
     share = s.get("no_cross_fraction") or 0.0
     return (f"no upper bound: {share:.0%} of the bootstrap fits do not cross in the plausible "
             f"Dp range")
