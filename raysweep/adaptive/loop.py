@@ -86,8 +86,13 @@ DEFAULTS = {"budget": DEFAULT_BUDGET, "batch": 8, "tol": 0.2, "rule": "design"}
 
 # ---- the loop ------------------------------------------------------------------------------
 
+def say(line: str) -> None:
+    """A round's line, flushed: piped into a file or `tee`, it shows when the round ends."""
+    print(line, flush=True)
+
+
 def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: Budget | int,
-           batch: int, tol: float, bootstrap: int, echo: Callable[[str], None] = print,
+           batch: int, tol: float, bootstrap: int, echo: Callable[[str], None] = say,
            choose: Callable[[Situation], list] = design_rule) -> dict:
     """Run rounds until every chased slice is within TOL or BUDGET (a Budget, or a whole number
     of trials) is spent; returns the adaptive.json object (also written to OUT)."""
