@@ -1,7 +1,8 @@
 """`python -m raysweep.adaptive --target boundary|hparams`: pin down what the grid left uncertain.
 
   --target boundary   rounds of extra runs where the distillation boundary D**p is still
-                      uncertain, until every slice's 95 % interval is within --tol or the budget
+                      uncertain (where only the measured differences cross, their model-free
+                      crossing), until every slice's 95 % interval is within --tol or the budget
                       (--budget: compute, by default as much again as the grid's; see
                       raysweep.adaptive.budget) is spent (raysweep.adaptive.loop);
                       OUT/adaptive.json holds the rounds and the compute spent and left.

@@ -238,7 +238,7 @@ def slice_key(s: dict) -> tuple:
     return (s["downstream"], student, tuple(s["teacher_heads"] or ()), s["df"])
 
 
-def _slices(rows: list[dict]) -> dict[tuple, list[dict]]:
+def distilled_by_slice(rows: list[dict]) -> dict[tuple, list[dict]]:
     """Slice key -> its distilled rows."""
     out: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -293,7 +293,8 @@ def boundaries(rows, fits: Mapping[str, Mapping[str, Fit | str]], dp_range=None)
     ok = ok_rows(rows)
     dp_of = {r["trial_id"]: r["dp"] for r in ok if "trial_id" in r}
     out = []
-    for key, distilled in sorted(_slices(ok).items(), key=lambda kv: (str(kv[0][0]),) + kv[0][1:]):
+    found = distilled_by_slice(ok)
+    for key, distilled in sorted(found.items(), key=lambda kv: (str(kv[0][0]),) + kv[0][1:]):
         downstream, heads, teachers, df = key
         plain = [r for r in ok if r["stage"] == "finetune" and r["downstream"] == downstream
                  and r["heads"] == heads and r["df"] == df]

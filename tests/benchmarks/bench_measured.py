@@ -23,7 +23,7 @@ from raysweep.store import results
 def slices(out: str) -> dict[tuple, dict]:
     rows = bnd.ok_rows(results.read(out))
     found = {}
-    for key, distilled in bnd._slices(rows).items():
+    for key, distilled in bnd.distilled_by_slice(rows).items():
         ds, heads, _, df = key
         plain = [r for r in rows if r["stage"] == "finetune" and r["downstream"] == ds
                  and r["heads"] == heads and r["df"] == df]
