@@ -218,6 +218,10 @@ def test_every_status_is_reachable(key):
     assert (out["student_heads"], out["teacher_heads"], out["df"]) == (4, [2], 500)
     if key in ("ok", "outside"):
         assert out["d_cross"] == pytest.approx(closed_forms(PLAIN, DISTILLED)[1], rel=1e-9)
+    if key in ("ok", "unfitted"):   # the measurements need no law: the same rows, the same answer
+        truth = closed_forms(PLAIN, DISTILLED)[1]
+        assert truth / 10 ** 0.5 < out["model_free_cross"] < truth * 10 ** 0.5
+        assert out["measured_ends"]["largest"]["mean"] < 0
 
 
 def test_model_free_cross_of_exact_rows_brackets_the_truth():

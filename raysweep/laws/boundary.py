@@ -138,12 +138,12 @@ def model_free(per_dp: Mapping[float, list[float]], draws: int = MODEL_FREE_DRAW
     dp = np.array(sorted(per_dp), dtype=float)
     vals = [np.asarray(per_dp[d], dtype=float) for d in sorted(per_dp)]
     means = np.array([v.mean() for v in vals])
-    cross = model_free_cross(dp, means) if dp.size >= 2 else None
-    out = {"model_free_cross": cross, "model_free_cross_ci": None,
+    out = {"model_free_cross": None, "model_free_cross_ci": None,
            "model_free_no_cross_fraction": None}
-    dof = sum(v.size - 1 for v in vals)
     if dp.size < 2:
         return out
+    out["model_free_cross"] = cross = model_free_cross(dp, means)
+    dof = sum(v.size - 1 for v in vals)
     if dof == 0:
         return out | {"model_free_note": "one seed per Dp: no spread to draw an interval from"}
     pooled = sum(float(((v - v.mean()) ** 2).sum()) for v in vals) / dof
@@ -323,14 +323,14 @@ def reused_teacher_dp(distilled: list[dict], dp_of: Mapping[str, float]) -> floa
 def _one_slice(head: dict, plain, distilled, laws: Mapping, dp_range) -> dict:
     if not plain:
         return EMPTY | {"status": STATUS["no_plain"]}
+    per_dp = paired_by_dp(plain, distilled)
+    measured = model_free(per_dp) | measured_ends(per_dp)   # these need no law
     for name in ("error", "distilled_error"):
         fit = laws.get(name, "no fit for this downstream set")
         if not isinstance(fit, Fit):
-            return EMPTY | {"status": STATUS["unfitted"].format(law=name, why=fit)}
-    per_dp = paired_by_dp(plain, distilled)
+            return EMPTY | measured | {"status": STATUS["unfitted"].format(law=name, why=fit)}
     return (slice_boundary(laws["error"], laws["distilled_error"], fixed_inputs(head),
-                           np.array(list(per_dp), dtype=float), dp_range)
-            | model_free(per_dp) | measured_ends(per_dp))
+                           np.array(list(per_dp), dtype=float), dp_range) | measured)
 
 
 def fixed_inputs(s: Mapping) -> dict:
