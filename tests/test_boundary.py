@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import special
 
 from raysweep.laws import boundary
 from raysweep.laws.fitting import Fit, Law, fit_law
@@ -143,6 +144,37 @@ def test_model_free_interval_needs_a_spread_and_is_reproducible():
                                            np.random.default_rng(6)))
     assert never["model_free_cross"] is None and never["model_free_cross_ci"] is None
     assert never["model_free_no_cross_fraction"] == 1.0
+
+
+def test_spreads_that_agree_are_pooled_and_a_loud_dp_is_kept_to_itself():
+    """Seeds as spread at every Dp: one spread, as before. Seeds loud at the largest Dp only and
+    quiet around the turn: the turn's interval reads the quiet spread, not the pooled one."""
+    rng = np.random.default_rng(7)
+    even = boundary.model_free(replicated(TURNING, 0.01, 3, rng))
+    assert even["model_free_spread"].startswith("pooled")
+    assert even["model_free_cross_ci"] == boundary.model_free(
+        replicated(TURNING, 0.01, 3, np.random.default_rng(7)), pool=True)["model_free_cross_ci"]
+    quiet = replicated(TURNING, 0.002, 3, rng)
+    loud = quiet | {1e5: list(-0.04 + 0.08 * rng.standard_normal(3))}
+    moderated, pooled = boundary.model_free(loud), boundary.model_free(loud, pool=True)
+    assert moderated["model_free_spread"].startswith("per Dp, moderated")
+    (lo, hi), (plo, phi) = moderated["model_free_cross_ci"], pooled["model_free_cross_ci"]
+    assert lo <= moderated["model_free_cross"] <= hi
+    assert math.log(hi / lo) < 0.5 * math.log(phi / plo)
+
+
+def test_variance_prior_recovers_the_spread_of_spreads():
+    """Sample variances on 3 degrees of freedom around true variances drawn from a scaled
+    inverse chi^2 (4 degrees of freedom, scale 0.01^2): the moments of log s^2 find both."""
+    rng = np.random.default_rng(8)
+    true = 4 * 1e-4 / rng.chisquare(4, size=50000)
+    s2 = true * rng.chisquare(3, size=true.size) / 3
+    d0, s0 = boundary._variance_prior(s2, np.full(s2.size, 3.0))
+    assert d0 == pytest.approx(4, rel=0.1) and s0 == pytest.approx(1e-4, rel=0.05)
+    assert boundary._variance_prior(1e-4 * rng.chisquare(3, size=5000) / 3,
+                                    np.full(5000, 3.0)) is None   # one variance: no scatter
+    for x in (1e-3, 0.5, 4.0, 100.0):
+        assert float(special.polygamma(1, boundary._trigamma_inverse(x))) == pytest.approx(x)
 
 
 def test_intervals_come_from_paired_members():

@@ -10,9 +10,9 @@ Df and mean teacher size. Positive F: distillation gives the lower error.
 - intervals: both over the paired bootstrap ensembles (member i of one law with member i of the
   other), percentile 95 %, with the share of members that do not cross.
 - a model-free crossing: where the measured, seed-averaged paired difference changes sign, with
-  an interval from the seed replicates alone (model_free below): the spread of the paired
-  differences is pooled over the slice's Dp values, and each draw of the Dp means from it gives
-  a crossing (or none).
+  an interval from the seed replicates alone (model_free below): each Dp's spread of the paired
+  differences, moderated towards the slice's common one, and each draw of the Dp means from them
+  gives a crossing (or none).
 - Theorem 1's pattern, measured without the laws: the paired difference at the smallest and the
   largest measured Dp with the standard error over seeds; the pattern shows when distillation
   helps at the smallest Dp and hurts at the largest, each by more than SIGNIFICANT_SE of them.
@@ -34,7 +34,7 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, special
 
 from raysweep.laws.fitting import LEVEL, Fit, Law
 
@@ -57,7 +57,8 @@ MODEL_FREE_DRAWS = 2000   # draws of the Dp means behind the model-free crossing
 # "d_star_note" / "d_cross_note" where a value is missing or its interval had to be widened.
 EMPTY = {"d_star": None, "d_star_ci": None, "d_cross": None, "d_cross_ci": None,
          "model_free_cross": None, "model_free_cross_ci": None,
-         "model_free_no_cross_fraction": None, "no_cross_fraction": None, "no_peak_fraction": None,
+         "model_free_no_cross_fraction": None, "model_free_spread": None,
+         "no_cross_fraction": None, "no_peak_fraction": None,
          "in_range": False, "measured_ends": None, "theorem1": None}
 
 
@@ -114,47 +115,57 @@ def model_free_cross(dp: np.ndarray, diff: np.ndarray) -> float | None:
     linearly in log Dp between the bracketing measured values; None when it never does."""
     dp, diff = np.asarray(dp, dtype=float), np.asarray(diff, dtype=float)
     order = np.argsort(dp)
-    dp, diff = dp[order], diff[order]
-    for i in np.flatnonzero((diff[:-1] > 0) & (diff[1:] <= 0)):
-        t = diff[i] / (diff[i] - diff[i + 1])  # share of the log-Dp step where the line hits 0
-        return float(math.exp(math.log(dp[i]) + t * (math.log(dp[i + 1]) - math.log(dp[i]))))
-    return None
+    cross = first_turns(dp[order], diff[order][None, :])[0]
+    return None if math.isnan(cross) else float(cross)
+
+
+def first_turns(dp: np.ndarray, diffs: np.ndarray) -> np.ndarray:
+    """model_free_cross of every row of DIFFS (rows, Dp values) at increasing DP at once; NaN
+    where a row never turns + to -."""
+    turn = (diffs[:, :-1] > 0) & (diffs[:, 1:] <= 0)
+    i = turn.argmax(axis=1)
+    rows = np.arange(diffs.shape[0])
+    a, b = diffs[rows, i], diffs[rows, i + 1]
+    log_dp = np.log(dp)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # rows with no turn
+        t = a / (a - b)   # share of the log-Dp step where the line hits 0
+        cross = np.exp(log_dp[i] + t * (log_dp[i + 1] - log_dp[i]))
+    return np.where(turn.any(axis=1), cross, np.nan)
 
 
 def model_free(per_dp: Mapping[float, list[float]], draws: int = MODEL_FREE_DRAWS,
-               seed: int = 0) -> dict:
+               seed: int = 0, pool: bool = False) -> dict:
     """The model-free crossing of PER_DP (Dp -> paired differences, one per seed) with a 95 %
     interval from the seeds alone: {"model_free_cross", "model_free_cross_ci",
-    "model_free_no_cross_fraction"} and a "model_free_note" where the interval is missing or
-    widened.
+    "model_free_no_cross_fraction", "model_free_spread"} and a "model_free_note" where the
+    interval is missing or widened.
 
-    The paired differences at a Dp are taken as normal with the Dp's own mean and one spread
-    shared by the slice's Dp values (pooled: two seeds a point give too little to estimate a
-    spread per point). Each draw takes the spread from its posterior (s^2 dof / chi^2_dof, dof =
-    sum of n_i - 1) and then each mean as N(m_i, s^2 / n_i), the posterior of the means under a
-    flat prior, and finds the draw's first + to - turn; the interval is the percentile one over
-    the draws that turn, `model_free_no_cross_fraction` the share that do not. Seeded, so the
-    same rows give the same interval."""
+    The paired differences at a Dp are taken as normal with the Dp's own mean and spread. Each
+    draw takes every Dp's variance from its posterior (spread_draws: each Dp's own, moderated
+    towards the slice's common one as far as the spreads' scatter warrants), then each mean as
+    N(m_i, var_i / n_i), the posterior of the means under a flat prior, and finds the draw's
+    first + to - turn; the interval is the percentile one over the draws that turn,
+    `model_free_no_cross_fraction` the share that do not. Seeded, so the same rows give the same
+    interval. POOL: one variance for all Dp values whatever their spreads (the estimator before
+    moderation, kept for the benchmark that compares them)."""
     dp = np.array(sorted(per_dp), dtype=float)
     vals = [np.asarray(per_dp[d], dtype=float) for d in sorted(per_dp)]
     means = np.array([v.mean() for v in vals])
     out = {"model_free_cross": None, "model_free_cross_ci": None,
-           "model_free_no_cross_fraction": None}
+           "model_free_no_cross_fraction": None, "model_free_spread": None}
     if dp.size < 2:
         return out
     out["model_free_cross"] = cross = model_free_cross(dp, means)
-    dof = sum(v.size - 1 for v in vals)
-    if dof == 0:
+    if not any(v.size > 1 for v in vals):
         return out | {"model_free_note": "one seed per Dp: no spread to draw an interval from"}
-    pooled = sum(float(((v - v.mean()) ** 2).sum()) for v in vals) / dof
     rng = np.random.default_rng(seed)
-    var = pooled * dof / rng.chisquare(dof, size=draws)
+    var, out["model_free_spread"] = spread_draws(vals, draws, rng, pool)
     n = np.array([v.size for v in vals], dtype=float)
-    drawn = means + rng.standard_normal((draws, dp.size)) * np.sqrt(var[:, None] / n)
-    members = [model_free_cross(dp, row) for row in drawn]
-    out["model_free_no_cross_fraction"] = sum(c is None for c in members) / draws
+    drawn = means + rng.standard_normal((draws, dp.size)) * np.sqrt(var / n)
+    members = first_turns(dp, drawn)
+    out["model_free_no_cross_fraction"] = float(np.isnan(members).mean())
     if cross is not None:
-        ci = _percentile(members)
+        ci = _percentile([None if math.isnan(c) else c for c in members])
         if ci is not None and not ci[0] <= cross <= ci[1]:
             out["model_free_note"] = (f"the measured means cross at {cross:.4g}, outside the "
                                       f"draws' 95 % interval [{ci[0]:.4g}, {ci[1]:.4g}]; the "
@@ -162,6 +173,63 @@ def model_free(per_dp: Mapping[float, list[float]], draws: int = MODEL_FREE_DRAW
             ci = [min(ci[0], cross), max(ci[1], cross)]
         out["model_free_cross_ci"] = ci
     return out
+
+
+def spread_draws(vals: list[np.ndarray], draws: int, rng: np.random.Generator,
+                 pool: bool = False) -> tuple[np.ndarray, str]:
+    """((DRAWS, Dp values) posterior draws of each Dp's variance of the paired differences, how
+    they were drawn). Two seeds a Dp give a variance on one degree of freedom; one spread for the
+    whole slice is wrong where the seeds' spread differs by Dp (measured on the default: the
+    paired differences scatter by +-0.02 at Dp 512 and by +-0.002 next to the crossing, so a
+    pooled spread carries the large Dp's noise into the bracket). So the spreads are moderated
+    (Smyth 2004, the empirical-Bayes variances of limma): the per-Dp sample variances s_i^2 on
+    d_i = n_i - 1 degrees of freedom are taken as scaled-inverse-chi^2 draws around a common
+    s_0^2 on d_0 prior degrees of freedom, both estimated from the scatter of log s_i^2 beyond
+    what d_i alone explains; each Dp's variance is then drawn from (d_0 s_0^2 + d_i s_i^2) /
+    chi^2_(d_0 + d_i). When the s_i^2 scatter no more than sampling explains (d_0 infinite),
+    or fewer than two Dp values have a spread, one variance is shared by all Dp values, drawn
+    as s_pooled^2 dof / chi^2_dof over the summed degrees of freedom."""
+    d = np.array([v.size - 1 for v in vals], dtype=float)
+    ss = np.array([float(((v - v.mean()) ** 2).sum()) for v in vals])
+    has = (d > 0) & (ss > 0)
+    prior = None if pool else _variance_prior(ss[has] / d[has], d[has])
+    if prior is None:
+        dof = d.sum()
+        return (np.repeat(ss.sum() / rng.chisquare(dof, size=(draws, 1)), d.size, axis=1),
+                f"pooled over the slice's Dp values ({dof:g} degrees of freedom)")
+    d0, s0 = prior
+    how = f"per Dp, moderated (common sd {math.sqrt(s0):.3g} on {d0:.3g} prior degrees of freedom)"
+    return (d0 * s0 + ss) / rng.chisquare(d0 + d, size=(draws, d.size)), how
+
+
+def _variance_prior(s2: np.ndarray, d: np.ndarray) -> tuple[float, float] | None:
+    """(d_0, s_0^2) of the scaled-inverse-chi^2 prior behind sample variances S2 on D degrees
+    of freedom, by the moments of log s^2 (Smyth 2004, sec. 6.2); None when fewer than two are
+    given or their scatter is no more than sampling's (d_0 infinite: one common variance)."""
+    if s2.size < 2:
+        return None
+    e = np.log(s2) - special.digamma(d / 2) + np.log(d / 2)
+    excess = float(np.var(e, ddof=1) - np.mean(special.polygamma(1, d / 2)))
+    if excess <= 0:
+        return None
+    d0 = 2 * _trigamma_inverse(excess)
+    return d0, float(np.exp(e.mean() + special.digamma(d0 / 2) - np.log(d0 / 2)))
+
+
+def _trigamma_inverse(x: float) -> float:
+    """y with trigamma(y) = x, by Newton's method from 0.5 + 1/x (Smyth 2004's algorithm)."""
+    if x > 1e7:
+        return 1 / math.sqrt(x)
+    if x < 1e-6:
+        return 1 / x
+    y = 0.5 + 1 / x
+    for _ in range(50):
+        tri = float(special.polygamma(1, y))
+        step = tri * (1 - tri / x) / float(special.polygamma(2, y))
+        y += step
+        if -step / y < 1e-8:
+            break
+    return y
 
 
 def _percentile(values: list) -> list[float] | None:
