@@ -247,3 +247,22 @@ def test_a_slice_crossing_only_in_its_measurements_is_chased_on_them():
     noise = free | {"model_free_no_cross_fraction": 0.6}
     assert not choice.chased_measured(noise)
     assert adaptive.decide(*args, [noise])[3].startswith("no slice's laws cross")
+
+
+def test_a_law_crossing_the_measurements_do_not_show_is_not_chased():
+    """Laws that cross in range where most seed draws of the measured differences do not: not
+    chased (the rounds stop, and say why); with no seed draws to go on, the laws are chased."""
+    sweep = spec.parse({**one_slice_raw(noise=0.0), "seeds": [0, 1]})
+    laws = {"downstream": "cifar100", "student_heads": 4, "teacher_heads": [2], "df": 50_000,
+            "status": bnd.STATUS["ok"], "d_cross": 2.5e5, "d_cross_ci": [1e5, 6e5],
+            "no_cross_fraction": 0.3, "model_free_cross": None, "model_free_cross_ci": None,
+            "model_free_no_cross_fraction": 0.7}
+    assert choice.contradicted(laws) and not choice.chased(laws)
+    assert not choice.chased_measured(laws) and not choice.pursued(laws)
+    assert choice.chased(laws | {"model_free_no_cross_fraction": None})   # one seed: no draws
+    assert choice.chased(laws | {"model_free_no_cross_fraction": 0.4})
+    args = (sweep, [], set(), 0.2, 8, 1e9, adaptive.Budget("trials", 1e9, "1e9"), None, {})
+    assert adaptive.decide(*args, [laws])[3].startswith("no slice's laws cross")
+    assert adaptive.end_lines([laws]) == [(
+        "  not chased: cifar100 4h<-2h Df=50000: the laws cross at 2.5e+05, but in 70% of the "
+        "seed draws the measured differences do not cross")]

@@ -3,7 +3,9 @@ measure next, and which trials that means. Pure planning and fitting; adaptive/l
 
 - `fit_boundary`: the two error laws with bootstrap (laws.study.fit_rows), then every slice's D**p
   with its 95 % interval (laws.boundary.boundaries).
-- `chased` / `rel_width`: a slice is chased while its laws cross inside the measured Dp range; it is
+- `chased` / `rel_width`: a slice is chased while its laws cross inside the measured Dp range and
+  its seeds' measured differences cross in at least CROSSING_SHARE of their draws (where the
+  seeds give draws; `contradicted`: a crossing the measurements do not show is not chased); it is
   settled once (hi - lo) / D**p <= tol and at most 2.5 % of the ensemble fails to cross (more, and
   the interval would reach past the plausible range on that side).
 - `chased_measured` / `width` / `measured_rule`: a slice whose laws do not cross there but whose
@@ -100,8 +102,19 @@ def measured_dps(rows: list[dict]) -> dict[tuple, list[int]]:
 
 
 def chased(s: dict) -> bool:
-    """The slice's laws cross inside the measured Dp range: D**p is what the rounds pin down."""
-    return s["status"] == bnd.STATUS["ok"]
+    """The slice's laws cross inside the measured Dp range and its measurements do not say
+    otherwise (contradicted): D**p is what the rounds pin down."""
+    return s["status"] == bnd.STATUS["ok"] and not contradicted(s)
+
+
+def contradicted(s: dict) -> bool:
+    """The seeds give draws of the measured differences, and more than 1 - CROSSING_SHARE of
+    them do not cross: a crossing of the laws there is the form's, not the data's (eq. 1 and
+    eq. 4 give F one shape in every slice), and measuring at it pins down nothing the slice
+    shows. Measured on the default: the design rule spent 44 % of a budget on such a crossing,
+    gone a round later (BENCHMARKS.md)."""
+    share = s.get("model_free_no_cross_fraction")
+    return share is not None and share > 1.0 - CROSSING_SHARE
 
 
 def chased_measured(s: dict) -> bool:

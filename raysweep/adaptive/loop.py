@@ -5,7 +5,9 @@ uncertain, refit, repeat, until every slice's D**p is pinned down or the budget 
   0. OUT holds no results: run the sweep's grid (round 0).
   1. Fit the two error laws with bootstrap and locate every slice's D**p with its 95 % interval.
      Chase the slices whose laws cross inside the measured Dp range and whose interval is wider
-     than --tol relative, (hi - lo) / D**p; none left: done. A slice whose laws do not cross
+     than --tol relative, (hi - lo) / D**p; none left: done. Not where the seeds' measured
+     differences do not cross in most of their draws (choice.contradicted): that crossing is
+     the laws' form, not the slice's data. A slice whose laws do not cross
      there but whose measured differences do is chased on them instead (choice.measured_rule:
      its model-free crossing's interval against --tol); one that crosses neither way is
      reported, not chased. While some chased slice is wider than FAR x --tol the round refits
@@ -57,6 +59,7 @@ from raysweep.adaptive.choice import (
     affordable,
     chased,
     chased_measured,
+    contradicted,
     crossing_rule,
     dp_range,
     fit_boundary,
@@ -127,12 +130,8 @@ def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: Budget
             "budget": limit.json(spent(doc, limit))}
     write_doc(out, doc)
     echo(f"stopped: {stop}")
-    for s in slices:
-        if chased_measured(s):
-            echo(f"  chased on its measurements: {label(s)}: model-free crossing "
-                 f"{interval_words(s)}; the laws: {s['status']}")
-        elif not chased(s):
-            echo(f"  not chased: {label(s)}: {s['status']}")
+    for line in end_lines(slices):
+        echo(line)
     return doc
 
 
@@ -173,8 +172,8 @@ def _charge(ran: tuple[int, float], limit: Budget) -> float:
 def stop_reason(slices: list[dict], targets: list, wanted: list, picked: list,
                 left: float, limit: Budget) -> str | None:
     if not any(pursued(s) for s in slices):
-        return ("no slice's laws cross inside the measured Dp range, nor do its measured "
-                "differences: nothing to pin down")
+        return ("no slice's laws cross inside the measured Dp range where its measurements "
+                "agree, nor do its measured differences cross: nothing to pin down")
     if not targets:
         return "every chased slice's D**p interval is within --tol"
     if not wanted:
@@ -242,6 +241,23 @@ def round_line(number: int, picked: list, ran: tuple[int, float], slices: list[d
     widest = max(chased_, key=width)
     name = "model-free crossing" if chased_measured(widest) else "D**p"
     return f"{head}; widest {label(widest)}: {name} {interval_words(widest)}"
+
+
+def end_lines(slices: list[dict]) -> list[str]:
+    """A line for each slice not chased by its laws at the end: chased on its measurements, or
+    not chased and why."""
+    lines = []
+    for s in slices:
+        if chased_measured(s):
+            lines.append(f"  chased on its measurements: {label(s)}: model-free crossing "
+                         f"{interval_words(s)}; the laws: {s['status']}")
+        elif contradicted(s) and s["status"] == bnd.STATUS["ok"]:
+            lines.append(f"  not chased: {label(s)}: the laws cross at {s['d_cross']:.4g}, but "
+                         f"in {s['model_free_no_cross_fraction']:.0%} of the seed draws the "
+                         f"measured differences do not cross")
+        elif not chased(s):
+            lines.append(f"  not chased: {label(s)}: {s['status']}")
+    return lines
 
 
 def interval_words(s: dict) -> str:
