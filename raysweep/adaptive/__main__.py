@@ -4,8 +4,10 @@
                       uncertain (where only the measured differences cross, their model-free
                       crossing), until every slice's 95 % interval is within --tol or the budget
                       (--budget: compute, by default as much again as the grid's; see
-                      raysweep.adaptive.budget) is spent (raysweep.adaptive.loop);
-                      OUT/adaptive.json holds the rounds and the compute spent and left.
+                      raysweep.adaptive.budget) is spent (raysweep.adaptive.loop); a slice
+                      whose laws cross where most seed draws of its measurements do not is
+                      reported, not chased; OUT/adaptive.json holds the rounds and the compute
+                      spent and left.
   --target hparams    hyper-parameters per model size by TPE + ASHA on the sweep's proxy budget
                       (raysweep.hparams.search); OUT/hparams.yaml holds the best values.
 
