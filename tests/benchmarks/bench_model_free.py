@@ -3,8 +3,8 @@ pooled spread, on differences drawn around a known curve, many times.
 
     python tests/benchmarks/bench_model_free.py [--reps 1000]
 
-The true paired differences and the Dp layout copy the default's clearest slice after one
-adaptive round (4 heads <- 2, Df 10: Dp 8 ... 512, the bracket 45 / 64 added, 2 or 4 seeds a
+The true paired differences and the Dp layout copy the default's clearest slice after two
+adaptive rounds (4 heads <- 2, Df 10: Dp 8 ... 512, the bracket 45 / 64 added, 2 or 4 seeds a
 Dp); the truth is the crossing of the true means (what the interval aims at). Each case draws
 the seeds' differences with its own spreads per Dp; each replication computes both intervals
 (raysweep.laws.boundary.model_free, pool=False / True) from the same draws. Printed per case and
