@@ -120,8 +120,7 @@ def contradicted(s: dict) -> bool:
 def chased_measured(s: dict) -> bool:
     """The laws do not cross in range, the measured differences do, in at least CROSSING_SHARE
     of their seed draws: the model-free crossing is what the rounds pin down."""
-    return (not chased(s) and s.get("model_free_cross") is not None
-            and (s.get("model_free_no_cross_fraction") or 0.0) <= 1.0 - CROSSING_SHARE)
+    return not chased(s) and s.get("model_free_cross") is not None and not contradicted(s)
 
 
 def pursued(s: dict) -> bool:

@@ -7,8 +7,8 @@ uncertain, refit, repeat, until every slice's D**p is pinned down or the budget 
      Chase the slices whose laws cross inside the measured Dp range and whose interval is wider
      than --tol relative, (hi - lo) / D**p; none left: done. Not where the seeds' measured
      differences do not cross in most of their draws (choice.contradicted): that crossing is
-     the laws' form, not the slice's data. A slice whose laws do not cross
-     there but whose measured differences do is chased on them instead (choice.measured_rule:
+     the laws' form, not the slice's data. A slice whose laws do not cross there but whose
+     measured differences do is chased on them instead (choice.measured_rule:
      its model-free crossing's interval against --tol); one that crosses neither way is
      reported, not chased. While some chased slice is wider than FAR x --tol the round refits
      with 1/QUICK of the resamples: no interval can stop the rounds then, and the design rule

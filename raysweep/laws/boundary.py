@@ -185,8 +185,8 @@ def spread_draws(vals: list[np.ndarray], draws: int, rng: np.random.Generator,
     So the spreads are moderated (Smyth 2004, the empirical-Bayes variances of limma): the per-Dp
     sample variances s_i^2 on d_i = n_i - 1 degrees of freedom are taken as scaled-inverse-chi^2
     draws around a common s_0^2 on d_0 prior degrees of freedom, both estimated from the scatter
-    of log s_i^2 beyond what d_i alone explains; each Dp's variance is then drawn from (d_0 s_0^2 + d_i s_i^2) /
-    chi^2_(d_0 + d_i). When the s_i^2 scatter no more than sampling explains (d_0 infinite),
+    of log s_i^2 beyond what d_i alone explains; each Dp's variance is then drawn from
+    (d_0 s_0^2 + d_i s_i^2) / chi^2_(d_0 + d_i). When the s_i^2 scatter no more than sampling explains (d_0 infinite),
     or fewer than two Dp values have a spread, one variance is shared by all Dp values, drawn
     as s_pooled^2 dof / chi^2_dof over the summed degrees of freedom."""
     d = np.array([v.size - 1 for v in vals], dtype=float)
