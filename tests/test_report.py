@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from raysweep.laws import boundary
+from raysweep.laws.measured import measured_ends
 from raysweep.report import __main__ as report_cli
 from raysweep.report import build as report
 from raysweep.report.figures import (
@@ -238,7 +239,7 @@ def test_theorem1_table_says_per_slice_what_the_measurements_show():
         400: {1_000: [0.05], 64_000: [-0.04, -0.06]},           # one seed: no standard error
     }
     slices = [{"downstream": DS, "student_heads": 8, "teacher_heads": [2], "df": df}
-              | boundary.measured_ends(per_dp) for df, per_dp in cases.items()]
+              | measured_ends(per_dp) for df, per_dp in cases.items()]
     table = theorem1_table(slices)
     assert "in 1 of the 3 slices that can tell (4 in all)" in table.caption
     assert [row[-1] for row in table.rows] == [

@@ -18,7 +18,7 @@ import textwrap
 import numpy as np
 from matplotlib.ticker import FuncFormatter
 
-from raysweep.laws.boundary import paired_by_dp
+from raysweep.laws.measured import paired_by_dp
 from raysweep.report.figures import (
     draw_points,
     head_colour,

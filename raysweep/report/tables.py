@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from raysweep.laws.boundary import SIGNIFICANT_SE
 from raysweep.laws.catalogue import LAWS, SYMBOLS
+from raysweep.laws.measured import SIGNIFICANT_SE
 from raysweep.report.figures import short
 from raysweep.report.figures_boundary import teachers_label
 from raysweep.report.render import Table

@@ -96,7 +96,7 @@ def c3_extrapolation(fits: dict) -> tuple[str, bool]:
 
 
 def c4_theorem1(slices: list[dict]) -> tuple[str, bool]:
-    """boundary.json's own measured check (raysweep.laws.boundary.measured_ends), which the
+    """boundary.json's own measured check (raysweep.laws.measured.measured_ends), which the
     report's Theorem 1 table prints slice by slice."""
     shown = sum(bool(s.get("theorem1")) for s in slices)
     told = sum(s.get("theorem1") is not None for s in slices)

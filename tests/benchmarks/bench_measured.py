@@ -7,7 +7,7 @@ BASE: a grid's output (e.g. `python -m raysweep.grid --out runs/g`); each OUT: a
 something added trials to (`python -m raysweep.adaptive --target boundary --out OUT`, or the same
 sweep with more seeds or Dp values run into OUT: content-hashed ids run only the new trials).
 Prints, per OUT, the FLOPs and worker-seconds its trials added to BASE, and one Markdown table:
-per slice, the model-free crossing with its 95 % interval (raysweep.laws.boundary.model_free,
+per slice, the model-free crossing with its 95 % interval (raysweep.laws.measured.model_free,
 from each directory's own rows), its relative width (hi - lo) / crossing, the share of seed draws
 that do not cross, and the Dp values and seeds behind it.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 
 from raysweep.laws import boundary as bnd
+from raysweep.laws import measured
 from raysweep.store import results
 
 
@@ -27,8 +28,8 @@ def slices(out: str) -> dict[tuple, dict]:
         ds, heads, _, df = key
         plain = [r for r in rows if r["stage"] == "finetune" and r["downstream"] == ds
                  and r["heads"] == heads and r["df"] == df]
-        per_dp = bnd.paired_by_dp(plain, distilled)
-        found[key] = bnd.model_free(per_dp) | {
+        per_dp = measured.paired_by_dp(plain, distilled)
+        found[key] = measured.model_free(per_dp) | {
             "dps": len(per_dp), "pairs": sum(len(v) for v in per_dp.values())}
     return found
 

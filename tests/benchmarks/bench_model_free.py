@@ -7,7 +7,7 @@ The true paired differences and the Dp layout copy the default's clearest slice 
 adaptive rounds (4 heads <- 2, Df 10: Dp 8 ... 512, the bracket 45 / 64 added, 2 or 4 seeds a
 Dp); the truth is the crossing of the true means (what the interval aims at). Each case draws
 the seeds' differences with its own spreads per Dp; each replication computes both intervals
-(raysweep.laws.boundary.model_free, pool=False / True) from the same draws. Printed per case and
+(raysweep.laws.measured.model_free, pool=False / True) from the same draws. Printed per case and
 estimator: coverage (the share of replications whose measured means cross and whose interval
 holds the truth, among those that cross), the median relative width (hi - lo) / crossing, the
 share with width <= 0.5 (issue 14's criterion 6), and how often the means cross at all.
@@ -19,7 +19,7 @@ import argparse
 
 import numpy as np
 
-from raysweep.laws import boundary as bnd
+from raysweep.laws import measured
 
 MEANS = {8: 0.02, 32: 0.045, 45: 0.01, 64: -0.015, 128: -0.02, 512: -0.08}
 SEEDS = {8: 2, 32: 4, 45: 2, 64: 4, 128: 4, 512: 2}
@@ -35,7 +35,7 @@ CASES = {   # Dp -> the seeds' spread (sd of one paired difference)
 
 
 def run(reps: int) -> None:
-    truth = bnd.model_free_cross(np.array(list(MEANS), float), np.array(list(MEANS.values())))
+    truth = measured.model_free_cross(np.array(list(MEANS), float), np.array(list(MEANS.values())))
     print(f"true crossing {truth:.4g} images; {reps} replications a case, 2,000 draws each\n")
     print("| case | estimator | crossings found | coverage | median width | width <= 0.5 |")
     print("|---|---|---|---|---|---|")
@@ -45,7 +45,7 @@ def run(reps: int) -> None:
         for rep in range(reps):
             per_dp = {d: list(m + sd[d] * rng.standard_normal(SEEDS[d])) for d, m in MEANS.items()}
             for name, pool in (("moderated", False), ("pooled", True)):
-                out = bnd.model_free(per_dp, seed=rep, pool=pool)
+                out = measured.model_free(per_dp, seed=rep, pool=pool)
                 if out["model_free_cross"] is not None and out["model_free_cross_ci"]:
                     lo, hi = out["model_free_cross_ci"]
                     found[name].append((lo <= truth <= hi, (hi - lo) / out["model_free_cross"]))
