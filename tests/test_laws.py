@@ -111,6 +111,29 @@ def test_fast_search_matches_lbfgsb_from_many_grid_starts():
     assert laws.fit_law(X, y).objective <= best * (1 + 1e-9)
 
 
+def test_lm_with_rtol_stops_once_no_row_gains(monkeypatch):
+    """From the optimum nothing is gained: the refinement stops after STALL steps, not ITERS;
+    without RTOL it runs all of them; from a start far off, it runs on while rows gain."""
+    X, y = chinchilla()
+    _, logx, logy = laws._check(X, y)
+    counts = np.ones((1, len(y)))
+    best = laws.fit_law(X, y).law
+    theta = np.array([[math.log(best.E)] + [math.log(c) for c, _ in best.terms.values()]
+                      + [x for _, x in best.terms.values()]])
+    calls = []
+    real = laws._terms
+    monkeypatch.setattr(laws, "_terms", lambda *a: calls.append(1) or real(*a))
+
+    def steps(start, **kw):
+        calls.clear()
+        laws._lm(start, logx, logy, counts, 100, **kw)
+        return len(calls) - 1   # one evaluation at the start, one per step
+    assert steps(theta, rtol=1e-12) == laws.STALL
+    assert steps(theta) == 100
+    far = theta + np.array([[0.5, -1.0, 1.0, 0.1, -0.1]])
+    assert laws.STALL < steps(far, rtol=1e-12)
+
+
 @pytest.mark.parametrize("name", sorted(REGIMES))
 def test_known_laws_are_recovered(name):
     law, n, noise = REGIMES[name]
