@@ -31,8 +31,8 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import optimize
 
-from raysweep.laws.fitting import Fit, Law
-from raysweep.laws.measured import measured_ends, model_free, paired_by_dp, percentile
+from raysweep.laws.fitting import Fit, Law, percentile
+from raysweep.laws.measured import measured_ends, model_free, paired_by_dp
 
 DP = "dp"                 # the input the boundary is over (pretraining images)
 DP_RANGE_FACTOR = 100.0   # plausible range: [min measured / 100, max measured * 100] images

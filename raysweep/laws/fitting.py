@@ -334,6 +334,14 @@ def _intervals(ensemble: np.ndarray, names: Sequence[str]) -> dict[str, tuple[fl
             for key, v in q.items()}
 
 
+def percentile(values: list) -> list[float] | None:
+    """[lo, hi] of the LEVEL percentile interval of VALUES, the Nones (members with no answer)
+    left out; None when no value is left."""
+    vals = [v for v in values if v is not None]
+    tail = (100.0 - LEVEL) / 2
+    return [float(q) for q in np.percentile(vals, [tail, 100 - tail])] if vals else None
+
+
 # ---- the extrapolation check ---------------------------------------------------------------
 
 def extrapolation_check(X: Mapping[str, np.ndarray], y: np.ndarray, *,

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import special
 
-from raysweep.laws.fitting import LEVEL
+from raysweep.laws.fitting import percentile
 
 # A measured advantage counts as a sign when it is more than this many standard errors of the
 # seed replicates away from 0 (issue 14's test of Theorem 1: two, a ~95 % two-sided level).
@@ -104,9 +104,9 @@ def spread_draws(vals: list[np.ndarray], draws: int, rng: np.random.Generator,
     sample variances s_i^2 on d_i = n_i - 1 degrees of freedom are taken as scaled-inverse-chi^2
     draws around a common s_0^2 on d_0 prior degrees of freedom, both estimated from the scatter
     of log s_i^2 beyond what d_i alone explains; each Dp's variance is then drawn from
-    (d_0 s_0^2 + d_i s_i^2) / chi^2_(d_0 + d_i). When the s_i^2 scatter no more than sampling explains (d_0 infinite),
-    or fewer than two Dp values have a spread, one variance is shared by all Dp values, drawn
-    as s_pooled^2 dof / chi^2_dof over the summed degrees of freedom."""
+    (d_0 s_0^2 + d_i s_i^2) / chi^2_(d_0 + d_i). When the s_i^2 scatter no more than sampling
+    explains (d_0 infinite), or fewer than two Dp values have a spread, one variance is shared by
+    all Dp values, drawn as s_pooled^2 dof / chi^2_dof over the summed degrees of freedom."""
     d = np.array([v.size - 1 for v in vals], dtype=float)
     ss = np.array([float(((v - v.mean()) ** 2).sum()) for v in vals])
     has = (d > 0) & (ss > 0)
@@ -148,12 +148,6 @@ def _trigamma_inverse(x: float) -> float:
         if -step / y < 1e-8:
             break
     return y
-
-
-def percentile(values: list) -> list[float] | None:
-    vals = [v for v in values if v is not None]
-    tail = (100.0 - LEVEL) / 2
-    return [float(q) for q in np.percentile(vals, [tail, 100 - tail])] if vals else None
 
 
 def paired_by_dp(plain: list[dict], distilled: list[dict]) -> dict[float, list[float]]:

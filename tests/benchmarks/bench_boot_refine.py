@@ -25,7 +25,7 @@ from scipy import optimize
 from threadpoolctl import threadpool_limits
 
 from raysweep.laws import boundary as bnd
-from raysweep.laws import fitting
+from raysweep.laws import fitting, study
 from raysweep.laws.catalogue import LAWS
 from raysweep.store import results
 
@@ -35,7 +35,7 @@ def data(rows: list[dict], name: str) -> tuple[dict, np.ndarray]:
     mine = [r for r in rows if r["stage"] == stage and r.get(target)
             and all(r.get(k) is not None for k in inputs)]
     cols = {k: np.array([r[k] for r in mine], dtype=float) for k in inputs}
-    cols = {k: v for k, v in cols.items() if np.unique(v).size > 1 and k != "teacher_params"}
+    cols = {k: v for k, v in cols.items() if k not in study._unidentifiable(cols)}
     return cols, np.array([r[target] for r in mine], dtype=float)
 
 
