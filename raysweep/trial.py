@@ -17,8 +17,8 @@ import torch
 import yaml
 
 from raysweep.errors import InputError
-from raysweep.run.trial import STAGES, Context, run
-from raysweep.sweep.plan import Trial, trial_id
+from raysweep.run.trial import Context, run
+from raysweep.sweep.plan import STAGES, Trial, trial_id
 
 
 def trial_from_file(path: str) -> Trial:

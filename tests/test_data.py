@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision
 from torchvision.io import write_jpeg
 
 from raysweep import data
-from raysweep.data import real
+from raysweep.data import layouts, load, real
 
 # torchvision 0.29 deprecates its JPEG encoder for TorchCodec (not a dependency).
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
@@ -106,11 +107,23 @@ def roots(tmp_path_factory) -> dict:
 
 def _load(name, roots, **kwargs):
     root, _ = roots[name]
-    return data.load_dataset(name, data_root=root, params=FIXTURES[name][1], **kwargs)
+    return load.load_dataset(name, data_root=root, params=FIXTURES[name][1], **kwargs)
 
 
 def test_every_dataset_has_a_fixture():
     assert sorted(FIXTURES) == data.dataset_names() == sorted(data.DATASETS)
+
+
+@pytest.mark.parametrize("name", sorted(layouts.CIFAR))
+def test_cifar_files_are_the_ones_torchvision_downloads(name):
+    """layouts.CIFAR writes torchvision's layout out so that checking a root needs no torchvision;
+    a torchvision that moved its files would break loading a root it downloaded."""
+    files = layouts.CIFAR[name]
+    tv_class = getattr(torchvision.datasets, files.downloader)
+    assert files.folder == tv_class.base_folder
+    assert files.train == tuple(n for n, _md5 in tv_class.train_list)
+    assert files.test == tuple(n for n, _md5 in tv_class.test_list)
+    assert files.meta == tv_class.meta["filename"]
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -153,8 +166,8 @@ def test_tinyimagenet_classes_follow_sorted_wnids(roots):
 
 
 def test_gray_to_rgb_repeats_the_plane_and_resizing_keeps_the_picture():
-    small = data.load_dataset("digits", image_size=8, channels=1)
-    big = data.load_dataset("digits", image_size=32, channels=3)
+    small = load.load_dataset("digits", image_size=8, channels=1)
+    big = load.load_dataset("digits", image_size=32, channels=3)
     assert torch.equal(big.train.images[:, 0], big.train.images[:, 2])
     assert int(small.train.images.max()) == 255                  # 16 -> 255
     shrunk = torch.nn.functional.avg_pool2d(big.train.images[:, :1].float(), 4).flatten()
@@ -166,19 +179,19 @@ def test_gray_to_rgb_repeats_the_plane_and_resizing_keeps_the_picture():
 
 
 def test_digits_test_split_is_fixed_and_stratified():
-    test = data.load_dataset("digits", image_size=8).test.labels
+    test = load.load_dataset("digits", image_size=8).test.labels
     assert test.bincount().tolist() == [36, 36, 35, 37, 36, 37, 36, 36, 35, 36]
 
 
 def test_loads_are_memoised_per_argument_tuple():
-    a = data.load_dataset("digits", image_size=8)
-    assert data.load_dataset("digits", image_size=8, params={}) is a
-    assert data.load_dataset("digits", image_size=8, channels=1) is not a
+    a = load.load_dataset("digits", image_size=8)
+    assert load.load_dataset("digits", image_size=8, params={}) is a
+    assert load.load_dataset("digits", image_size=8, channels=1) is not a
 
 
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(ValueError, match="unknown dataset 'imagenet'.*cifar10.*tinyimagenet"):
-        data.load_dataset("imagenet", image_size=8)
+        load.load_dataset("imagenet", image_size=8)
     with pytest.raises(ValueError, match="unknown dataset"):
         data.train_size("imagenet")
 
@@ -187,17 +200,17 @@ def test_unknown_dataset_lists_the_known_ones():
 def test_missing_data_root_names_the_path_and_layout(name, tmp_path):
     missing = tmp_path / "nowhere"
     with pytest.raises(FileNotFoundError, match=f"{missing}.*expected"):
-        data.load_dataset(name, image_size=8, data_root=str(missing))
+        load.load_dataset(name, image_size=8, data_root=str(missing))
     with pytest.raises(ValueError, match=f"{name} needs a data root"):
-        data.load_dataset(name, image_size=8)
+        load.load_dataset(name, image_size=8)
 
 
 def test_missing_files_name_the_file_and_cifar_suggests_download(tmp_path, roots):
     with pytest.raises(ValueError, match=r"data_batch_1.*cifar-10-batches-py.*--download"):
-        data.load_dataset("cifar10", image_size=8, data_root=str(tmp_path))
+        load.load_dataset("cifar10", image_size=8, data_root=str(tmp_path))
     (tmp_path / "imagenet100.txt").write_text("n000\n")
     with pytest.raises(ValueError, match="names 1 classes, expected 100"):
-        data.load_dataset("imagenet100", image_size=8, data_root=str(tmp_path))
+        load.load_dataset("imagenet100", image_size=8, data_root=str(tmp_path))
 
 
 def test_a_class_list_naming_a_missing_folder_is_reported(tmp_path):
@@ -206,7 +219,7 @@ def test_a_class_list_naming_a_missing_folder_is_reported(tmp_path):
     for c in range(99):
         _jpeg(tmp_path / "train" / f"n{c:03d}" / "a.JPEG", c)
     with pytest.raises(ValueError, match=r"missing image folder .*train/n099"):
-        data.load_dataset("imagenet100", image_size=8, data_root=str(tmp_path),
+        load.load_dataset("imagenet100", image_size=8, data_root=str(tmp_path),
                           params={"class_list": str(lst)})
 
 
@@ -217,7 +230,7 @@ def test_a_class_list_naming_a_missing_folder_is_reported(tmp_path):
 ])
 def test_bad_arguments_are_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        data.load_dataset("digits", **{"image_size": 8, **kwargs})
+        load.load_dataset("digits", **{"image_size": 8, **kwargs})
 
 
 def test_train_size_without_loading(roots):
@@ -236,7 +249,7 @@ BALANCED = torch.arange(10).repeat(40)[torch.randperm(400, generator=torch.Gener
 
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_paper_fractions_are_nested(seed):
-    subsets = [set(data.subset_indices(BALANCED, f, seed).tolist()) for f in PAPER_FRACTIONS]
+    subsets = [set(load.subset_indices(BALANCED, f, seed).tolist()) for f in PAPER_FRACTIONS]
     assert all(a < b for a, b in itertools.pairwise(subsets))
     assert [len(s) for s in subsets] == [20, 40, 100, 132, 200, 280, 400]
 
@@ -244,7 +257,7 @@ def test_paper_fractions_are_nested(seed):
 def test_counts_are_nested_exact_and_class_balanced():
     previous = set()
     for count in range(2, 401, 7):
-        idx = data.subset_indices(BALANCED, count, seed=3)
+        idx = load.subset_indices(BALANCED, count, seed=3)
         per_class = BALANCED[idx].bincount(minlength=10)
         assert len(idx) == count and per_class.max() - per_class.min() <= 1
         assert previous <= set(idx.tolist()) and torch.equal(idx, idx.sort().values)
@@ -253,26 +266,26 @@ def test_counts_are_nested_exact_and_class_balanced():
 
 def test_unbalanced_classes_share_evenly_until_one_runs_out():
     labels = torch.tensor([0] * 3 + [1] * 50 + [2] * 50)
-    per_class = labels[data.subset_indices(labels, 60, seed=0)].bincount().tolist()
+    per_class = labels[load.subset_indices(labels, 60, seed=0)].bincount().tolist()
     assert per_class[0] == 3 and sorted(per_class[1:]) == [28, 29]
 
 
 def test_subsets_are_deterministic_and_seed_dependent():
-    a, b = (data.subset_indices(BALANCED, 0.25, seed=5) for _ in range(2))
+    a, b = (load.subset_indices(BALANCED, 0.25, seed=5) for _ in range(2))
     assert torch.equal(a, b)
-    assert not torch.equal(a, data.subset_indices(BALANCED, 0.25, seed=6))
+    assert not torch.equal(a, load.subset_indices(BALANCED, 0.25, seed=6))
 
 
 def test_subsets_are_uniform_within_a_class():
     labels = torch.arange(4).repeat(25)                          # 25 images per class
     hits = torch.zeros(100)
     for seed in range(400):
-        hits[data.subset_indices(labels, 0.2, seed)] += 1       # 5 of 25 per class: p = 0.2
+        hits[load.subset_indices(labels, 0.2, seed)] += 1       # 5 of 25 per class: p = 0.2
     assert 50 < hits.min() and hits.max() < 110, (hits.min(), hits.max())    # mean 80
 
 
 def test_fewer_images_than_classes_spread_over_seeded_classes():
-    picked = [tuple(BALANCED[data.subset_indices(BALANCED, 3, s)].sort().values.tolist())
+    picked = [tuple(BALANCED[load.subset_indices(BALANCED, 3, s)].sort().values.tolist())
               for s in range(5)]
     assert all(len(set(p)) == 3 for p in picked) and len(set(picked)) > 1
 
@@ -295,7 +308,7 @@ def test_bad_amounts_are_rejected(amount, match):
     with pytest.raises(ValueError, match=match):
         data.resolve_amount(amount, 400)
     with pytest.raises(ValueError, match=match):
-        data.subset_indices(BALANCED, amount, seed=0)
+        load.subset_indices(BALANCED, amount, seed=0)
 
 
 # ---------------------------------------------------------------- the check before a run
@@ -343,8 +356,8 @@ def test_check_counts_a_long_list_of_missing_folders_instead_of_listing_it(tmp_p
     _imagenet100(tmp_path)
     shutil.rmtree(tmp_path / "val")
     problems = data.check("imagenet100", None, str(tmp_path), 2)
-    assert len(problems) == real.MAX_LISTED + 1
-    assert problems[-1] == f"imagenet100: ... and {100 - real.MAX_LISTED} more missing"
+    assert len(problems) == layouts.MAX_LISTED + 1
+    assert problems[-1] == f"imagenet100: ... and {100 - layouts.MAX_LISTED} more missing"
 
 
 def test_check_of_a_class_list_that_is_not_100_classes(tmp_path):
@@ -376,7 +389,7 @@ def test_a_cifar_pickle_that_would_run_code_is_refused_naming_the_file(tmp_path)
         pickle.dump({"data": np.zeros((1, 3072), np.uint8), "labels": [0],
                      "x": _Payload(marker)}, f)
     with pytest.raises(real.UnsafePickleError) as err:
-        data.load_dataset("cifar10", image_size=8, data_root=str(tmp_path))
+        load.load_dataset("cifar10", image_size=8, data_root=str(tmp_path))
     assert f"refusing to unpickle {batch}: it names posix.system" in str(err.value)
     assert not marker.exists()                      # refused before anything ran
 

@@ -29,7 +29,7 @@ MAY_IMPORT = {
 }
 COMMANDS = {"cli", "grid", "fit", "trial"}  # top-level command modules; may import anything
 NO_TORCH_NOR_RAY = {"errors", "store", "laws", "report"}
-RAY_MODULES = {"run/cluster.py", "run/executor.py", "run/track.py", "hparams/search.py"}
+RAY_MODULES = {"run/cluster.py", "run/executor.py", "run/trackers.py", "hparams/search.py"}
 
 
 def modules():

@@ -6,14 +6,8 @@ import torch
 
 from raysweep.cli import sweep_path
 from raysweep.sweep import spec
-from raysweep.train.models import (
-    DEIT_PAPER,
-    attention_maps,
-    count_params,
-    create_model,
-    param_count,
-    replace_head,
-)
+from raysweep.train.models import attention_maps, count_params, create_model, replace_head
+from raysweep.train.shape import DEIT_PAPER, param_count
 
 PAPER = DEIT_PAPER
 # A CPU-sized DeiT for the unit tests below: 16 px, 4 x 4 patches, RGB.
@@ -53,10 +47,18 @@ def test_paper_sizes_span_the_papers_range():
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
 @pytest.mark.parametrize("heads", [2, 8])
-def test_meta_count_equals_allocated_count(name, heads):
-    kwargs = {**shape_of(SHAPES[name]), "depth": 1}  # depth 1 keeps allocation cheap
+@pytest.mark.parametrize("depth", [1, 3])   # two depths pin the per-block term and the rest
+def test_counted_equals_allocated_count(name, heads, depth):
+    """shape.param_count is arithmetic; timm's allocated model is the truth it must match."""
+    kwargs = {**shape_of(SHAPES[name]), "depth": depth}
     model = create_model(heads=heads, num_classes=7, **kwargs)
     assert count_params(model) == param_count(heads=heads, num_classes=7, **kwargs)
+
+
+def test_counted_equals_allocated_count_off_the_sweeps_shapes():
+    kwargs = {"head_dim": 12, "depth": 2, "patch_size": 3, "image_size": 15, "channels": 2}
+    model = create_model(heads=3, num_classes=5, **kwargs)
+    assert count_params(model) == param_count(heads=3, num_classes=5, **kwargs)
 
 
 # Every size of both shapes, at full depth and width. The paper's 224 px would cost ~200
@@ -134,6 +136,7 @@ def test_replace_head():
     ({"heads": 2, "image_size": 18}, "divisible by patch_size"),
     ({"heads": 2, "channels": 0}, "channels must be"),
 ])
-def test_bad_shapes_are_named(kwargs, match):
+@pytest.mark.parametrize("entry", [create_model, param_count])
+def test_bad_shapes_are_named(kwargs, match, entry):
     with pytest.raises(ValueError, match=match):
-        create_model(num_classes=10, **{**shape_of(TINY), **kwargs})
+        entry(num_classes=10, **{**shape_of(TINY), **kwargs})

@@ -35,6 +35,18 @@ def test_a_gpu_share_becomes_a_cap_below_it(share, cap):
     assert got == (None if cap is None else pytest.approx(cap))
 
 
+def test_a_gpu_oom_is_caught_once_torch_is_loaded_and_nothing_before(monkeypatch):
+    import torch
+    assert cluster.oom_errors() == (torch.cuda.OutOfMemoryError,)
+    try:
+        raise torch.cuda.OutOfMemoryError(TORCH_OOM)
+    except cluster.oom_errors() as err:
+        caught = err
+    assert "Tried to allocate 2.00 GiB" in str(caught)
+    monkeypatch.delitem(sys.modules, "torch")
+    assert cluster.oom_errors() == ()
+
+
 def test_eight_eighths_stay_inside_one_gpu_with_room_for_their_contexts():
     caps = [cluster.memory_fraction(1 / 8)] * 8
     assert sum(caps) == pytest.approx(1 - 8 * cluster.MEMORY_MARGIN)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import numbers
 import os
 import tempfile
 import warnings
@@ -37,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from raysweep.data.fractal_params import resolve_params
 
 VERSION = 1                    # part of the cache key: bump when generation changes
 MAX_MAPS = 4                   # maps per IFS: 2..MAX_MAPS, padded to MAX_MAPS with weight 0
@@ -51,10 +52,6 @@ STEPS_PER_CHAIN = 64           # rendered steps per chain: 16 px = 1,024 points 
 MIN_CHAINS = 16                # ... and never fewer chains, so the bounds see 16 x 8 points
 BOUNDS_STEPS = 8               # steps per chain spent measuring the extent, not rendered
 CHUNK_PIXELS = 2 ** 24         # images per generation chunk = CHUNK_PIXELS // image_size**2
-
-DEFAULTS = {"classes": 10, "images_per_class": 1000, "test_per_class": 100, "seed": 0,
-            "points": None}
-
 
 def default_points(image_size: int) -> int:
     """Chaos-game points per image: 4 per pixel (log-density rendering shows the structure at that
@@ -185,24 +182,6 @@ def instances(maps: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor, ima
     mirror = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
     placement = torch.stack([scale, rot, offset[:, 0], offset[:, 1], mirror], -1)
     return to_image(chaos_game(mine, probs[labels], placement, image_size, points, g))
-
-
-def resolve_params(params: dict | None) -> dict:
-    """DEFAULTS updated by `params`, checked: unknown key or a bad value -> ValueError."""
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"fractal: unknown params {unknown}; expected some of {sorted(DEFAULTS)}")
-    out = {**DEFAULTS, **params}
-    for key, least in (("classes", 2), ("images_per_class", 1), ("test_per_class", 1),
-                       ("seed", 0), ("points", 1)):
-        value = out[key]
-        if key == "points" and value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-            raise ValueError(f"fractal: params.{key} must be an integer >= {least}, got {value!r}")
-        out[key] = int(value)
-    return out
 
 
 def generate(image_size: int, params: dict | None = None):

@@ -261,10 +261,9 @@ def candidate(config: dict, *, size: Size) -> None:
     no later trial starts from a candidate's model."""
     ctx = dataclasses.replace(size.ctx)
     own = size.trials(dict(config))
-    ctx.device = cluster.worker_device(own[0].resources.get("CPU", 1),
-                                       own[0].resources.get("GPU", 0))
+    ctx.device = cluster.worker_device(own[0])
     # Every epoch evaluates: ASHA compares candidates by each report's error. The reports are
-    # the grid's (run.trial.epoch_metrics), so a stopped candidate shows as a truncated curve.
+    # the grid's (run.stages.epoch_metrics), so a stopped candidate shows as a truncated curve.
     ctx.eval_every = 1
     ctx.on_epoch = lambda t, metrics: tune.report(
         {**metrics, "error": metrics["test_error"], "final": False})

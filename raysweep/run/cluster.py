@@ -22,10 +22,10 @@ import os
 import re
 import signal
 import socket
+import sys
 import threading
 
 import ray
-import torch
 from ray import tune
 
 from raysweep.errors import InputError
@@ -98,10 +98,15 @@ def resources_for(resources: dict):
     return tune.PlacementGroupFactory([res or {"CPU": 1}])
 
 
-def worker_device(cpus: float, gpu_share: float = 0.0) -> str:
-    """Inside a Tune worker: torch's threads set to the trial's CPUs (never more threads than the
-    cores it was given), and the device it trains on -- a GPU only when Ray assigned it one, its
-    allocator capped at the trial's share of it (memory_fraction)."""
+def worker_device(trial: Trial) -> str:
+    """Inside a Tune worker: the device `trial` runs on. For a trial that trains, torch's threads
+    are set to its CPUs (never more threads than the cores it was given), and the device is a GPU
+    only when Ray assigned it one, its allocator capped at the trial's share of it
+    (memory_fraction). A simulated trial runs on "cpu" and leaves torch unloaded (run/trial.py)."""
+    if trial.config["backend"] == "simulate":
+        return "cpu"
+    import torch  # here, not above: see the docstring
+    cpus, gpu_share = trial.resources.get("CPU", 1), trial.resources.get("GPU", 0)
     torch.set_num_threads(max(1, int(cpus)))
     if not (ray.get_gpu_ids() and torch.cuda.is_available()):
         return "cpu"
@@ -123,6 +128,18 @@ def memory_fraction(gpu_share: float) -> float | None:
     if not 0 < gpu_share < 1:
         return None
     return max(gpu_share - MEMORY_MARGIN, gpu_share / 2)
+
+
+def oom_errors() -> tuple[type[BaseException], ...]:
+    """What a trial that ran out of GPU memory raises, to catch: torch's error once torch is
+    loaded, nothing before (a trial that did not load torch cannot have run out of GPU memory)."""
+    torch = sys.modules.get("torch")
+    return () if torch is None else (torch.cuda.OutOfMemoryError,)
+
+
+def gpu_bytes() -> int:
+    """The memory of the worker's GPU (a trial on it has loaded torch)."""
+    return sys.modules["torch"].cuda.get_device_properties(0).total_memory
 
 
 def oom_message(trial_id: str, gpu_share: float, error: BaseException,

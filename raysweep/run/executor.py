@@ -12,7 +12,7 @@ error, its dependants are recorded `failed` with the reason, and the rest of the
 Results are written by the trial itself (store.results); Tune's own experiment state is kept for its
 logs and TensorBoard, never read back to resume.
 
-A trial reports to Tune after every epoch (raysweep.run.trial.epoch_metrics), so TensorBoard and
+A trial reports to Tune after every epoch (raysweep.run.stages.epoch_metrics), so TensorBoard and
 the trackers (raysweep.run.track) draw learning curves while it runs; its last report also
 carries the result (`final`: status, error, loss, wall_s), and only that one counts as the
 trial's end for the searcher and the progress lines. A trial's Tune config is its labels
@@ -28,7 +28,6 @@ import os
 import time
 from collections.abc import Callable
 
-import torch
 from ray import tune
 from ray.tune.search import Searcher
 
@@ -156,17 +155,16 @@ def trainable(config: dict, *, trials: dict[str, Trial], context: dict, retries:
     t = trials[config["raysweep_trial_id"]]
     ctx = trial_mod.Context(**context)
     share = t.resources.get("GPU", 0)
-    ctx.device = cluster.worker_device(t.resources.get("CPU", 1), share)
+    ctx.device = cluster.worker_device(t)
     reports = Reports()
     ctx.on_epoch = reports.epoch
     errors = count(ctx.out, layout.attempts(t.trial_id), add=0)
     try:
         row = trial_mod.run(t, ctx, attempts=errors + 1)
-    except torch.cuda.OutOfMemoryError as err:
+    except cluster.oom_errors() as err:
         # Under its cap a trial asks for the same memory on every try: recorded at once, no retry.
-        total = torch.cuda.get_device_properties(0).total_memory
-        row = results.record(t, status="failed", attempts=errors + 1,
-                             message=cluster.oom_message(t.trial_id, share, err, total)[:2000])
+        row = results.record(t, status="failed", attempts=errors + 1, message=cluster.oom_message(
+            t.trial_id, share, err, cluster.gpu_bytes())[:2000])
         results.write(ctx.out, row)
     except Exception as err:
         errors = count(ctx.out, layout.attempts(t.trial_id), add=1)

@@ -8,7 +8,8 @@ those and nothing else; the full config stays in the results record. A tracker r
 the sweep's name (W&B group; MLflow tag `sweep`) and stage (W&B job type; MLflow tag `stage`),
 in the sweep's `monitor.project` (W&B project, MLflow experiment). Credentials and servers come
 from each tool's own environment (WANDB_API_KEY, WANDB_MODE, MLFLOW_TRACKING_URI, ...), never
-from the sweep file. The trackers are optional extras, imported only when asked for.
+from the sweep file. The trackers are optional extras, imported only when asked for; Ray's
+callbacks for them are in raysweep.run.trackers.
 
 Left out: uploading checkpoints to a tracker (they live in OUT, the results' one home).
 """
@@ -17,10 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import os
-
-from ray.air.integrations.mlflow import MLflowLoggerCallback
-from ray.air.integrations.wandb import WandbLoggerCallback
 
 from raysweep import __version__
 from raysweep.errors import InputError
@@ -28,10 +25,6 @@ from raysweep.sweep.plan import Trial
 
 # --track name -> (the module it needs, the extra that installs it)
 TRACKERS = {"wandb": ("wandb", "raysweep[wandb]"), "mlflow": ("mlflow", "raysweep[mlflow]")}
-# W&B settings a run takes from the driver's environment: the logging actor is a Ray worker,
-# which on a running cluster does not inherit the driver's variables (Ray forwards the API key
-# alone).
-WANDB_FROM_ENV = {"mode": "WANDB_MODE", "entity": "WANDB_ENTITY", "dir": "WANDB_DIR"}
 
 
 def labels(trial: Trial) -> dict:
@@ -72,7 +65,8 @@ class Tracker:
 
     def callbacks(self, group: str) -> list:
         """Tune callbacks making one run per trial, grouped by `group` (the sweep's name)."""
-        return [CALLBACKS[self.kind](self.project, group)]
+        from raysweep.run import trackers  # Ray's integrations: see trackers.py
+        return [trackers.CALLBACKS[self.kind](self.project, group)]
 
 
 def tracker(kind: str | None, project: str) -> Tracker | None:
@@ -88,38 +82,3 @@ def tracker(kind: str | None, project: str) -> Tracker | None:
         raise InputError(f"--track {kind} needs {module}, which is not installed ({err}): "
                          f"pip install '{extra}'") from None
     return Tracker(kind, project)
-
-
-def stage_of(tune_trial) -> str:
-    return str(tune_trial.config.get("stage", "hparams"))
-
-
-class WandbTracker(WandbLoggerCallback):
-    """Ray's W&B callback, with the stage as each run's job type: runs group by sweep, then
-    stage."""
-
-    def __init__(self, project: str, group: str):
-        self.given = {k: os.environ[v] for k, v in WANDB_FROM_ENV.items() if os.environ.get(v)}
-        super().__init__(project=project, group=group, **self.given)
-
-    def log_trial_start(self, trial):
-        # Ray passes self.kwargs on to wandb.init, run by run: set them for this trial
-        self.kwargs = {**self.given, "job_type": stage_of(trial), "tags": [stage_of(trial)]}
-        super().log_trial_start(trial)
-
-
-class MLflowTracker(MLflowLoggerCallback):
-    """Ray's MLflow callback, with the sweep and the stage as tags of each run. The tracking
-    URI is MLflow's own choice: MLFLOW_TRACKING_URI when set."""
-
-    def __init__(self, project: str, group: str):
-        super().__init__(experiment_name=project)
-        self.group = group
-
-    def log_trial_start(self, trial):
-        # Ray copies self.tags into each run it starts: set them for this trial
-        self.tags = {"sweep": self.group, "stage": stage_of(trial)}
-        super().log_trial_start(trial)
-
-
-CALLBACKS = {"wandb": WandbTracker, "mlflow": MLflowTracker}

@@ -12,8 +12,8 @@ from typing import Any
 
 from raysweep import data
 from raysweep.errors import InputError
-from raysweep.train.models import DEIT_PAPER
 from raysweep.train.settings import TABLE3, DistillSettings
+from raysweep.train.shape import DEIT_PAPER
 
 GPU_FRACTIONS = (0.125, 0.25, 0.5, 1.0)  # fractions that divide one GPU evenly (docs/design.md §3)
 DISTILL_STAGES = ("finetune", "pretrain")

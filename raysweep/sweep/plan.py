@@ -26,7 +26,7 @@ from collections.abc import Iterable
 
 from raysweep import data
 from raysweep.sweep.spec import Sweep
-from raysweep.train import models
+from raysweep.train import shape
 from raysweep.train.settings import TrainSettings
 
 STAGES = ("pretrain", "finetune", "distill")
@@ -94,9 +94,9 @@ class Planner:
 
     def params(self, heads: int, classes: int) -> int:
         m = self.sweep.model
-        return models.param_count(heads=heads, num_classes=classes, head_dim=m["head_dim"],
-                                  depth=m["depth"], patch_size=m["patch_size"],
-                                  image_size=m["image_size"], channels=m["channels"])
+        return shape.param_count(heads=heads, num_classes=classes, head_dim=m["head_dim"],
+                                 depth=m["depth"], patch_size=m["patch_size"],
+                                 image_size=m["image_size"], channels=m["channels"])
 
     def settings(self, heads: int) -> dict:
         return self.sweep.settings_for(heads)

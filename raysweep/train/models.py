@@ -2,8 +2,9 @@
 
 The paper's model axis M is the number of attention heads (2, 4, 6, 8) at a fixed head dimension
 of 64, so the embedding width is heads x 64 (128 ... 512) and M runs from 2.6M to 38.8M parameters
-at 224 px (see `DEIT_PAPER`). Every model is a plain DeiT: class token, pre-norm blocks, MLP
-ratio 4, learned position embeddings, classifier on the class token.
+at 224 px (raysweep.train.shape counts them without building a model). Every model is a plain
+DeiT: class token, pre-norm blocks, MLP ratio 4, learned position embeddings, classifier on the
+class token.
 
 Left out, and why:
 - The distillation token of DeiT's *distilled* variant. The paper distils small-to-large through
@@ -19,7 +20,6 @@ Left out, and why:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,36 +28,7 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-# The paper's model shape (sec. 3.3, DeiT at 224 px), and a sweep's `model:` defaults
-# (raysweep.sweep.fields). Parameter count with width D = heads x head_dim, L blocks, P = patch,
-# C channels, T tokens, K classes: L x (12 D^2 + 13 D)  [qkv 3D^2+3D, proj D^2+D, fc1 4D^2+4D,
-# fc2 4D^2+D, 2 norms 4D] + (C P^2 + 1) D [patch conv] + D [class token] + T D [positions]
-# + 2 D [final norm] + (D + 1) K [head]. With T = 14^2 + 1 = 197 and K = 1000 classes:
-# 144 D^2 + 2125 D + 1000 = 2,632,296 (2 heads) / 9,982,184 (4) / 22,050,664 (6, = DeiT-S)
-# / 38,837,736 (8) parameters.
-DEIT_PAPER = {"head_dim": 64, "depth": 12, "patch_size": 16, "image_size": 224, "channels": 3,
-              "heads": (2, 4, 6, 8)}
-
-
-def _check_shape(heads: int, num_classes: int, head_dim: int, depth: int, patch_size: int,
-                 image_size: int, channels: int) -> None:
-    positive = {"heads": heads, "num_classes": num_classes, "head_dim": head_dim, "depth": depth,
-                "patch_size": patch_size, "image_size": image_size, "channels": channels}
-    for name, value in positive.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"model {name} must be an integer >= 1, got {value!r}")
-    if image_size % patch_size:
-        raise ValueError(f"model image_size {image_size} px must be divisible by patch_size "
-                         f"{patch_size} px")
-
-
-def _build(*, heads: int, num_classes: int, head_dim: int, depth: int, patch_size: int,
-           image_size: int, channels: int) -> VisionTransformer:
-    _check_shape(heads, num_classes, head_dim, depth, patch_size, image_size, channels)
-    return VisionTransformer(
-        img_size=image_size, patch_size=patch_size, in_chans=channels, num_classes=num_classes,
-        embed_dim=heads * head_dim, depth=depth, num_heads=heads, mlp_ratio=4.0,
-        class_token=True, global_pool="token")
+from raysweep.train.shape import check_shape
 
 
 def create_model(*, heads: int, num_classes: int, head_dim: int = 64, depth: int = 12,
@@ -67,8 +38,11 @@ def create_model(*, heads: int, num_classes: int, head_dim: int = 64, depth: int
     Fused attention is forced on (timm reads TIMM_FUSED_ATTN from the environment): the model only
     leaves it inside `attention_maps`, so runs without attention distillation never pay for maps.
     """
-    model = _build(heads=heads, num_classes=num_classes, head_dim=head_dim, depth=depth,
-                   patch_size=patch_size, image_size=image_size, channels=channels)
+    check_shape(heads, num_classes, head_dim, depth, patch_size, image_size, channels)
+    model = VisionTransformer(
+        img_size=image_size, patch_size=patch_size, in_chans=channels, num_classes=num_classes,
+        embed_dim=heads * head_dim, depth=depth, num_heads=heads, mlp_ratio=4.0,
+        class_token=True, global_pool="token")
     for block in model.blocks:
         block.attn.fused_attn = True
     return model
@@ -77,16 +51,6 @@ def create_model(*, heads: int, num_classes: int, head_dim: int = 64, depth: int
 def count_params(model: nn.Module) -> int:
     """Number of parameters (all of them, trainable or not)."""
     return sum(p.numel() for p in model.parameters())
-
-
-@functools.cache  # building even a meta-device model takes ~0.3 s; planners ask again and again
-def param_count(*, heads: int, num_classes: int, head_dim: int = 64, depth: int = 12,
-                patch_size: int = 16, image_size: int = 224, channels: int = 3) -> int:
-    """Parameters of `create_model(...)` with the same arguments, without allocating weights."""
-    with torch.device("meta"):
-        model = _build(heads=heads, num_classes=num_classes, head_dim=head_dim, depth=depth,
-                       patch_size=patch_size, image_size=image_size, channels=channels)
-    return count_params(model)
 
 
 def replace_head(model: nn.Module, num_classes: int) -> None:

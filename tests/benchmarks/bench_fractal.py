@@ -16,8 +16,7 @@ import time
 
 import torch
 
-from raysweep import data
-from raysweep.data import fractal
+from raysweep.data import fractal, load
 
 PARAMS = {"classes": 50, "images_per_class": 900, "test_per_class": 100, "seed": 0}  # 50,000
 IMAGE_SIZE = 16                       # px; default_points(16) = 1,024 points per image
@@ -48,9 +47,9 @@ def main() -> None:
                       lambda: fractal.load(IMAGE_SIZE, PARAMS, cache))
         assert all(torch.equal(a, b) for a, b in zip(made, again))
         timed("load_dataset, 3 channels (cache on disk)", n,
-              lambda: data.load_dataset("fractal", image_size=IMAGE_SIZE, params=PARAMS))
+              lambda: load.load_dataset("fractal", image_size=IMAGE_SIZE, params=PARAMS))
         timed("load_dataset again (in-process memo)", n,
-              lambda: data.load_dataset("fractal", image_size=IMAGE_SIZE, params=PARAMS))
+              lambda: load.load_dataset("fractal", image_size=IMAGE_SIZE, params=PARAMS))
         small = {**PARAMS, "images_per_class": 18, "test_per_class": 2}
         timed("generate 1,000 images at 64 px (16,384 pts)", 50 * 20,
               lambda: fractal.generate(64, small))

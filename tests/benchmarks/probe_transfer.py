@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from raysweep import data
+from raysweep.data import load
 from raysweep.train import loop, models
 from raysweep.train.settings import TrainSettings
 
@@ -21,7 +21,7 @@ DOWN = {"seed": 1, "classes": 10, "images_per_class": 100, "test_per_class": 500
 
 
 def train(net, dataset, amount, steps, lr, batch):
-    idx = data.subset_indices(dataset.train.labels, amount, 0)
+    idx = load.subset_indices(dataset.train.labels, amount, 0)
     settings = TrainSettings(steps=steps, warmup_steps=steps // 10, batch_size=batch, lr=lr,
                              warmup_lr=1e-5, pad=1)
     started = time.process_time()
@@ -31,14 +31,14 @@ def train(net, dataset, amount, steps, lr, batch):
 
 
 def probe(classes, dp, px, heads, steps, lr, batch, depth, ft_steps, ft_lr, df):
-    up = data.load_dataset("fractal", image_size=px, channels=1, params={
+    up = load.load_dataset("fractal", image_size=px, channels=1, params={
         "classes": classes, "images_per_class": 16000 // classes, "test_per_class": 30})
     torch.manual_seed(0)
     net = models.create_model(num_classes=classes, heads=heads, head_dim=8, depth=depth,
                               patch_size=4, image_size=px, channels=1)
     up_error, up_cpu = train(net, up, dp, steps, lr, batch) if steps else (float("nan"), 0.0)
     models.replace_head(net, DOWN["classes"])
-    down = data.load_dataset("fractal", image_size=px, channels=1, params=DOWN)
+    down = load.load_dataset("fractal", image_size=px, channels=1, params=DOWN)
     error, cpu = train(net, down, df, ft_steps, ft_lr, 32)
     print(f"up {classes} classes, Dp {dp}, {px} px, {heads} heads, depth {depth}, {steps} steps x "
           f"{batch} at lr {lr}: error {up_error:.3f}, {up_cpu:.1f} CPU s | fine-tune Df {df}, "
