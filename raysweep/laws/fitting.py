@@ -52,6 +52,7 @@ BOOT_REFINE = 200       # then LM on each replicate's winner, before L-BFGS-B: t
                         # higher (BENCHMARKS.md, "Bootstrap refits, refined")
 STALL = 5               # ... stopped early once no replicate gains 1e-12 of its loss for 5 steps
 LEVEL = 95.0            # percent; percentile intervals
+TAILS = ((100.0 - LEVEL) / 2, (100.0 + LEVEL) / 2)   # percent: an interval's two ends
 NO_FLOOR = -math.inf    # e of a law fitted without E (floor=False): E = exp(e) = 0 exactly, and
                         # the LM step and the polish leave it there (its Jacobian column is 0)
 
@@ -321,7 +322,7 @@ def _bootstrap(theta, logx, logy, b: int, rng) -> np.ndarray:
 
 
 def _intervals(ensemble: np.ndarray, names: Sequence[str]) -> dict[str, tuple[float, float]]:
-    k, tail = len(names), (100.0 - LEVEL) / 2
+    k = len(names)
     # An unconstrained coef's interval runs to inf: say so. numpy interpolating between two
     # infinite members computes inf - inf (a warning, and nan); the quantile is inf.
     with np.errstate(over="ignore", invalid="ignore"):
@@ -329,7 +330,7 @@ def _intervals(ensemble: np.ndarray, names: Sequence[str]) -> dict[str, tuple[fl
         for j, name in enumerate(names):
             cols[f"{name}.coef"] = np.exp(ensemble[:, 1 + j])
             cols[f"{name}.exponent"] = ensemble[:, 1 + k + j]
-        q = {key: np.percentile(v, [tail, 100.0 - tail]) for key, v in cols.items()}
+        q = {key: np.percentile(v, TAILS) for key, v in cols.items()}
     return {key: tuple(float(x) for x in np.where(np.isnan(v), np.inf, v))
             for key, v in q.items()}
 
@@ -338,8 +339,7 @@ def percentile(values: list) -> list[float] | None:
     """[lo, hi] of the LEVEL percentile interval of VALUES, the Nones (members with no answer)
     left out; None when no value is left."""
     vals = [v for v in values if v is not None]
-    tail = (100.0 - LEVEL) / 2
-    return [float(q) for q in np.percentile(vals, [tail, 100 - tail])] if vals else None
+    return [float(q) for q in np.percentile(vals, TAILS)] if vals else None
 
 
 # ---- the extrapolation check ---------------------------------------------------------------
