@@ -14,6 +14,7 @@ import pyarrow.csv as pacsv
 import pytest
 from scipy import stats
 
+from raysweep.laws import checks
 from raysweep.laws import fitting as laws
 
 DATA = pathlib.Path(__file__).parent / "data" / "chinchilla_svg_extracted_data.csv"
@@ -159,7 +160,7 @@ def test_a_law_without_floor_has_E_zero_and_no_interval_for_it():
         assert lo <= exponent <= hi, (k, lo, hi)
     # the same rows fitted with a floor: no better optimum is hidden from the floorless search
     assert fit.objective == pytest.approx(laws.fit_law(X, y).objective, rel=1e-3, abs=1e-9)
-    held = laws.extrapolation_check(X, y, floor=False)
+    held = checks.extrapolation_check(X, y, floor=False)
     assert all(h["mape"] < 0.03 for h in held.values()), held
 
 
@@ -241,11 +242,11 @@ def test_extrapolation_check_predicts_held_out_scale():
     X, y = draw(law, n, 0.0, np.random.default_rng(5))
     X = {k: 10 ** (np.round(np.log10(v) * 2) / 2) for k, v in X.items()}  # half-decade grid
     y = law.predict(X)
-    check = laws.extrapolation_check(X, y, inputs=["dp", "params", "missing"])
+    check = checks.extrapolation_check(X, y, inputs=["dp", "params", "missing"])
     for k in ("dp", "params"):
         assert check[k]["held_out"] == int(np.sum(X[k] == X[k].max()))
         assert check[k]["mape"] < 1e-4 and check[k]["max_abs"] < 1e-4  # noiseless: exact
     assert "skipped" in check["missing"]
     two = {"dp": np.repeat([1e3, 1e4], 6), "params": np.tile(np.geomspace(1e5, 1e8, 6), 2)}
-    assert "2 must remain" in laws.extrapolation_check(two, law.predict(two),
-                                                       inputs=["dp"])["dp"]["skipped"]
+    assert "2 must remain" in checks.extrapolation_check(two, law.predict(two),
+                                                         inputs=["dp"])["dp"]["skipped"]

@@ -341,38 +341,3 @@ def percentile(values: list) -> list[float] | None:
     vals = [v for v in values if v is not None]
     return [float(q) for q in np.percentile(vals, TAILS)] if vals else None
 
-
-# ---- the extrapolation check ---------------------------------------------------------------
-
-def extrapolation_check(X: Mapping[str, np.ndarray], y: np.ndarray, *,
-                        inputs: Sequence[str] | None = None, starts=None,
-                        floor: bool = True) -> dict:
-    """Per input: refit all of X without the rows at that input's largest value (with or
-    without a FLOOR, as the law was fitted), then predict them. {input: {"held_out", "mape" (mean
-    |pred - y| / y), "max_abs"}} or {"skipped": why}."""
-    cols = {k: np.asarray(v, dtype=float) for k, v in X.items()}
-    y = np.asarray(y, dtype=float)
-    return {name: _hold_out_largest(cols, y, name, starts, floor)
-            for name in (inputs or list(cols))}
-
-
-def _hold_out_largest(cols: dict, y: np.ndarray, name: str, starts, floor: bool) -> dict:
-    if name not in cols:
-        return {"skipped": f"{name!r} is not an input of the fit ({sorted(cols)})"}
-    held = cols[name] == cols[name].max()
-    kept = ~held
-    if np.unique(cols[name][kept]).size < 2:
-        return {"skipped": f"{np.unique(cols[name]).size} distinct value(s) of {name}; "
-                           f"2 must remain after holding out the largest"}
-    p = 1 + 2 * len(cols)
-    if kept.sum() < p:
-        return {"skipped": f"{kept.sum()} rows remain for {p} parameters"}
-    try:
-        law = fit_law({k: v[kept] for k, v in cols.items()}, y[kept], starts=starts,
-                      floor=floor).law
-    except ValueError as err:  # e.g. another input left with one value: report, don't crash
-        return {"skipped": str(err)}
-    pred = law.predict({k: v[held] for k, v in cols.items()})
-    abs_err = np.abs(pred - y[held])
-    return {"held_out": int(held.sum()), "mape": float(np.mean(abs_err / y[held])),
-            "max_abs": float(abs_err.max())}

@@ -1,6 +1,7 @@
 """The laws of a study: every law of the catalogue fitted per downstream set on a grid's results,
-with 95 % bootstrap intervals and the extrapolation check, and the boundary per slice; written to
-OUT/fits.json and OUT/boundary.json (`write_fits`). `python -m raysweep.fit OUT` prints them.
+with 95 % bootstrap intervals, the lack-of-fit test and the extrapolation check (laws.checks),
+and the boundary per slice; written to OUT/fits.json and OUT/boundary.json (`write_fits`).
+`python -m raysweep.fit OUT` prints them.
 
 An input whose term cannot be told apart from another -- a single value in a grid's rows (e.g. one
 Df: it merges with E), or one value per value of an earlier input (e.g. one teacher set per student
@@ -29,7 +30,8 @@ import numpy as np
 
 from raysweep.laws import boundary as bnd
 from raysweep.laws.catalogue import LAWS
-from raysweep.laws.fitting import Fit, extrapolation_check, fit_law
+from raysweep.laws.checks import extrapolation_check, lack_of_fit
+from raysweep.laws.fitting import Fit, fit_law
 from raysweep.store import layout, results, storage
 
 DEFAULT_BOOTSTRAP = 200  # resamples for a grid (the grid command's default too)
@@ -77,8 +79,9 @@ def fit_rows(rows: list[dict], target: str, inputs, bootstrap: int, seed: int,
             head["E_left_out"] = no_floor
     except ValueError as err:
         return head | {"status": str(err)}, str(err)
-    checked = ({"extrapolation": extrapolation_check(X, y, floor=not no_floor)}
-               if extrapolate else {})
+    checked = {"lack_of_fit": lack_of_fit(X, y, fit.law, floor=not no_floor)}
+    if extrapolate:
+        checked["extrapolation"] = extrapolation_check(X, y, floor=not no_floor)
     return (head | law_json(fit, target) | checked
             | {"warnings": _warnings(fit) + _mixed(usable), "status": "ok"}), fit
 

@@ -213,7 +213,8 @@ def build(inputs: dict, notes: list[str], out: str) -> list:
     blocks.append(Heading("Fitted laws"))
     blocks += guarded("The law tables", lambda: [
         tables.exponents_table(fits), tables.coefficients_table(fits),
-        tables.cautions_table(fits), tables.extrapolation_table(fits)]) \
+        tables.cautions_table(fits), tables.extrapolation_table(fits),
+        tables.lack_of_fit_table(fits)]) \
         if fits else [note("no_fits")]
     blocks.append(Heading("Distillation boundary"))
     blocks += guarded("The boundary tables", lambda: [tables.boundary_table(boundary),

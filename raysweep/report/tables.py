@@ -1,6 +1,6 @@
 """The report's tables, in the spirit of the paper's Tables 1, 2 and 4: fitted exponents and
-coefficients with 95 % bootstrap intervals, the extrapolation check, the distillation boundary per
-slice, the runs behind them, adaptive rounds and best hyper-parameters.
+coefficients with 95 % bootstrap intervals, the extrapolation check and the lack-of-fit test, the
+distillation boundary per slice, the runs behind them, adaptive rounds and best hyper-parameters.
 
 Numbers are written with `fmt` (3 significant digits) everywhere, so a value from fits.json reads
 the same in every table. lambda = 1/coef is the paper's form of a coefficient (eq. 1: D^-alpha /
@@ -32,6 +32,10 @@ def fmt(x) -> str:
     if isinstance(x, float) and not math.isfinite(x):
         return DASH
     return f"{x:.3g}"
+
+
+def _percent(share) -> str:
+    return DASH if share is None else f"{fmt(100 * share)} %"
 
 
 def fmt_ci(ci) -> str:
@@ -135,19 +139,41 @@ def law_table(law: dict) -> Table:
 
 def extrapolation_table(fits: dict) -> Table:
     """Per law and input: the error of the law fitted without the largest values of that input,
-    on those held-out points (mean absolute percentage error)."""
-    header = ["downstream", "law", "held-out input", "points held out", "MAPE", "note"]
+    on those held-out points (mean absolute percentage error), beside what the seeds' noise alone
+    would cost a law that is exactly right there (laws.checks.noise_floor)."""
+    header = ["downstream", "law", "held-out input", "points held out", "MAPE",
+              "the true law would score (seed noise)", "note"]
     rows = []
     for ds, name, law in _laws(fits):
         extrapolation = law.get("extrapolation", {})
         for k, ex in sorted(extrapolation.items(), key=lambda kv: _input_order(kv[0])):
             if "skipped" in ex:
-                rows.append([ds, name, k, DASH, DASH, f"skipped: {ex['skipped']}"])
+                rows.append([ds, name, k, DASH, DASH, DASH, f"skipped: {ex['skipped']}"])
             else:
-                mape = ex.get("mape")
-                rows.append([ds, name, k, fmt(ex.get("held_out")),
-                             DASH if mape is None else f"{fmt(100 * mape)} %", ""])
+                rows.append([ds, name, k, fmt(ex.get("held_out")), _percent(ex.get("mape")),
+                             _percent(ex.get("noise_floor")), ""])
     return Table("Extrapolation check: fit without the largest scale, predict it", header, rows)
+
+
+def _lack_of_fit_row(lof: dict) -> list[str]:
+    if "skipped" in lof:
+        return [DASH] * 5 + [f"skipped: {lof['skipped']}"]
+    verdict = ("misses by more than the seeds' noise: the law's form, not the noise, limits it"
+               if lof["misfits"] else "within the seeds' noise")
+    return [f"{lof['points']} ({lof['replicated']} replicated)", _percent(lof["misfit"]),
+            _percent(lof["noise"]), f"{fmt(lof['F'])} on {lof['df'][0]}, {lof['df'][1]}",
+            fmt(lof["p"]), verdict]
+
+
+def lack_of_fit_table(fits: dict) -> Table:
+    """Per law: how far it misses each grid point's seed mean (rms, in log y: a relative error),
+    against what the seeds' own spread explains, and the pure-error F test (laws.checks)."""
+    header = ["downstream", "law", "grid points", "law misses a point's mean by (rms)",
+              "noise alone gives", "F (df)", "p", "reading"]
+    rows = [[ds, name] + _lack_of_fit_row(law["lack_of_fit"]) for ds, name, law in _laws(fits)
+            if "lack_of_fit" in law]
+    return Table("Lack of fit: each law against its grid points' seed means", header,
+                 rows or [[DASH] * (len(header) - 1) + ["no law fitted"]])
 
 
 def _teachers(s: dict) -> str:

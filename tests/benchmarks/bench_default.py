@@ -13,6 +13,7 @@ criteria.
   2. error and distilled-error laws: every exponent's 95 % interval within [x / 2, 2 x];
      E identified (its interval excludes 0) -- or left out with a reason
   3. extrapolation MAPE <= 5 % holding out the largest Dp, <= 10 % the largest size and Df
+     (beside it, each law's lack of fit to its own grid points, which bounds what it can reach)
   4. Theorem 1: in >= 2/3 of the slices, plain - distilled error > 0 at the smallest Dp and
      < 0 at the largest, each by > 2 standard errors of the seed replicates
   5. every slice whose laws cross in range: D**p's hi / lo <= 4, the estimate inside, and the
@@ -91,7 +92,13 @@ def c3_extrapolation(fits: dict) -> tuple[str, bool]:
                 good = mape is not None and mape <= limit
                 ok &= good
                 shown = "skipped" if mape is None else f"{100 * mape:.0f} %"
+                if ex.get("noise_floor") is not None:   # what the held-out rows' noise costs
+                    shown += f" (the true law: {100 * ex['noise_floor']:.1f} %)"
                 notes.append(f"{name} {k} {shown}{'' if good else ' ✗'}")
+            lof = laws.get(name, {}).get("lack_of_fit", {})
+            if "F" in lof:   # and the law against its own grid points' seed means
+                notes.append(f"{name} misses its grid points' means by {100 * lof['misfit']:.1f} "
+                             f"% rms, noise alone {100 * lof['noise']:.1f} % (p {lof['p']:.2g})")
     return "; ".join(notes), ok
 
 
