@@ -13,7 +13,8 @@ criteria.
   2. error and distilled-error laws: every exponent's 95 % interval within [x / 2, 2 x];
      E identified (its interval excludes 0) -- or left out with a reason
   3. extrapolation MAPE <= 5 % holding out the largest Dp, <= 10 % the largest size and Df
-     (beside it, each law's lack of fit to its own grid points, which bounds what it can reach)
+     (beside each MAPE, what the true law would score given the held-out rows' seed noise; and
+     each law's lack of fit to its own grid points)
   4. Theorem 1: in >= 2/3 of the slices, plain - distilled error > 0 at the smallest Dp and
      < 0 at the largest, each by > 2 standard errors of the seed replicates
   5. every slice whose laws cross in range: D**p's hi / lo <= 4, the estimate inside, and the
