@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import pathlib
 import re
 import struct
 import subprocess
@@ -22,8 +21,6 @@ import numpy as np
 import pytest
 import yaml
 
-from raysweep.laws import boundary
-from raysweep.laws.measured import measured_ends
 from raysweep.report import __main__ as report_cli
 from raysweep.report import build as report
 from raysweep.report.figures import (
@@ -31,9 +28,8 @@ from raysweep.report.figures import (
     predict,
     short,
 )
-from raysweep.report.tables import boundary_table, fmt, theorem1_table
+from raysweep.report.tables import fmt
 from raysweep.store import results, storage
-from raysweep.sweep import plan, spec
 
 pytest_plugins = ["s3_server"]  # fixture s3_out: a prefix on a local S3 server (moto)
 
@@ -229,44 +225,6 @@ def test_boundary_table_has_a_row_per_slice_with_its_values(grid_report):
     boundary_part, theorem1_part = md.split("Theorem 1, measured")
     assert boundary_part.count("| digits | 8 heads | 2+4+6 heads |") == len(DF)
     assert theorem1_part.count("| digits | 8 heads | 2+4+6 heads |") == len(DF)
-
-
-def test_theorem1_table_says_per_slice_what_the_measurements_show():
-    cases = {  # Df -> plain minus distilled error per Dp and seed
-        100: {1_000: [0.05, 0.07], 64_000: [-0.04, -0.06]},     # helps, then hurts: shown
-        200: {1_000: [-0.05, -0.07], 64_000: [-0.04, -0.06]},   # hurts at both ends
-        300: {1_000: [0.0, 0.02], 64_000: [-0.04, -0.06]},      # no help beyond noise
-        400: {1_000: [0.05], 64_000: [-0.04, -0.06]},           # one seed: no standard error
-    }
-    slices = [{"downstream": DS, "student_heads": 8, "teacher_heads": [2], "df": df}
-              | measured_ends(per_dp) for df, per_dp in cases.items()]
-    table = theorem1_table(slices)
-    assert "in 1 of the 3 slices that can tell (4 in all)" in table.caption
-    assert [row[-1] for row in table.rows] == [
-        "shown", "not shown: distilling hurts at both ends",
-        "not shown: no help at the smallest Dp",
-        "cannot tell: one seed at an end, no standard error"]
-    assert table.rows[0][4:8] == ["1k", "+0.060 ± 0.010 (2 seeds)", "64k",
-                                  "-0.050 ± 0.010 (2 seeds)"]
-    assert table.rows[3][5] == "+0.050 (1 seed)"
-
-
-@pytest.mark.parametrize("teacher_dp", [None, 1.0])
-def test_teachers_reused_from_one_dp_are_named_with_it(teacher_dp):
-    """Result records of the smoke plan (real configs, teacher trial ids): a slice whose teachers
-    were pretrained on one Dp that is not the student's says which, in boundary.json and in both
-    tables; same-Dp teachers are labelled by their sizes alone."""
-    raw = yaml.safe_load((pathlib.Path(__file__).parent.parent / "sweeps/smoke.yaml").read_text())
-    if teacher_dp is not None:
-        raw["distill"]["teacher_dp"] = teacher_dp
-    trials = plan.plan(spec.parse(raw))
-    rows = [results.record(t, status="ok", error=0.5, loss=1.0) for t in trials]
-    slices = boundary.boundaries(rows, {})
-    full = max(t.config["dp"] for t in trials)
-    assert slices and all(s["teacher_dp"] == (full if teacher_dp else None) for s in slices)
-    for table in (boundary_table(slices), theorem1_table(slices)):
-        assert {row[2] for row in table.rows} == (
-            {f"1+2 heads (Dp {full})"} if teacher_dp else {"1+2 heads"})
 
 
 def test_html_is_self_contained_with_every_figure_embedded(grid_report):
