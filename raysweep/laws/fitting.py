@@ -340,4 +340,3 @@ def percentile(values: list) -> list[float] | None:
     left out; None when no value is left."""
     vals = [v for v in values if v is not None]
     return [float(q) for q in np.percentile(vals, TAILS)] if vals else None
-
