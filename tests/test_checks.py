@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from raysweep.laws import study
-from raysweep.laws.checks import extrapolation_check, lack_of_fit, noise_floor
+from raysweep.laws.checks import extrapolation_check, lack_of_fit, noise_floor, seed_sd
 from raysweep.laws.fitting import Law, fit_law
 from raysweep.report import tables
 from raysweep.report.render import to_text
@@ -34,6 +34,15 @@ def test_the_statistic_is_the_pure_error_f_test_by_hand():
     assert got["misfits"] is False                               # p 0.31
     # with a floor the law has one more parameter: no degree of freedom is left for the misfit
     assert "3 grid points for 3 parameters" in lack_of_fit({"dp": dp}, y, LAW)["skipped"]
+
+
+def test_the_seed_spread_is_pooled_over_points_in_log_space():
+    # log offsets +-0.1 at two points, +-0.3 at a third: SS 2 x 0.01 x 2 + 2 x 0.09 on 3 df
+    dp = np.array([1.0, 1.0, 4.0, 4.0, 16.0, 16.0, 64.0])
+    offset = np.array([0.1, -0.1, -0.1, 0.1, 0.3, -0.3, 0.7])  # the last point has one row
+    y = LAW.predict({"dp": dp}) * np.exp(offset)
+    assert seed_sd({"dp": dp}, y) == pytest.approx(np.sqrt(0.22 / 3))
+    assert seed_sd({"dp": dp[[0, 2, 4]]}, y[[0, 2, 4]]) is None    # one row a point
 
 
 def grid(seeds: int):

@@ -65,10 +65,10 @@ def _hold_out_largest(cols: dict, y: np.ndarray, name: str, starts, floor: bool)
         return {"skipped": str(err)}
     pred = law.predict({k: v[held] for k, v in cols.items()})
     abs_err = np.abs(pred - y[held])
-    _, _, _, ss_pe, df_pe = _replicates({k: v[held] for k, v in cols.items()}, np.log(y[held]))
+    spread = seed_sd({k: v[held] for k, v in cols.items()}, y[held])
     return {"held_out": int(held.sum()), "mape": float(np.mean(abs_err / y[held])),
             "max_abs": float(abs_err.max()),
-            "noise_floor": noise_floor(np.sqrt(ss_pe / df_pe)) if df_pe else None}
+            "noise_floor": None if spread is None else noise_floor(spread)}
 
 
 def noise_floor(seed_sd: float) -> float:
@@ -107,6 +107,13 @@ def lack_of_fit(X: Mapping[str, np.ndarray], y: np.ndarray, law: Law, *, floor: 
             "misfit": float(np.sqrt(np.mean(miss ** 2))),
             "noise": float(np.sqrt(seed_var * np.mean(1.0 / counts))),
             "seed_sd": float(np.sqrt(seed_var)), "F": float(f), "p": p, "misfits": p < MISFIT_P}
+
+
+def seed_sd(X: Mapping[str, np.ndarray], y: np.ndarray) -> float | None:
+    """The sd of one row's log y around its grid point's mean (rows with equal X are
+    replicates), pooled over the points; None where no point was measured twice."""
+    _, _, _, ss_pe, df_pe = _replicates(X, np.log(np.asarray(y, dtype=float)))
+    return float(np.sqrt(ss_pe / df_pe)) if df_pe else None
 
 
 def _replicates(X: Mapping[str, np.ndarray], logy: np.ndarray):
