@@ -70,6 +70,22 @@ def test_the_verdict_tells_noise_from_a_form_that_cannot_draw_the_rows(truth, mi
         assert got["misfit"] < 1.5 * got["noise"]
 
 
+@pytest.mark.parametrize("cell, factor", [
+    ({"dp": 10.0, "params": 1e6}, 1.25),   # one grid point: an interaction of Dp and size
+    ({"dp": 1e4}, 1.1),                    # every size at the largest Dp: an edge (saturation)
+])
+def test_the_largest_miss_names_the_cell_the_form_cannot_draw(cell, factor):
+    X = grid(seeds=2)
+    noise = np.random.default_rng(4).normal(0, 0.02, len(X["dp"]))
+    planted = np.all([X[k] == v for k, v in cell.items()], axis=0)
+    y = TRUE.predict(X) * np.exp(noise) * np.where(planted, factor, 1.0)
+    got = lack_of_fit(X, y, TRUE, floor=False)["largest_miss"]   # judged against the truth
+    assert got["at"] == cell
+    assert got["miss"] == pytest.approx(np.log(factor) + noise[planted].mean())
+    seed_sd = lack_of_fit(X, y, TRUE, floor=False)["seed_sd"]
+    assert got["se"] == pytest.approx(seed_sd / np.sqrt(planted.sum()))
+
+
 def test_one_seed_gives_no_replicate_spread_to_judge_by():
     X = grid(seeds=1)
     got = lack_of_fit(X, TRUE.predict(X), TRUE, floor=False)
@@ -90,13 +106,16 @@ def test_fits_json_and_the_table_carry_the_test():
     assert lof["df"][1] == 20
     one, _ = study.fit_rows(rows(seeds=1), "error", ("dp", "params"), bootstrap=0, seed=0,
                             extrapolate=False)
-    misfit = dict(lof, misfits=True, p=1e-9)
+    misfit = dict(lof, misfits=True, p=1e-9,   # e^-0.12 = 1 - 0.113
+                  largest_miss={"at": {"params": 1e6, "dp": 10.0}, "miss": -0.12, "se": 0.031})
     fits = {"downstream": {"set": {"error": {**entry, "lack_of_fit": misfit},
                                    "loss": {**one, "status": "ok"}}}}
     text = to_text(tables.lack_of_fit_table(fits))
     error_line, loss_line = [line for line in text.splitlines() if line.startswith("set")]
     assert "20 (20 replicated)" in error_line and "1e-09" in error_line
     assert "misses by more than the seeds' noise" in error_line
+    # the cell in words: the inputs in the laws' order, by the paper's names; the miss relative
+    assert "Dp 10, M 1M: rows 11.3 % below the law (seed noise ± 3.1 %)" in error_line
     assert "skipped: no grid point was measured twice" in loss_line
     assert "within the seeds' noise" in to_text(tables.lack_of_fit_table(
         {"downstream": {"set": {"error": entry}}}))

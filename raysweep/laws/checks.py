@@ -9,7 +9,8 @@
   regression with replicates; Draper & Smith, "Applied Regression Analysis", 3rd ed., §2.1). With
   no misfit the law misses a point's mean by about what the noise of a mean explains, and
   F = (SS_lof / df_lof) / (SS_pe / df_pe) follows F(df_lof, df_pe); a large F says the law's form,
-  not the seeds' noise, limits the fit, so more seeds will not bring the law closer to the rows.
+  not the seeds' noise, limits the fit, so more seeds will not bring the law closer to the rows;
+  `largest_miss` says where (a cell of one or two inputs' values).
 
 Both work in the law's own space, log y (fitting.py): a miss of 0.07 there is a 7 % error.
 
@@ -22,6 +23,7 @@ true, 5.5-6 % of draws say "misfit" at the nominal 5 % (BENCHMARKS.md).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -87,7 +89,8 @@ def lack_of_fit(X: Mapping[str, np.ndarray], y: np.ndarray, law: Law, *, floor: 
     {"points", "replicated" (points measured more than once), "df": [df_lof, df_pe], "misfit"
     (rms over points of log mean - log law), "noise" (what noise alone gives that rms: the
     replicates' sd of one row over sqrt of each point's count, rms over points), "seed_sd" (sd of
-    one row around its point's mean), "F", "p", "misfits" (p < MISFIT_P)}, all in log y; or
+    one row around its point's mean), "F", "p", "misfits" (p < MISFIT_P), "largest_miss"}, all in
+    log y; or
     {"skipped": why} where the rows have no replicate or no point more than the law's
     parameters (1 + 2 k, or 2 k without a FLOOR)."""
     points, counts, means, ss_pe, df_pe = _replicates({k: X[k] for k in law.terms},
@@ -106,7 +109,31 @@ def lack_of_fit(X: Mapping[str, np.ndarray], y: np.ndarray, law: Law, *, floor: 
     return {"points": len(points), "replicated": int(np.sum(counts > 1)), "df": [df_lof, df_pe],
             "misfit": float(np.sqrt(np.mean(miss ** 2))),
             "noise": float(np.sqrt(seed_var * np.mean(1.0 / counts))),
-            "seed_sd": float(np.sqrt(seed_var)), "F": float(f), "p": p, "misfits": p < MISFIT_P}
+            "seed_sd": float(np.sqrt(seed_var)), "F": float(f), "p": p, "misfits": p < MISFIT_P,
+            "largest_miss": largest_miss(list(law.terms), points, counts, miss, seed_var)}
+
+
+def largest_miss(names: Sequence[str], points: np.ndarray, counts: np.ndarray, miss: np.ndarray,
+                 seed_var: float) -> dict:
+    """Where the law misses its rows most: among the cells of one input's value and of two
+    inputs' values (e.g. 2 heads at Dp 8, over every Df), the one whose mean miss (log y - log
+    law, rows weighted alike) is largest against its own seed noise. {"at": {input: value},
+    "miss", "se" (seed sd / sqrt of the cell's rows)}. Descriptive, not a test (the F test
+    judges); it names the interaction or the edge that a sum of one term per input cannot draw."""
+    best, found = -1.0, {}
+    for width in (1, 2):
+        for combo in itertools.combinations(range(len(names)), width):
+            cells, where = np.unique(points[:, combo], axis=0, return_inverse=True)
+            rows = np.bincount(where.ravel(), weights=counts)
+            mean = np.bincount(where.ravel(), weights=counts * miss) / rows
+            se = np.sqrt(seed_var / rows)
+            score = np.abs(mean) / np.maximum(se, 1e-12)
+            i = int(np.argmax(score))
+            if score[i] > best:
+                best = score[i]
+                found = {"at": {names[j]: float(v) for j, v in zip(combo, cells[i])},
+                         "miss": float(mean[i]), "se": float(se[i])}
+    return found
 
 
 def seed_sd(X: Mapping[str, np.ndarray], y: np.ndarray) -> float | None:
