@@ -221,11 +221,14 @@ def test_killed_worker_is_retried_and_failing_trial_recorded_failed(fresh, tmp_p
 
 
 def test_driver_killed_mid_grid_then_rerun_records_each_trial_once_and_resumes(fresh, tmp_path):
-    # Two short pretrainings, then two fine-tunes of 40 epochs: the driver dies while the
-    # fine-tunes are a few epochs in, after the pretrainings have their records.
+    # Two short pretrainings, then two fine-tunes of 200 epochs: the driver dies while the
+    # fine-tunes are a few epochs in, after the pretrainings have their records. A resumable
+    # state is saved at most once a second (stages.CHECKPOINT_MIN_S), so a fine-tune must last
+    # several seconds for one past epoch 1 to be seen: 40 epochs took ~1 s on a fast VM, which
+    # finished the grid before the kill.
     out = tmp_path / "out"
     sweep = train_sweep(tmp_path, heads=[1, 2], downstream=["digits"], pretrain_epochs=1,
-                        finetune_epochs=40)
+                        finetune_epochs=200)
     first = run_grid(fresh, sweep, out)
     wait_until(lambda: result_files(out) and max(partial_epochs(out).values(), default=0) >= 3,
                "a record and a fine-tune 3 epochs in", driver=first)
