@@ -27,7 +27,8 @@ def test_theorem1_table_says_per_slice_what_the_measurements_show():
     slices = [{"downstream": DS, "student_heads": 8, "teacher_heads": [2], "df": df}
               | measured_ends(per_dp) for df, per_dp in cases.items()]
     table = theorem1_table(slices)
-    assert "in 1 of the 3 slices that can tell (4 in all)" in table.caption
+    assert "in 1 of the 3 slices that can tell (4 in all; by Df: 100: 1 of 1, 200: 0 of 1, " \
+        "300: 0 of 1)" in table.caption     # Df 400 cannot tell: left out of the breakdown
     assert [row[-1] for row in table.rows] == [
         "shown", "not shown: distilling hurts at both ends",
         "not shown: no help at the smallest Dp",
@@ -35,6 +36,7 @@ def test_theorem1_table_says_per_slice_what_the_measurements_show():
     assert table.rows[0][4:8] == ["1k", "+0.060 ± 0.010 (2 seeds)", "64k",
                                   "-0.050 ± 0.010 (2 seeds)"]
     assert table.rows[3][5] == "+0.050 (1 seed)"
+    assert theorem1_table(slices[:1]).caption.endswith("(1 in all)")   # one Df: no breakdown
 
 
 @pytest.mark.parametrize("teacher_dp", [None, 1.0])

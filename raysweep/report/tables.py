@@ -239,6 +239,14 @@ def theorem1_table(slices: list[dict]) -> Table:
     seeds run both ways."""
     shown = sum(bool(s.get("theorem1")) for s in slices)
     told = sum(s.get("theorem1") is not None for s in slices)
+    by_df: dict = {}   # Df -> (shown, can tell): where in Df the pattern lives, in one line
+    for s in slices:
+        if s.get("theorem1") is not None and s.get("df") is not None:
+            n, t = by_df.get(s["df"], (0, 0))
+            by_df[s["df"]] = (n + bool(s["theorem1"]), t + 1)
+    per_df = "; by Df: " + ", ".join(f"{images(df)}: {n} of {t}"
+                                     for df, (n, t) in sorted(by_df.items())) \
+        if len(by_df) > 1 else ""
     header = ["downstream", "student", "teachers", "Df (images)", "smallest Dp (images)",
               "plain - distilled there", "largest Dp (images)", "plain - distilled there",
               "pattern"]
@@ -252,7 +260,8 @@ def theorem1_table(slices: list[dict]) -> Table:
                      images(large and large["dp"]), _end(large), _pattern(s)])
     return Table(f"Theorem 1, measured: distilling from smaller teachers helps at the smallest Dp "
                  f"and hurts at the largest, each by > {SIGNIFICANT_SE:g} seed standard errors, in "
-                 f"{shown} of the {told} slices that can tell ({len(slices)} in all)", header, rows)
+                 f"{shown} of the {told} slices that can tell ({len(slices)} in all{per_df})",
+                 header, rows)
 
 
 def _values(rows: list[dict], key: str, show=str) -> str:
