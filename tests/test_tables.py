@@ -55,3 +55,15 @@ def test_teachers_reused_from_one_dp_are_named_with_it(teacher_dp):
     for table in (boundary_table(slices), theorem1_table(slices)):
         assert {row[2] for row in table.rows} == (
             {f"1+2 heads (Dp {full})"} if teacher_dp else {"1+2 heads"})
+
+
+def test_boundary_caption_says_why_every_slice_has_one_d_star():
+    def one(ds, df, star):
+        return {"downstream": ds, "student_heads": 8, "teacher_heads": [2], "df": df,
+                "d_star": star, "d_star_ci": [star / 2, star * 2], "status": "ok"}
+    why = "so every slice of a downstream set has the same"
+    assert why in boundary_table([one("a", 10, 33.2), one("a", 100, 33.2),
+                                  one("b", 10, 5.0)]).caption
+    assert why not in boundary_table([one("a", 10, 33.2), one("a", 100, 40.0)]).caption
+    assert why not in boundary_table([one("a", 10, 33.2)]).caption   # one slice: nothing to say
+    assert why not in boundary_table([one("a", 10, 33.2), one("b", 10, 5.0)]).caption

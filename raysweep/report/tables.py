@@ -204,8 +204,16 @@ def boundary_table(slices: list[dict]) -> Table:
              images_ci(s.get("model_free_cross"), s.get("model_free_cross_ci")),
              "yes" if s.get("in_range") else "no", str(s.get("status", DASH))]
             for s in slices]
+    stars: dict = {}   # downstream -> its slices' D*p values
+    for s in slices:
+        if s.get("d_star") is not None:
+            stars.setdefault(s.get("downstream"), set()).add(s["d_star"])
+    same = sum(map(len, stars.values())) == len(stars) and \
+        sum(s.get("d_star") is not None for s in slices) > len(stars)
+    note = ("; D*p rests on the laws' Dp terms alone (eq. 1 and 4 add one term per input), so "
+            "every slice of a downstream set has the same") if same else ""
     return Table("Distillation boundary per slice: D*p (advantage peaks), D**p (plain overtakes),"
-                 " in pretraining images", header, rows)
+                 f" in pretraining images{note}", header, rows)
 
 
 def _end(end: dict | None) -> str:
