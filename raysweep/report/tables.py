@@ -207,9 +207,9 @@ def boundary_table(slices: list[dict]) -> Table:
     stars: dict = {}   # downstream -> its slices' D*p values
     for s in slices:
         if s.get("d_star") is not None:
-            stars.setdefault(s.get("downstream"), set()).add(s["d_star"])
-    same = sum(map(len, stars.values())) == len(stars) and \
-        sum(s.get("d_star") is not None for s in slices) > len(stars)
+            stars.setdefault(s.get("downstream"), []).append(s["d_star"])
+    same = all(len(set(v)) == 1 for v in stars.values()) and \
+        any(len(v) > 1 for v in stars.values())
     note = ("; D*p rests on the laws' Dp terms alone (eq. 1 and 4 add one term per input), so "
             "every slice of a downstream set has the same") if same else ""
     return Table("Distillation boundary per slice: D*p (advantage peaks), D**p (plain overtakes),"
