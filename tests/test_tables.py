@@ -61,7 +61,7 @@ def test_boundary_caption_says_why_every_slice_has_one_d_star():
     def one(ds, df, star):
         return {"downstream": ds, "student_heads": 8, "teacher_heads": [2], "df": df,
                 "d_star": star, "d_star_ci": [star / 2, star * 2], "status": "ok"}
-    why = "so every slice of a downstream set has the same"
+    why = "so every slice of a downstream set has the same D*p"
     assert why in boundary_table([one("a", 10, 33.2), one("a", 100, 33.2),
                                   one("b", 10, 5.0)]).caption
     assert why not in boundary_table([one("a", 10, 33.2), one("a", 100, 40.0)]).caption

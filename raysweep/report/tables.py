@@ -211,7 +211,7 @@ def boundary_table(slices: list[dict]) -> Table:
     same = all(len(set(v)) == 1 for v in stars.values()) and \
         any(len(v) > 1 for v in stars.values())
     note = ("; D*p rests on the laws' Dp terms alone (eq. 1 and 4 add one term per input), so "
-            "every slice of a downstream set has the same") if same else ""
+            "every slice of a downstream set has the same D*p") if same else ""
     return Table("Distillation boundary per slice: D*p (advantage peaks), D**p (plain overtakes),"
                  f" in pretraining images{note}", header, rows)
 
