@@ -26,12 +26,13 @@ import yaml
 from threadpoolctl import threadpool_limits
 
 from raysweep import data
+from raysweep.data import cache
 from raysweep.errors import InputError
 from raysweep.laws import study
 from raysweep.report import build as report
 from raysweep.report import summary
 from raysweep.store import results, storage
-from raysweep.sweep import plan, spec
+from raysweep.sweep import gpus, memory, plan, spec
 
 # The sweeps that ship inside the package (raysweep/sweeps links to the top-level sweeps/), so
 # an installed wheel has its default too.
@@ -78,6 +79,9 @@ def parser(prog: str, doc: str) -> argparse.ArgumentParser:
     p.add_argument("--no-data-check", action="store_true",
                    help=f"skip the check of the datasets before anything starts (for a data root "
                         f"that only the cluster's nodes have; or {SKIP_DATA_CHECK}=1)")
+    p.add_argument("--gpu", choices=list(gpus.GPU_TYPES),
+                   help="the GPU type the sweep's shares must fit (default: the sweep's `gpu`); "
+                        "a share too small for its trials' estimated memory stops the command")
     p.add_argument("--bootstrap", type=int, default=study.DEFAULT_BOOTSTRAP,
                    help="bootstrap resamples for the fitted laws' intervals (default %(default)s)")
     return p
@@ -89,16 +93,27 @@ def load(args) -> tuple[spec.Sweep, str]:
     sweep = spec.load(sweep_path(args.sweep), overrides)
     if args.data_root:
         sweep = spec.dataclasses.replace(sweep, data_root=args.data_root)
+    if getattr(args, "gpu", None):
+        sweep = spec.dataclasses.replace(sweep, gpu=args.gpu)
     return sweep, args.out or sweep.out or f"runs/{sweep.name}"
 
 
 def preflight(args, sweep: spec.Sweep, trials: list[plan.Trial], out: str | None) -> None:
-    """Stop before Ray starts or OUT is touched: OUT must be writable (when given) and every
-    dataset the trials load must be there. Raises InputError, one line per problem."""
+    """Stop before Ray starts or OUT is touched: every model size's GPU share must hold its
+    trials' estimated memory on the sweep's GPU type (sweep/memory.py), OUT must be writable (when
+    given), and every dataset the trials load must be there, with room in this node's split cache
+    to decode it. Raises InputError, one line per problem."""
+    too_big = memory.problems(trials, sweep.gpu)
+    if too_big:
+        closing = (f"{len(too_big)} model size(s) do not fit their GPU share: nothing was "
+                   f"started or written")
+        raise InputError("\n".join([*too_big, closing]))
     if out is not None:
         storage.check_writable(out)
     skip = args.no_data_check or os.environ.get(SKIP_DATA_CHECK, "") not in ("", "0")
     problems = [] if skip else data_problems(sweep, trials, args.download)
+    if not skip and not problems:
+        problems = cache_problems(sweep, trials)
     if problems:
         skip_hint = (f"{len(problems)} data problem(s): nothing was started or written. A data "
                      f"root that only the cluster's nodes have: skip this check with "
@@ -119,6 +134,30 @@ def data_problems(sweep: spec.Sweep, trials: list[plan.Trial], download: bool) -
                 most[key] = max(most.get(key, 0), n)
     return [line for (name, params), n in sorted(most.items())
             for line in data.check(name, json.loads(params), sweep.data_root, n, download)]
+
+
+def cache_problems(sweep: spec.Sweep, trials: list[plan.Trial]) -> list[str]:
+    """Whether this node's split cache (data/cache.py) can take the data sets the trials load,
+    decoded at the model's size; the nodes that run them decode the same bytes."""
+    entries = {}
+    for t in trials:
+        c = t.config
+        if c["backend"] != "train":
+            continue
+        m = c["model"]
+        for d in (c["upstream"], c.get("downstream")):
+            if d:
+                root = sweep.data_root if data.DATASETS[d["name"]].layout else None
+                name = cache.entry_name(d["name"], data.params_of(d["name"], d["params"]),
+                                        _resolved(root), m["image_size"], m["channels"])
+                entries[name] = data.cached_bytes(d["name"], d["params"], root,
+                                                  m["image_size"], m["channels"])
+    return cache.problems(data.cache_dir(), entries) if entries else []
+
+
+def _resolved(root: str | None) -> str | None:
+    """A data root as data.load keys its cache entries: absolute, user expanded."""
+    return str(Path(root).expanduser().resolve()) if root else None
 
 
 def say_error(err: Exception) -> None:

@@ -16,12 +16,14 @@ from raysweep import cli
 from raysweep.errors import InputError
 from raysweep.run import executor, track
 from raysweep.run.trial import Context
-from raysweep.sweep import plan
+from raysweep.sweep import memory, plan
 
 
-def dry_run(trials: list[plan.Trial], as_json: bool) -> str:
+def dry_run(trials: list[plan.Trial], as_json: bool, sweep=None) -> str:
     summary = plan.summary(trials)
     summary["compute_flops"] = sum(plan.flops(t) for t in trials)
+    if sweep is not None:
+        summary["memory"] = memory.summary(sweep, trials, sweep.gpu)
     if as_json:
         # each entry carries its config too, so it can be run alone: python -m raysweep.trial
         return json.dumps({**summary, "trials": [t.summary() | {"config": t.config}
@@ -33,6 +35,9 @@ def dry_run(trials: list[plan.Trial], as_json: bool) -> str:
     for heads, size in summary["sizes"].items():
         res = ", ".join(f"{k} {v:g}" for k, v in size["resources"].items())
         lines.append(f"  {heads} heads: {size['params']:,} parameters; {res} per trial")
+    if sweep is not None:
+        gpu = sweep.gpu or "none named; --gpu TYPE checks the shares"
+        lines += [f"memory (estimated; GPU type: {gpu}):", *memory.describe(sweep, trials, sweep.gpu)]
     return "\n".join(lines)
 
 
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trials = plan.plan(sweep)
         if args.dry_run:   # the plan first: it is what was asked for, whatever the data says
-            print(dry_run(trials, args.json))
+            print(dry_run(trials, args.json, sweep))
         cli.preflight(args, sweep, trials, None if args.dry_run else out)
         if args.dry_run:
             return cli.OK

@@ -230,3 +230,27 @@ def test_aws_declared_resources_fit_the_instance_type(path, aws_endpoint):
         gpus = sum(g["Count"] for g in info.get("GpuInfo", {}).get("Gpus", []))
         assert node_type["resources"].get("GPU", 0) == gpus, f"{name}: {kind} has {gpus} GPUs"
         assert node_type["resources"].get("CPU", 0) <= info["VCpuInfo"]["DefaultVCpus"], name
+
+
+@pytest.mark.parametrize("path", AWS_FILES, ids=lambda p: p.name)
+def test_aws_gpu_workers_are_the_gpu_the_paper_sweeps_plan_for(path, aws_endpoint):
+    """The paper sweeps' `gpu:` is the GPU of the shipped workers, with the memory EC2 lists for
+    it, and each sweep's planned host bytes per node leave a fifth of the instance's memory."""
+    import boto3
+
+    from raysweep.sweep import gpus, memory, plan, spec
+
+    config = load(path)
+    ec2 = boto3.client("ec2", region_name=config["provider"]["region"])
+    sweeps = [spec.load(p) for p in sorted((ROOT / "sweeps").glob("paper-*.yaml"))]
+    for name, node_type in config["available_node_types"].items():
+        if not node_type["resources"].get("GPU"):
+            continue
+        kind = node_type["node_config"]["InstanceType"]
+        info = ec2.describe_instance_types(InstanceTypes=[kind])["InstanceTypes"][0]
+        (gpu,) = info["GpuInfo"]["Gpus"]
+        for sweep in sweeps:
+            assert sweep.gpu == gpu["Name"], f"{sweep.name}: gpu {sweep.gpu}, {name}: {kind}"
+            assert gpus.GPU_TYPES[sweep.gpu].memory_mib == gpu["MemoryInfo"]["SizeInMiB"]
+            host, _, _ = memory.node_host_bytes(sweep, plan.plan(sweep))
+            assert host <= 0.8 * info["MemoryInfo"]["SizeInMiB"] * 2 ** 20, (sweep.name, kind)

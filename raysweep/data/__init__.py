@@ -14,8 +14,10 @@ cannot be asked for and a fraction that rounds to one image is refused rather th
 "everything". Counts below the number of classes are allowed: the seed picks which classes get one
 image (nesting still holds); whether that makes sense is the sweep's call.
 
-Left out: a disk cache of decoded real datasets (only the generated fractal images are cached; real
-ones are decoded once per worker process), and download of TinyImageNet / ImageNet (licensed or
+Decoded splits are kept once per node in a memory-mapped cache (raysweep.data.cache); `cached_bytes`
+sizes an entry before anything is decoded.
+
+Left out: download of TinyImageNet / ImageNet (licensed or
 hosted without a stable URL; CIFAR downloads through torchvision when asked).
 """
 
@@ -37,7 +39,9 @@ class DatasetInfo:
     """One registry entry. `reader` names the function that reads it, as "module.function" under
     raysweep.data (raysweep.data.load.reader resolves it); `train_images` / `classes` answer from
     params alone; `count(root, params)`, when set, counts the training images under a root;
-    `problems(root, params)` lists what of `layout` is missing there, decoding nothing."""
+    `problems(root, params)` lists what of `layout` is missing there, decoding nothing;
+    `test_images` is the test split's published size (the split cache's bytes are planned from
+    it before any file is read)."""
     reader: str
     train_images: Callable[[dict], int]
     classes: Callable[[dict], int]
@@ -47,6 +51,7 @@ class DatasetInfo:
     count: Callable[[Path, dict], int] | None = None
     downloads: bool = False                # fetched by torchvision when download=True
     problems: Callable[[Path, dict], list[str]] | None = None
+    test_images: Callable[[dict], int] = lambda params: 0   # nominal: sizes the split cache
 
 
 def cache_dir() -> Path:
@@ -66,30 +71,41 @@ def _fractal_size(params: dict) -> int:
     return p["classes"] * p["images_per_class"]
 
 
+def _fractal_test_size(params: dict) -> int:
+    p = fractal_params.resolve_params(params)
+    return p["classes"] * p["test_per_class"]
+
+
 def _registry() -> dict[str, DatasetInfo]:
     return {
         # Generated; mirrored images are drawn on purpose (fractal.instances), so flips are free.
         "fractal": DatasetInfo("load.read_fractal", _fractal_size,
                                lambda p: fractal_params.resolve_params(p)["classes"], flip=True,
-                               defaults=dict(fractal_params.DEFAULTS)),
+                               defaults=dict(fractal_params.DEFAULTS),
+                               test_images=_fractal_test_size),
         # A mirrored 2, 3 or 7 is no longer that digit: no flip. 1,797 - 360 test = 1,437 train.
-        "digits": DatasetInfo("load.read_digits", _const(1437), _const(10), flip=False),
+        "digits": DatasetInfo("load.read_digits", _const(1437), _const(10), flip=False,
+                              test_images=_const(360)),
         "cifar10": DatasetInfo("real.cifar10", _const(50_000), _const(10), flip=True,
                                layout=layouts.cifar_layout("cifar10"), downloads=True,
-                               problems=layouts.cifar_problems("cifar10")),
+                               problems=layouts.cifar_problems("cifar10"),
+                               test_images=_const(10_000)),
         "cifar100": DatasetInfo("real.cifar100", _const(50_000), _const(100), flip=True,
                                 layout=layouts.cifar_layout("cifar100"), downloads=True,
-                                problems=layouts.cifar_problems("cifar100")),
+                                problems=layouts.cifar_problems("cifar100"),
+                                test_images=_const(10_000)),
         "tinyimagenet": DatasetInfo("real.tinyimagenet", _const(100_000), _const(200), flip=True,
                                     layout=layouts.TINYIMAGENET_LAYOUT,
                                     count=layouts.tinyimagenet_count,
-                                    problems=layouts.tinyimagenet_problems),
+                                    problems=layouts.tinyimagenet_problems,
+                                    test_images=_const(10_000)),
         # 126,689 = the train images of the usual ImageNet-100 class list (Tian et al. 2020, CMC);
         # with a data root, train_size counts the files instead.
         "imagenet100": DatasetInfo("real.imagenet100", _const(126_689), _const(100), flip=True,
                                    layout=layouts.IMAGENET100_LAYOUT,
                                    defaults={"class_list": None}, count=layouts.imagenet100_count,
-                                   problems=layouts.imagenet100_problems),
+                                   problems=layouts.imagenet100_problems,
+                                   test_images=_const(5_000)),   # 50 val images per class
     }
 
 
@@ -127,6 +143,19 @@ def train_size(name: str, params: dict | None = None, data_root: str | None = No
     if data_root is not None and info.count is not None:
         return info.count(resolve_root(name, data_root), p)
     return info.train_images(p)
+
+
+def cached_bytes(name: str, params: dict | None, data_root: str | None, image_size: int,
+                 channels: int) -> int:
+    """Bytes of `name` decoded at image_size px and `channels` (train + test images, uint8, and
+    their int64 labels): what the node-local split cache holds of it (data/cache.py), once per
+    node. ImageNet-100 at 224 px, 3 channels: (126,689 + 5,000) x (150,528 + 8) = 19.8 GB."""
+    info, p = _info(name), params_of(name, params)
+    try:   # a root that can be counted is; one that cannot is the reader's to name
+        train = train_size(name, p, data_root)
+    except (DataNotFoundError, ValueError):
+        train = info.train_images(p)
+    return (train + info.test_images(p)) * (channels * image_size ** 2 + 8)
 
 
 def check(name: str, params: dict | None = None, data_root: str | None = None,

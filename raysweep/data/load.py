@@ -1,9 +1,11 @@
-"""Loading: a registered dataset's splits as in-memory uint8 tensors at the model's size, and the
-nested per-class subsets a trial trains on.
+"""Loading: a registered dataset's splits as uint8 tensors at the model's size, mapped from the
+node's split cache, and the nested per-class subsets a trial trains on.
 
 `load_dataset(name, ...)` returns train and test splits as uint8 (N, C, H, W) tensors resized to
-the model's image_size once, at load time, and memoised per process, so every trial in a worker
-shares one copy (docs/design.md §4). `subset_indices` draws the Dp / Df subsets: per class, uniform,
+the model's image_size. They are decoded once per node into the split cache (raysweep.data.cache)
+and mapped from there, copy-on-write, so every trial of every worker on the node shares one copy
+in the page cache (docs/design.md §4); the mapping is memoised per process. A trial gathers its
+batches from them by index (train/batches.py): a subset is an index, never a copy. `subset_indices` draws the Dp / Df subsets: per class, uniform,
 seeded and nested (the 5 % subset is inside the 10 % subset for the same seed).
 
 What a dataset is (its classes, sizes, params, what a root must hold) is the registry,
@@ -26,7 +28,9 @@ import torch
 
 from raysweep.data import (
     DATASETS,
+    cache,
     cache_dir,
+    cached_bytes,
     fractal,
     hint,
     params_of,
@@ -34,14 +38,14 @@ from raysweep.data import (
     resolve_root,
 )
 from raysweep.data.layouts import DataNotFoundError
-from raysweep.data.real import Raw, resized
+from raysweep.data.real import Raw, in_memory, resized
 
 RESIZE_CHUNK = 4096            # images resized per call: bounds the float intermediates
 
 
 @dataclass(frozen=True)
 class Split:
-    images: torch.Tensor   # uint8, (N, C, H, W), on the dataset's device
+    images: torch.Tensor   # uint8, (N, C, H, W), mapped from the split cache (or on `device`)
     labels: torch.Tensor   # int64, (N,), class indices in [0, num_classes)
 
     def __len__(self) -> int:
@@ -58,8 +62,9 @@ class Dataset:
 
 
 def reader(name: str) -> Callable[..., Raw]:
-    """The function that reads `name`: `reader(root, params, image_size, download)` returns Raw,
-    any size and 1 or 3 channels (load_dataset resizes and converts)."""
+    """The function that reads `name`: `reader(root, params, image_size, download, alloc)` returns
+    Raw, any size and 1 or 3 channels (load_dataset resizes and converts); a reader that fills
+    large arrays takes them from `alloc(tag, shape)` (data/cache.py)."""
     module, function = DATASETS[name].reader.rsplit(".", 1)
     return getattr(importlib.import_module(f"raysweep.data.{module}"), function)
 
@@ -67,11 +72,11 @@ def reader(name: str) -> Callable[..., Raw]:
 # ---------------------------------------------------------------- the embedded datasets
 # (the real ones, read from a data root, are in real.py)
 
-def read_fractal(root, params, image_size, download) -> Raw:
+def read_fractal(root, params, image_size, download, alloc=in_memory) -> Raw:
     return fractal.load(image_size, params, cache_dir())
 
 
-def read_digits(root, params, image_size, download) -> Raw:
+def read_digits(root, params, image_size, download, alloc=in_memory) -> Raw:
     """sklearn's 1,797 8x8 digits, values 0..16 -> 0..255; a fixed stratified 20 % test split
     (360 images, random_state=0), the same for every trial seed so errors compare."""
     from sklearn.datasets import load_digits
@@ -86,8 +91,10 @@ def read_digits(root, params, image_size, download) -> Raw:
 def load_dataset(name: str, *, image_size: int, channels: int = 3, data_root: str | None = None,
                  params: dict | None = None, download: bool = False,
                  device: str | torch.device = "cpu") -> Dataset:
-    """Both splits of `name` as uint8 (N, channels, image_size, image_size) tensors on `device`,
-    memoised on all arguments: callers share the tensors and must not modify them in place."""
+    """Both splits of `name` as uint8 (N, channels, image_size, image_size) tensors, mapped from
+    the node's split cache (decoded into it first if no worker has), or copied onto `device` when
+    it is not the CPU (small sets only). Memoised on all arguments: callers share the tensors and
+    must not modify them in place (a write would stay in the writer's private page)."""
     p = params_of(name, params)
     if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) \
             or image_size < 1:
@@ -104,15 +111,28 @@ def load_dataset(name: str, *, image_size: int, channels: int = 3, data_root: st
 def _load(name, image_size, channels, data_root, params_json, download, device) -> Dataset:
     info, params = DATASETS[name], json.loads(params_json)
     root = resolve_root(name, data_root, download) if info.layout else None   # names the layout
+    entry = cache.entry_name(name, params, data_root, image_size, channels)
+    arrays = cache.open_entry(
+        cache_dir(), entry, cached_bytes(name, params, data_root, image_size, channels),
+        lambda alloc: _decoded(name, root, params, image_size, channels, download, alloc))
+    splits = [Split(torch.from_numpy(arrays[f"{s}_images"]).to(device),
+                    torch.from_numpy(arrays[f"{s}_labels"]).to(device)) for s in ("train", "test")]
+    return Dataset(name, splits[0], splits[1], info.classes(params), info.flip)
+
+
+def _decoded(name, root, params, image_size, channels, download, alloc) -> dict:
+    """What the split cache holds of `name`: cache.FILES -> arrays, images from `alloc`."""
+    info = DATASETS[name]
     try:
-        raw = reader(name)(root, params, image_size, download)
+        raw = reader(name)(root, params, image_size, download, alloc)
     except DataNotFoundError as exc:
         raise DataNotFoundError(f"{name}: {exc}; expected {info.layout} under {root}"
                                 f"{hint(name)}") from None
-    classes = info.classes(params)
-    splits = [_split(name, x, y, classes, image_size, channels, device)
-              for x, y in (raw[:2], raw[2:])]
-    return Dataset(name, splits[0], splits[1], classes, info.flip)
+    out = {}
+    for split, (x, y) in (("train", raw[:2]), ("test", raw[2:])):
+        images = _split(name, x, y, info.classes(params), image_size, channels, alloc, split)
+        out[f"{split}_images"], out[f"{split}_labels"] = images.numpy(), y.to(torch.int64).numpy()
+    return out
 
 
 # ---------------------------------------------------------------- size and channels
@@ -133,16 +153,21 @@ def _luma(rgb: torch.Tensor) -> torch.Tensor:
 CHANNELS = sorted({want for _, want in CONVERT})
 
 
-def _split(name, images, labels, classes, image_size, channels, device) -> Split:
+def _split(name, images, labels, classes, image_size, channels, alloc, split) -> torch.Tensor:
+    """`images` at image_size px and `channels`: as they are when a reader already decoded them
+    so (no copy), else converted chunk by chunk into an array from `alloc`."""
     if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < classes):
         raise ValueError(f"{name}: labels span [{int(labels.min())}, {int(labels.max())}], "
                          f"expected [0, {classes})")
-    out = torch.empty(len(images), channels, image_size, image_size, dtype=torch.uint8)
+    shape = (len(images), channels, image_size, image_size)
+    if images.dtype == torch.uint8 and tuple(images.shape) == shape:
+        return images
+    out = torch.from_numpy(alloc(f"{split}_images", shape))
     convert = CONVERT[(images.shape[1], channels)]
     for start in range(0, len(images), RESIZE_CHUNK):
         out[start:start + RESIZE_CHUNK] = convert(resized(images[start:start + RESIZE_CHUNK],
                                                            image_size))
-    return Split(out.to(device), labels.to(torch.int64).to(device))
+    return out
 
 
 # ---------------------------------------------------------------- nested subsets

@@ -31,6 +31,12 @@ from raysweep.errors import InputError
 Raw = tuple  # (train images, train labels, test images, test labels): uint8 NCHW, int64
 
 
+def in_memory(tag: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The default `alloc` of the readers: an ordinary array (the split cache passes one that
+    is backed by a file, so decoded images never exist twice; data/cache.py)."""
+    return np.empty(shape, dtype=np.uint8)
+
+
 class UnsafePickleError(InputError):
     """A pickle under the data root names something a CIFAR batch never holds."""
 
@@ -50,7 +56,7 @@ def cifar(name: str):
     layout), so only the download goes through it."""
     files = layouts.CIFAR[name]
 
-    def load(root: Path, params: dict, image_size: int, download: bool) -> Raw:
+    def load(root: Path, params: dict, image_size: int, download: bool, alloc=in_memory) -> Raw:
         if download:
             getattr(tv_datasets, files.downloader)(root=str(root), train=True, download=True)
         out = []
@@ -105,7 +111,8 @@ class SafeUnpickler(pickle.Unpickler):
 
 # ---------------------------------------------------------------- image folders
 
-def tinyimagenet(root: Path, params: dict, image_size: int, download: bool) -> Raw:
+def tinyimagenet(root: Path, params: dict, image_size: int, download: bool,
+                 alloc=in_memory) -> Raw:
     """train/<wnid>/images/* by class; val/ labelled from val_annotations.txt; classes (sorted)
     from wnids.txt."""
     base = root / "tiny-imagenet-200"
@@ -120,27 +127,31 @@ def tinyimagenet(root: Path, params: dict, image_size: int, download: bool) -> R
             raise ValueError(f"{base / 'val' / 'val_annotations.txt'}: {name} has class {wnid!r}, "
                              f"which is not in wnids.txt")
         test.append((base / "val" / "images" / name, index[wnid]))
-    return (*_decode(train, image_size), *_decode(test, image_size))
+    return (*_decode(train, image_size, alloc, "decoded_train"),
+            *_decode(test, image_size, alloc, "decoded_test"))
 
 
-def imagenet100(root: Path, params: dict, image_size: int, download: bool) -> Raw:
+def imagenet100(root: Path, params: dict, image_size: int, download: bool,
+                alloc=in_memory) -> Raw:
     """ImageNet's train/ and val/ class folders restricted to the 100 wnids of the class list."""
     wnids = sorted(layouts.lines(layouts.class_list(root, params)))
     if len(wnids) != 100:
         raise ValueError(f"imagenet100: class list {layouts.class_list(root, params)} names "
                          f"{len(wnids)} classes, expected 100")
     out = []
-    for split in ("train", "val"):
+    for split, tag in (("train", "decoded_train"), ("val", "decoded_test")):
         out += _decode([(p, i) for i, w in enumerate(wnids)
-                        for p in layouts.images_in(root / split / w)], image_size)
+                        for p in layouts.images_in(root / split / w)], image_size, alloc, tag)
     return tuple(out)
 
 
-def _decode(items: list[tuple[Path, int]], image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode (path, label) pairs into uint8 (N, 3, S, S): one decode + resize per file (sizes
-    differ across files in ImageNet, so a batch resize would need padding). torchvision 0.29
-    deprecates its decoders for TorchCodec, which is not a dependency: the warning is muted."""
-    images = torch.empty(len(items), 3, image_size, image_size, dtype=torch.uint8)
+def _decode(items: list[tuple[Path, int]], image_size: int, alloc=in_memory,
+            tag: str = "decoded") -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode (path, label) pairs into uint8 (N, 3, S, S) from `alloc(tag, shape)`: one decode +
+    resize per file (sizes differ across files in ImageNet, so a batch resize would need padding).
+    torchvision 0.29 deprecates its decoders for TorchCodec, which is not a dependency: the
+    warning is muted."""
+    images = torch.from_numpy(alloc(tag, (len(items), 3, image_size, image_size)))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)
         for i, (path, _) in enumerate(items):

@@ -10,8 +10,9 @@ cleans up and returns), so a command could not tell an interrupted run from a fi
 through a Tune Stopper, then raises KeyboardInterrupt; the commands turn that into exit 130.
 
 A trial's GPU share is logical in Ray (docs/design.md §3); `worker_device` makes it a cap on
-torch's allocator, so an over-packed GPU fails in the trial that overran, with its numbers,
-instead of in whichever neighbour allocated next.
+torch's allocator (sweep/memory.memory_fraction, which the planner checks each trial's estimated
+peak against before launch), so an over-packed GPU fails in the trial that overran, with its
+numbers, instead of in whichever neighbour allocated next.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ray import tune
 
 from raysweep.errors import InputError
 from raysweep.store import layout, storage
+from raysweep.sweep.memory import MEMORY_MARGIN, memory_fraction  # noqa: F401 -- the cap's
 from raysweep.sweep.plan import Trial
 
 CONNECT_TIMEOUT_S = 5.0   # a cluster's GCS port answers in milliseconds when it is up
@@ -114,20 +116,6 @@ def worker_device(trial: Trial) -> str:
     if cap is not None:
         torch.cuda.set_per_process_memory_fraction(cap)
     return "cuda"
-
-
-# Of the GPU's memory, left outside each capped trial: its CUDA context and kernels (~0.3-0.5 GiB,
-# which torch's cap does not count) and the allocator's rounding. 0.02 of an 80 GiB GPU is 1.6 GiB,
-# so eight trials of 1/8 each use at most 8 x (0.125 - 0.02) = 0.84 of it through torch.
-MEMORY_MARGIN = 0.02
-
-
-def memory_fraction(gpu_share: float) -> float | None:
-    """The cap for torch.cuda.set_per_process_memory_fraction of a trial given GPU_SHARE of a
-    GPU: share - MEMORY_MARGIN; None (no cap) for a whole GPU or none. 0.25 -> 0.23."""
-    if not 0 < gpu_share < 1:
-        return None
-    return max(gpu_share - MEMORY_MARGIN, gpu_share / 2)
 
 
 def oom_errors() -> tuple[type[BaseException], ...]:

@@ -39,12 +39,14 @@ def train(trial: Trial, ctx: Context) -> loop.TrainResult:
 
 
 def load_split(spec: dict, model: dict, ctx: Context, amount: int, seed: int):
-    """(train images, train labels, test images, test labels) with the nested `amount` subset."""
+    """The dataset and its (train images, train labels, test images, test labels, train index):
+    whole splits on the host, mapped from the node's split cache and shared by every trial there,
+    and the nested `amount` subset as an index into them (never a copy; the loop gathers batches
+    by it and copies them to ctx.device)."""
     ds = load_dataset(spec["name"], image_size=model["image_size"], channels=model["channels"],
-                      data_root=ctx.data_root, params=spec["params"], download=ctx.download,
-                      device=ctx.device)
+                      data_root=ctx.data_root, params=spec["params"], download=ctx.download)
     idx = subset_indices(ds.train.labels, amount, seed)
-    return ds, ds.train.images[idx], ds.train.labels[idx], ds.test.images, ds.test.labels
+    return ds, ds.train.images, ds.train.labels, ds.test.images, ds.test.labels, idx
 
 
 def settings(config: dict, ds) -> TrainSettings:
@@ -128,8 +130,8 @@ def fit(net, split, cfg: dict, ds, trial: Trial, ctx: Context, phase: str, **dis
             metrics.update(test_error=error, test_loss=loss, eval_s=time.perf_counter() - started)
         ctx.on_epoch(trial, metrics)
 
-    result = loop.train(net, *split, train_settings, seed=trial.config["seed"],
-                        on_epoch=on_epoch, start_state=start_state, **distill)
+    result = loop.train(net, *split[:4], train_settings, seed=trial.config["seed"],
+                        on_epoch=on_epoch, start_state=start_state, index=split[4], **distill)
     storage.delete(ctx.out, rel)
     if last:
         ctx.on_epoch(trial, {**last[0], "test_error": result.error, "test_loss": result.loss})

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from raysweep.sweep import simulate
+from raysweep.sweep import gpus, simulate
 from raysweep.sweep.fields import (
     DISTILL_KEYS,
     SETTINGS,
@@ -64,6 +64,7 @@ FIELDS: dict[str, Any] = {
                 "proxy": {"dp": "amount", "df": "amount",
                           "epochs": {"pretrain": float, "finetune": float, "distill": float}}},
     "monitor": {"eval_every": int, "project": str},
+    "gpu": str,
 }
 # What a run shows while it runs, none of it part of a trial's config (hence of its id):
 # eval_every -- epochs between test evaluations in the per-epoch reports (0: at each training
@@ -101,6 +102,7 @@ class Sweep:
     simulate: dict | None
     hparams: dict | None
     monitor: dict          # {"eval_every": epochs, "project": name}; see MONITOR_DEFAULTS
+    gpu: str | None = None  # the GPU type its shares are planned for (sweep/gpus.py), if any
     by_heads: dict[int, dict] = dataclasses.field(default_factory=dict)  # {"train", "distill"}
     raw: dict = dataclasses.field(default_factory=dict)  # as read (overrides merged): re-parsable
 
@@ -157,12 +159,23 @@ def parse(raw: dict, file: str = "<sweep>") -> Sweep:
                                                                       model["heads"], file),
         retries=raw.get("retries", 2), out=raw.get("out"), simulate=raw.get("simulate"),
         hparams=raw.get("hparams"), monitor=monitor_spec(raw, file),
-        by_heads=size_settings(raw, model["heads"], file), raw=raw,
+        by_heads=size_settings(raw, model["heads"], file), raw=raw, gpu=gpu_spec(raw, file),
     )
     check_train(sweep)
     if sweep.hparams is not None:
         check_hparams(sweep)
     return sweep
+
+
+def gpu_spec(raw: dict, file: str) -> str | None:
+    """`gpu:`, a name from sweep/gpus.py's table: what the memory plan checks the shares on."""
+    if "gpu" not in raw:
+        return None
+    try:
+        gpus.gpu_type(raw["gpu"])
+    except ValueError as err:
+        raise SweepError(file, "gpu", str(err).removeprefix("gpu: ")) from None
+    return raw["gpu"]
 
 
 def monitor_spec(raw: dict, file: str) -> dict:

@@ -1,5 +1,7 @@
 """The one training loop of the three stages (pretrain, fine-tune, distil): AdamW, linear warm-up
-then cosine decay per step, batches drawn from in-memory uint8 tensors, tensor augmentation.
+then cosine decay per step, batches gathered by index from uint8 tensors (train/batches.py: host
+images, mapped from the node's split cache, reach the device a batch at a time), tensor
+augmentation on the device.
 
 Read `train` top to bottom: plan the steps, build the optimizer, maybe resume, then for each epoch
 draw a permutation, and for each batch augment, forward, loss, backward, step. Distillation adds
@@ -7,7 +9,7 @@ frozen teachers (eq. 3) and, when `attention_weight > 0`, attention-map alignmen
 then do the models leave fused attention (see models.attention_maps).
 
 Determinism: every random draw (batch order, crops, flips) comes from one torch.Generator seeded
-with `seed` and living on the data's device; model initialisation is the caller's (trial.run
+with `seed` and living on the model's device; model initialisation is the caller's (trial.run
 builds models under torch.manual_seed of the trial's seed). A run resumed from an `on_epoch`
 state reproduces the uninterrupted run on the same device (tests/test_train.py checks bit-equal
 weights on the CPU).
@@ -37,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from raysweep.train.augment import augment, to_float
+from raysweep.train.batches import Batches
 from raysweep.train.losses import attention_loss, distillation_loss
 from raysweep.train.models import attention_maps, count_params
 from raysweep.train.settings import DistillSettings, TrainSettings, learning_rate
@@ -99,22 +102,24 @@ def _check_split(name: str, images: torch.Tensor, labels: torch.Tensor, device) 
     if labels.dtype != torch.int64 or labels.shape != images.shape[:1] or len(labels) == 0:
         raise ValueError(f"{name} labels must be int64 (N,) with N = {len(images)} >= 1, got "
                          f"{labels.dtype} {tuple(labels.shape)}")
-    if images.device != device or labels.device != device:
+    if images.device not in (device, torch.device("cpu")) or labels.device != images.device:
         raise ValueError(f"{name} split is on {images.device}/{labels.device}, the model on "
-                         f"{device}: put them on the same device")
+                         f"{device}: put them on the host or on the model's device")
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
              batch_size: int = 512) -> tuple[float, float]:
-    """(top-1 error in [0, 1], mean cross-entropy in nats) over the whole split, no augmentation.
-    The model's train/eval mode is restored afterwards."""
+    """(top-1 error in [0, 1], mean cross-entropy in nats) over the whole split, no augmentation;
+    the split may be on the host (each batch is copied to the model's device). The model's
+    train/eval mode is restored afterwards."""
     was_training = model.training
     model.eval()
-    wrong, ce_sum = torch.zeros((), device=images.device), torch.zeros((), device=images.device)
-    with torch.no_grad(), _AUTOCAST.get(images.device.type, nullcontext)():
+    device = next(model.parameters()).device
+    wrong, ce_sum = torch.zeros((), device=device), torch.zeros((), device=device)
+    with torch.no_grad(), _AUTOCAST.get(device.type, nullcontext)():
         for start in range(0, len(images), batch_size):
-            logits = model(to_float(images[start:start + batch_size])).float()
-            target = labels[start:start + batch_size]
+            logits = model(to_float(images[start:start + batch_size].to(device))).float()
+            target = labels[start:start + batch_size].to(device)
             wrong += (logits.argmax(-1) != target).sum()
             ce_sum += F.cross_entropy(logits, target, reduction="sum")
     model.train(was_training)
@@ -200,26 +205,26 @@ def _rate(images: int, started: float, device: torch.device) -> float:
     return images / max(time.perf_counter() - started, 1e-9)
 
 
-def _epoch(loss_fn: Callable, optimizer, generator, images, labels, plan: _Plan,
+def _epoch(loss_fn: Callable, optimizer, generator, data: Batches, plan: _Plan,
            settings: TrainSettings, step: int) -> tuple[torch.Tensor, str | None, int]:
     """One pass (or the final part of one) from global step `step`: (per-step losses, divergence
     message or None, images seen). Stops at the first check that finds a non-finite loss."""
-    device = images.device
-    order = torch.randperm(len(images), generator=generator, device=device)
+    device = data.device
+    data.epoch(torch.randperm(len(data), generator=generator, device=device))
     steps = min(plan.steps_per_epoch, plan.total_steps - step)
     losses, seen = torch.empty(steps, device=device), 0
     for k in range(steps):
-        batch = order[k * settings.batch_size:(k + 1) * settings.batch_size]
-        x = augment(images[batch], pad=settings.pad, flip=settings.flip, generator=generator)
+        images, labels = data.get(k * settings.batch_size, (k + 1) * settings.batch_size)
+        x = augment(images, pad=settings.pad, flip=settings.flip, generator=generator)
         lr = learning_rate(step + k, plan.total_steps, plan.warmup_steps, settings)
         for group in optimizer.param_groups:
             group["lr"] = lr
         with _AUTOCAST.get(device.type, nullcontext)():
-            loss = loss_fn(x, labels[batch])
+            loss = loss_fn(x, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses[k], seen = loss.detach(), seen + len(batch)
+        losses[k], seen = loss.detach(), seen + len(labels)
         if (k + 1) % _CHECK_EVERY_STEPS == 0 or k + 1 == steps:
             message = _first_bad_step(losses[:k + 1], step)
             if message:
@@ -231,8 +236,9 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
           test_images: torch.Tensor, test_labels: torch.Tensor, settings: TrainSettings, *,
           seed: int, teachers: Sequence[nn.Module] = (), distill: DistillSettings | None = None,
           on_epoch: Callable[[int, dict], None] | None = None,
-          start_state: dict | None = None) -> TrainResult:
-    """Train `model` on the uint8 split, then evaluate it on the test split.
+          start_state: dict | None = None, index: torch.Tensor | None = None) -> TrainResult:
+    """Train `model` on the uint8 split (or on its rows `index`: a subset without a copy), then
+    evaluate it on the test split. Splits may be on the host or on the model's device.
 
     Each teacher must have fewer parameters than the student (small-to-large; a ValueError before
     anything changes otherwise); teachers are then put in eval mode and frozen (requires_grad
@@ -247,7 +253,8 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
     _check_split("train", train_images, train_labels, device)
     _check_split("test", test_images, test_labels, device)
     _prepare(model, teachers, distill, device)
-    plan = _plan(len(train_images), settings)
+    data = Batches(train_images, train_labels, index, device)
+    plan = _plan(len(data), settings)
     optimizer = _optimizer(model, settings)
     generator = torch.Generator(device=device).manual_seed(seed)
     epoch, step = _resume(start_state, model, optimizer, generator, plan) if start_state else (0, 0)
@@ -258,8 +265,8 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
         loss_fn = _loss_fn(model, teachers, distill, settings, stack)
         while step < plan.total_steps:
             epoch_started = time.perf_counter()
-            losses, message, n_images = _epoch(loss_fn, optimizer, generator, train_images,
-                                               train_labels, plan, settings, step)
+            losses, message, n_images = _epoch(loss_fn, optimizer, generator, data, plan,
+                                               settings, step)
             step, seen = step + len(losses), seen + n_images
             if message:
                 return TrainResult("diverged", None, None, step, _rate(seen, started, device),
