@@ -14,9 +14,8 @@ import pyarrow.csv as pacsv
 import pytest
 from scipy import stats
 
-from raysweep.laws import checks
+from raysweep.laws import checks, models, starts
 from raysweep.laws import fitting as laws
-from raysweep.laws import models, starts
 from raysweep.laws.law import additive, additive_form
 
 DATA = pathlib.Path(__file__).parent / "data" / "chinchilla_svg_extracted_data.csv"

@@ -114,7 +114,7 @@ class Form:
         if not keep:
             raise InputError(f"law {self.expression!r}: nothing is left without {sorted(drop)}")
         text = " + ".join(("-" if sign < 0 else "") + f"({ast.unparse(n)})" for n, sign in keep)
-        return parse(ast.unparse(ast.parse(text, mode="eval")), self.inputs)
+        return parse(ast.unparse(ast.parse(text, mode="eval")), self.inputs, bool(self.params))
 
     @property
     def floor(self) -> str | None:
@@ -123,8 +123,9 @@ class Form:
 
 # ---- parsing ----------------------------------------------------------------------------
 
-def parse(expression: str, inputs: Iterable[str]) -> Form:
-    """The Form of EXPRESSION; a name in INPUTS is an input, any other a free parameter."""
+def parse(expression: str, inputs: Iterable[str], fitted: bool = True) -> Form:
+    """The Form of EXPRESSION; a name in INPUTS is an input, any other a free parameter. Not
+    FITTED: a known law (a simulated truth), numbers and inputs only."""
     if not isinstance(expression, str) or not expression.strip():
         raise InputError(f"law {expression!r}: expected an expression such as "
                          f"'E + A / dp**alpha'")
@@ -141,8 +142,11 @@ def parse(expression: str, inputs: Iterable[str]) -> Form:
     if not used_inputs:
         raise InputError(f"law {expression!r}: uses no input; expected at least one of "
                          f"{sorted(inputs)}")
-    if not params:
+    if fitted and not params:
         raise InputError(f"law {expression!r}: has no free parameter to fit")
+    if not fitted and params:
+        raise InputError(f"law {expression!r}: {params[0]!r} is not an input; expected numbers "
+                         f"and the inputs {sorted(inputs)} only")
     roles = _roles(tree.body, set(params), expression)
     ps = _power_sum(tree.body, inputs, set(params))
     order = {FLOOR: 0, COEF: 1, EXPONENT: 2, FREE: 3}

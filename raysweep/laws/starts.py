@@ -78,9 +78,15 @@ def starts(form: Form, spec=None, seed: int = 0, init: Mapping | None = None) ->
     p = len(form.params)
     if spec is None:
         lists = axes(form, init=init)
+        # A sum of power terms without a floor starts where the same sum with one would, less
+        # the floor's column: its Sobol points keep the dimension, hence the points, of that box.
+        floorless = form.power_sum is not None and form.floor is None
+        lists = [GRID["e"]] * floorless + lists
         if math.prod(len(a) for a in lists) <= MAX_GRID_STARTS:
-            return grid_starts(lists)
-        return sobol_starts(lists, SOBOL_STARTS, seed)
+            points = grid_starts(lists)
+        else:
+            points = sobol_starts(lists, SOBOL_STARTS, seed)
+        return np.unique(points[:, 1:], axis=0) if floorless else points
     if isinstance(spec, int) and not isinstance(spec, bool) and spec > 0:
         return sobol_starts(axes(form, init=init), spec, seed)
     if isinstance(spec, Mapping):
