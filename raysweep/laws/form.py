@@ -75,7 +75,7 @@ class Form:
     def predict(self, X: Mapping, values: Mapping) -> np.ndarray:
         missing = sorted(set(self.inputs) - set(X))
         if missing:
-            raise ValueError(f"law {self.expression!r} needs inputs {missing}; got {sorted(X)}")
+            raise ValueError(f"law needs inputs {missing} ({self.expression!r}); got {sorted(X)}")
         return self.evaluate(X, values)[0]
 
     def log_jacobian(self, X: Mapping, values: Mapping) -> np.ndarray:
