@@ -66,7 +66,9 @@ def _call(name: str, args: list) -> tuple[np.ndarray, dict]:
 
 def undefined_at(form, X: Mapping, values: Mapping) -> str | None:
     """Where FORM cannot be evaluated at the rows X (log of a negative, 0 ** -a, ...): 'column C:
-    EXPR is undefined at row I (inputs ...)', the innermost such subexpression; None if nowhere."""
+    EXPR is undefined at row I (inputs ...)', the innermost such subexpression; None if nowhere.
+    Only subexpressions whose every name has a value are looked at: with VALUES empty, the parts
+    made of inputs alone, which no parameter can repair."""
     env = {k: np.asarray(X[k], dtype=float) for k in form.inputs} | {
         k: np.asarray(v, dtype=float) for k, v in values.items()}
 
@@ -77,8 +79,12 @@ def undefined_at(form, X: Mapping, values: Mapping) -> str | None:
                 found = first_bad(child)
                 if found:
                     return found
+        calls = {n.func.id for n in ast.walk(node) if isinstance(n, ast.Call)}
+        if {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} - calls - set(env):
+            return None   # a parameter without a value in it
         with np.errstate(all="ignore"):
-            v = np.broadcast_to(tree_value(node, env, frozenset())[0], np.shape(env[form.inputs[0]]))
+            v = np.broadcast_to(tree_value(node, env, frozenset())[0],
+                                np.shape(env[form.inputs[0]]))
         bad = np.flatnonzero(~np.isfinite(v))
         return (node, int(bad[0])) if bad.size else None
 

@@ -155,6 +155,10 @@ def _check(form: Form, X: Mapping[str, np.ndarray], y) -> tuple[dict, np.ndarray
             raise InputError(f"{name} has {bad.size} non-positive or non-finite value(s) (first at "
                              f"row {bad[0]}: {v[bad[0]]}); the law is fitted in log space, which "
                              f"needs every value > 0")
+    where = undefined_at(form, cols, {})
+    if where:
+        raise InputError(f"law {form.expression!r} cannot be evaluated at the data: {where}; "
+                         f"expected a form defined at every row")
     p = len(form.params)
     if len(y) < p:
         raise InputError(f"{len(y)} rows for {p} parameters ({', '.join(form.params)} of "

@@ -132,7 +132,8 @@ def parse(expression: str, inputs: Iterable[str], fitted: bool = True) -> Form:
     try:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as err:
-        raise InputError(f"law {expression!r}: column {err.offset}: not an expression "
+        column = err.offset or len(expression.strip()) + 1   # 0 when the text ends too soon
+        raise InputError(f"law {expression!r}: column {column}: not an expression "
                          f"({err.msg}); expected {EXPECTED}") from None
     _allowed(tree.body, expression)
     inputs = set(inputs)
