@@ -10,7 +10,9 @@ which a form pays for each parameter it adds. The rule, stated once (`select`):
 1. only forms that fitted (status ok) compete;
 2. favour what extrapolates: each form's extrapolation score is the geometric mean, over the inputs
    every competitor held out, of its MAPE on the rows at that input's largest value (refitted
-   without them); forms within EXTRAPOLATION_TOLERANCE of the best score stay in;
+   without them); forms within EXTRAPOLATION_TOLERANCE of the best score, or within one noise
+   floor of it (the MAPE seed noise alone costs an exactly right law there: differences below it
+   are the seeds', not the forms'), stay in;
 3. of those, the lowest BIC wins (with no extrapolation check to go by, the lowest BIC overall).
 
 Why this order: the boundary is read where the data thin out, so a form that carries past its rows
@@ -37,13 +39,14 @@ def bic(fit: Fit, X: Mapping[str, np.ndarray], y: np.ndarray) -> float:
     return float(n * math.log(max(float(np.mean(r ** 2)), 1e-300)) + p * math.log(n))
 
 
-def extrapolation_score(entry: Mapping, inputs) -> float | None:
-    """Geometric mean over INPUTS of the entry's held-out MAPE; None without one."""
+def extrapolation_score(entry: Mapping, inputs, key: str = "mape") -> float | None:
+    """Geometric mean over INPUTS of the entry's held-out MAPE (or, with KEY "noise_floor", of
+    what seed noise alone costs there); None where one is missing."""
     checks = entry.get("extrapolation") or {}
-    mapes = [checks[k]["mape"] for k in inputs if "mape" in checks.get(k, {})]
-    if not mapes or len(mapes) < len(inputs):
+    values = [checks[k][key] for k in inputs if checks.get(k, {}).get(key) is not None]
+    if not values or len(values) < len(inputs):
         return None
-    return float(np.exp(np.mean(np.log(np.maximum(mapes, 1e-12)))))
+    return float(np.exp(np.mean(np.log(np.maximum(values, 1e-12)))))
 
 
 def select(entries: Mapping[str, Mapping]) -> tuple[str | None, str]:
@@ -58,11 +61,13 @@ def select(entries: Mapping[str, Mapping]) -> tuple[str | None, str]:
     scores = {k: extrapolation_score(e, sorted(held)) for k, e in ok.items()} if held else {}
     if scores and all(v is not None for v in scores.values()):
         best = min(scores.values())
-        keep = {k for k, v in scores.items() if v <= best * (1 + EXTRAPOLATION_TOLERANCE)}
+        noise = extrapolation_score(next(iter(ok.values())), sorted(held), "noise_floor") or 0.0
+        reach = max(best * (1 + EXTRAPOLATION_TOLERANCE), best + noise)
+        keep = {k for k, v in scores.items() if v <= reach}
         name = min(keep, key=lambda k: ok[k]["bic"])
-        why = (f"extrapolates within {EXTRAPOLATION_TOLERANCE:.0%} of the best (held-out MAPE "
-               f"{scores[name]:.3g} against {best:.3g}) and has the lowest BIC of those "
-               f"({ok[name]['bic']:.4g})")
+        why = (f"extrapolates as well as the best (held-out MAPE {scores[name]:.3g} against "
+               f"{best:.3g}, within {reach:.3g}: 10 % or one noise floor) and has the lowest BIC "
+               f"of those ({ok[name]['bic']:.4g})")
         return name, why
     name = min(ok, key=lambda k: ok[k]["bic"])
     return name, f"lowest BIC ({ok[name]['bic']:.4g}); no extrapolation check to compare"

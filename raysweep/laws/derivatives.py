@@ -93,4 +93,5 @@ def undefined_at(form, X: Mapping, values: Mapping) -> str | None:
         return None
     node, row = found
     at = ", ".join(f"{k} = {float(np.ravel(X[k])[row]):g}" for k in form.inputs)
-    return f"column {node.col_offset + 1}: {ast.unparse(node)!r} is undefined at row {row} ({at})"
+    text = ast.get_source_segment(form.expression, node) or ast.unparse(node)
+    return f"column {node.col_offset + 1}: {text!r} is undefined at row {row} ({at})"
