@@ -113,8 +113,10 @@ class Form:
                 and not (floor and isinstance(s[0], ast.Name) and s[0].id in self.params)]
         if not keep:
             raise InputError(f"law {self.expression!r}: nothing is left without {sorted(drop)}")
-        text = " + ".join(("-" if sign < 0 else "") + f"({ast.unparse(n)})" for n, sign in keep)
-        return parse(ast.unparse(ast.parse(text, mode="eval")), self.inputs, bool(self.params))
+        pieces = [ast.get_source_segment(self.expression, n) or ast.unparse(n) for n, _ in keep]
+        text = "".join((" - " if sign < 0 else " + ") + p for p, (_, sign) in zip(pieces, keep))
+        text = "-" + text[3:] if text.startswith(" - ") else text[3:]
+        return parse(text, self.inputs, bool(self.params))
 
     @property
     def floor(self) -> str | None:
