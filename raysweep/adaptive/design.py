@@ -30,11 +30,11 @@ taken trials are updated, so a second option at the same Dp pays only for what t
 drop alike, so the rule needs no estimate of it.
 
 Why options stay inside the intervals: ranked per FLOP over the sweep's whole range, the rule
-spent most of a 1x budget at the smallest Dp, where pretraining is cheapest and the linearised
-drops looked as large as elsewhere, and the bootstrap intervals did not narrow (on
-sweeps/simulate.yaml: the widest slice at 2.2 after 1x; pairs ranked per trial had reached 0.78
-with 300 trials); the first-order model overrates far-away rows on laws whose E, coefficient and exponent trade off. Inside the intervals it only decides shape
-and amount, and the bootstrap agrees (BENCHMARKS.md, "Adaptive sampling in compute").
+spent most of its budget at the smallest Dp, where pretraining is cheapest and the linearised
+drops looked as large as elsewhere, and the bootstrap intervals did not narrow; the first-order
+model overrates far-away rows on laws whose E, coefficient and exponent trade off. Inside the
+intervals it only decides shape and amount, and the bootstrap agrees (BENCHMARKS.md, "Adaptive
+sampling in compute").
 
 Left out: the ensemble (the rule is first-order around the point fit, so while the fit is poor its
 ranking is as poor; the bootstrap still decides when to stop; averaging over bootstrap fits was

@@ -17,8 +17,8 @@ Both work in the law's own space, log y (fitting.py): a miss of 0.07 there is a 
 The F test assumes least squares; the laws are fitted with a Huber loss whose threshold (1e-3)
 makes it nearly least absolute deviations in log space, and the law such a fit finds sits a
 little further from the point means than the least-squares one would, so the F reported leans
-towards finding a misfit. tests/benchmarks/bench_lack_of_fit.py measures how far: with the law
-true, 5.5-6 % of draws say "misfit" at the nominal 5 % (BENCHMARKS.md).
+towards finding a misfit; tests/benchmarks/bench_lack_of_fit.py measures how far, with the law
+true, the share of draws that say "misfit" exceeds the nominal 5 % (BENCHMARKS.md).
 """
 
 from __future__ import annotations

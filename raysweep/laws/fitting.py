@@ -19,7 +19,7 @@ Bootstrap refits resample rows as multinomial counts (a weight per row), so all 
 design matrix and run as one batch, warm-started from the full-data optimum plus perturbed copies;
 each replicate's best is refined by more batched LM steps before its polish, which then starts
 near the optimum (on flat valleys, a law with a floor the rows barely show, L-BFGS-B from the
-screened start took up to 270 iterations a replicate).
+screened start took hundreds of iterations a replicate).
 
 Left out: bounds on the parameters (the replication runs unbounded; a negative exponent is reported,
 not hidden) and other interval methods (the percentile bootstrap is what the replication reports).
@@ -47,10 +47,9 @@ BOOT_STARTS = 4         # per bootstrap replicate: the full optimum + 3 perturbe
 BOOT_JITTER = {"floor": 0.1, "coef": 1.0, "exponent": 0.05, "free": 0.05}  # perturbation sd
                                                                             # per role
 BOOT_ITERS = 40
-BOOT_REFINE = 200       # then LM on each replicate's winner, before L-BFGS-B: the polish converges
-                        # in 5-70 iterations instead of 45-270, twice as fast on the default's
-                        # rows; objectives within 1e-4 of the polish-only ones, as often lower as
-                        # higher (BENCHMARKS.md, "Bootstrap refits, refined")
+BOOT_REFINE = 200       # then LM on each replicate's winner, before L-BFGS-B: the polish then
+                        # starts near the optimum and converges in far fewer iterations
+                        # (BENCHMARKS.md, "Bootstrap refits, refined")
 STALL = 5               # ... stopped early once no replicate gains 1e-12 of its loss for 5 steps
 LEVEL = 95.0            # percent; percentile intervals
 TAILS = ((100.0 - LEVEL) / 2, (100.0 + LEVEL) / 2)   # percent: an interval's two ends
