@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 from raysweep import fit
+from raysweep.adaptive import choice, design
 from raysweep.laws import study
+from raysweep.laws.boundary import fixed_inputs
 from raysweep.laws.catalogue import BOUNDARY_LAWS, PAPER
 from raysweep.report import tables
 from raysweep.report.figures import predict
@@ -198,3 +200,19 @@ def test_bad_laws_exit_2_naming_what_was_expected(table, case, capsys):
     assert fit.main(["--table", table, "--target", "L", *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and message in err, err
+
+
+def test_the_adaptive_rounds_fit_the_selected_forms():
+    """The sampler's fits (and so its Jacobians and D**p gradients) are the selected forms'."""
+    rows = rows_of(PLAIN_TRUTH, DISTILLED_TRUTH, seeds=(0,))
+    forms = choice.selected_forms(OFFERED, rows)
+    assert {k: f.expression for k, f in forms.items()} == {
+        k: v["dp_x_df"] for k, v in OFFERED.items()}
+    fits, slices = choice.fit_boundary(rows, bootstrap=0, forms=forms)
+    plain = fits["digits"]["error"]
+    assert "kappa" in plain.law.values
+    J = design.log_jacobian(plain, [r for r in rows if r["stage"] == "finetune"][:5])
+    assert J.shape == (5, len(plain.form.params))
+    crossing = next(s for s in slices if s["d_cross"] is not None)
+    grads = design.cross_gradient(fits["digits"], fixed_inputs(crossing), crossing["dp_range"])
+    assert grads is not None and len(grads[0]) == len(plain.form.params)
