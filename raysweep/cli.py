@@ -218,10 +218,11 @@ def status_summary(out: str) -> str:
     return "\n".join(lines)
 
 
-def finish(out: str, bootstrap: int) -> None:
-    """Fit, boundary and report: what every command prints and writes when its trials are done.
-    One BLAS thread: the bootstrap's many small solves run faster so than on a shared pool."""
+def finish(out: str, bootstrap: int, offered: dict | None = None) -> None:
+    """Fit (with the sweep's candidate forms OFFERED), boundary and report: what every command
+    prints and writes when its trials are done. One BLAS thread: the bootstrap's many small
+    solves run faster so than on a shared pool."""
     print(status_summary(out))
     with threadpool_limits(1, "blas"):
-        print(summary.summarize(out, bootstrap))
+        print(summary.summarize(out, bootstrap, offered=offered))
     print(f"report: {report.write_report(out)}")

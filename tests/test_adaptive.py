@@ -13,7 +13,7 @@ from raysweep.adaptive import choice, proposals
 from raysweep.adaptive import loop as adaptive
 from raysweep.adaptive.proposals import Candidate
 from raysweep.laws import boundary as bnd
-from raysweep.laws.fitting import Law
+from raysweep.laws.law import additive
 from raysweep.store import results
 from raysweep.sweep import plan, spec
 
@@ -41,7 +41,7 @@ def one_slice_raw(noise: float) -> dict:
 
 
 def true_cross(sweep) -> float:
-    laws = {k: Law(v["E"], {n: (t["coef"], t["exponent"]) for n, t in v["terms"].items()})
+    laws = {k: additive(v["E"], {n: (t["coef"], t["exponent"]) for n, t in v["terms"].items()})
             for k, v in sweep.simulate.items() if k in ("plain", "distilled")}
     return bnd.d_cross(laws["plain"], laws["distilled"], {"params": 1e7, "df": 5e4}, (1e3, 1e8))
 

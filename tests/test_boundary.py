@@ -12,21 +12,24 @@ import pytest
 from scipy import special
 
 from raysweep.laws import boundary, measured
-from raysweep.laws.fitting import Fit, Law, fit_law
+from raysweep.laws.fitting import fit_law
+from raysweep.laws.law import Fit, Law
+from raysweep.laws.law import additive as law_of
 from raysweep.sweep.simulate import law_value
 
 STUDENT_PARAMS, TEACHER_PARAMS, DF = 4.6e6, 1.3e6, 500.0  # parameters, parameters, images
 FIXED = {"params": STUDENT_PARAMS, "df": DF, "teacher_params": TEACHER_PARAMS}
 # The paper's regime (alpha < alpha', E < E'): F < 0, then > 0 from ~1.3k to ~73k images, then < 0.
-PLAIN = Law(0.10, {"dp": (3.0, 0.3), "params": (6.0, 0.3), "df": (0.5, 0.3)})
-DISTILLED = Law(0.12, {"dp": (20.0, 0.6), "params": (6.0, 0.3), "df": (0.5, 0.3),
+PLAIN = law_of(0.10, {"dp": (3.0, 0.3), "params": (6.0, 0.3), "df": (0.5, 0.3)})
+DISTILLED = law_of(0.12, {"dp": (20.0, 0.6), "params": (6.0, 0.3), "df": (0.5, 0.3),
                        "teacher_params": (1.0, 0.2)})
 
 
 def delta(plain: Law, distilled: Law) -> float:
     """F(Dp) minus its Dp terms: every term that does not depend on Dp."""
     def rest(law: Law) -> float:
-        return float(Law(law.E, {k: t for k, t in law.terms.items() if k != "dp"}).predict(FIXED))
+        rest = law_of(law.E, {k: t for k, t in law.terms.items() if k != "dp"})
+        return float(rest.predict(FIXED))
     return rest(plain) - rest(distilled)
 
 
@@ -50,7 +53,7 @@ def fitted(law: Law, ensemble=None) -> Fit:
 
 def test_d_star_and_d_cross_match_the_closed_forms():
     star, cross = closed_forms(PLAIN, DISTILLED)
-    assert boundary.d_star(PLAIN, DISTILLED) == pytest.approx(star, rel=1e-12)
+    assert boundary.d_star(PLAIN, DISTILLED, FIXED) == pytest.approx(star, rel=1e-12)
     assert boundary.d_cross(PLAIN, DISTILLED, FIXED, (10.0, 1e8)) == pytest.approx(cross, rel=1e-9)
     assert 5e3 < star < 6e3 and 6e4 < cross < 8e4  # the regime the comment above promises
 
@@ -58,8 +61,8 @@ def test_d_star_and_d_cross_match_the_closed_forms():
 @pytest.mark.parametrize("a, a2, c, c2", [(0.3, 0.5, 3.0, 20.0), (0.2, 0.9, 1.0, 400.0),
                                           (0.5, 0.6, 10.0, 18.0)])
 def test_d_star_zeroes_the_derivative_and_eq14_as_printed_does_not(a, a2, c, c2):
-    plain = Law(0.1, {"dp": (c, a)})
-    distilled = Law(0.1, {"dp": (c2, a2)})
+    plain = law_of(0.1, {"dp": (c, a)})
+    distilled = law_of(0.1, {"dp": (c2, a2)})
     lam, lam2 = 1 / c, 1 / c2  # the paper's form: coef = 1 / lambda
     derived = ((a2 / lam2) / (a / lam)) ** (1 / (a2 - a))
     printed = ((a / lam) / (a2 / lam2)) ** (1 / (a2 - a))  # eq. 14, ratio upside down
@@ -74,9 +77,10 @@ def test_d_star_zeroes_the_derivative_and_eq14_as_printed_does_not(a, a2, c, c2)
 
 
 @pytest.mark.parametrize("plain, distilled, why", [
-    (Law(0.1, {"dp": (3.0, 0.4)}), Law(0.1, {"dp": (5.0, 0.4)}), "equal Dp exponents"),
-    (Law(0.1, {"dp": (3.0, 0.6)}), Law(0.1, {"dp": (5.0, 0.3)}), "a minimum"),
-    (Law(0.1, {"df": (3.0, 0.4)}), Law(0.1, {"dp": (5.0, 0.4)}), "no Dp term"),
+    # equal Dp exponents: F' = -a (c - c') Dp^(-a-1) keeps one sign
+    (law_of(0.1, {"dp": (3.0, 0.4)}), law_of(0.1, {"dp": (5.0, 0.4)}), "monotone in Dp"),
+    (law_of(0.1, {"dp": (3.0, 0.6)}), law_of(0.1, {"dp": (5.0, 0.3)}), "a minimum"),
+    (law_of(0.1, {"df": (3.0, 0.4)}), law_of(0.1, {"dp": (5.0, 0.4)}), "no Dp term"),
 ])
 def test_no_interior_peak_is_said(plain, distilled, why):
     assert boundary.d_star(plain, distilled) is None
@@ -179,9 +183,9 @@ def test_variance_prior_recovers_the_spread_of_spreads():
 
 def test_intervals_come_from_paired_members():
     rng = np.random.default_rng(0)
-    members = [(Law(PLAIN.E, PLAIN.terms | {"dp": (3.0 * math.exp(0.05 * z), 0.3)}), DISTILLED)
-               for z in rng.standard_normal(60)]
-    members += [(Law(0.5, PLAIN.terms), DISTILLED)] * 15  # plain far worse: F > 0, no crossing
+    members = [(law_of(PLAIN.E, PLAIN.terms | {"dp": (3.0 * math.exp(0.05 * z), 0.3)}),
+                DISTILLED) for z in rng.standard_normal(60)]
+    members += [(law_of(0.5, PLAIN.terms), DISTILLED)] * 15  # plain far worse: F > 0, no crossing
     plain = fitted(PLAIN, [m[0] for m in members])
     distilled = fitted(DISTILLED, [m[1] for m in members])
     out = boundary.slice_boundary(plain, distilled, FIXED, np.geomspace(1e3, 1e6, 7))
@@ -225,7 +229,7 @@ def grid_rows(plain: Law, distilled: Law, dps, noise=0.0, seeds=(0, 1), rng=None
 
 WIDE = np.geomspace(1e3, 1e6, 7)
 LOW = np.geomspace(1e2, 1e4, 5)
-WORSE = Law(0.9, DISTILLED.terms)  # distillation never helps
+WORSE = law_of(0.9, DISTILLED.terms)  # distillation never helps
 # status key -> (rows, fits for "digits"); each must produce exactly that status.
 SCENARIOS = {
     "ok": (grid_rows(PLAIN, DISTILLED, WIDE), (PLAIN, DISTILLED)),
@@ -295,7 +299,7 @@ def test_an_estimate_is_never_outside_its_own_interval():
     """A point fit atypical of its resamples: members whose distilled Dp coefficient is higher
     cross earlier, every one of them below the point fit's crossing. The interval is widened to
     hold the estimate, and a note says so."""
-    members = [Law(DISTILLED.E, DISTILLED.terms | {"dp": (c, 0.6)}) for c in (21.0, 22.0, 23.0)]
+    members = [law_of(DISTILLED.E, DISTILLED.terms | {"dp": (c, 0.6)}) for c in (21.0, 22.0, 23.0)]
     out = boundary.slice_boundary(fitted(PLAIN, [PLAIN] * 3), fitted(DISTILLED, members), FIXED,
                                   [1e3, 1e4, 1e5])
     crosses = [boundary.d_cross(PLAIN, m, FIXED, out["dp_range"]) for m in members]

@@ -9,11 +9,12 @@ from scipy import stats
 
 from raysweep.laws import study
 from raysweep.laws.checks import extrapolation_check, lack_of_fit, noise_floor, seed_sd
-from raysweep.laws.fitting import Law, fit_law
+from raysweep.laws.fitting import fit_law
+from raysweep.laws.law import additive, additive_form
 from raysweep.report import tables
 from raysweep.report.render import to_text
 
-LAW = Law(0.0, {"dp": (2.0, 0.5)})
+LAW = additive(0.0, {"dp": (2.0, 0.5)})
 
 
 def test_the_statistic_is_the_pure_error_f_test_by_hand():
@@ -23,7 +24,7 @@ def test_the_statistic_is_the_pure_error_f_test_by_hand():
     spread = np.tile([0.1, -0.1], 3)
     order = np.array([3, 0, 5, 1, 4, 2])
     y = LAW.predict({"dp": dp}) * np.exp(miss + spread)
-    got = lack_of_fit({"dp": dp[order]}, y[order], LAW, floor=False)
+    got = lack_of_fit({"dp": dp[order]}, y[order], LAW)
     # SS_pe = 6 x 0.01 on 3 df; SS_lof = 2 x (0.0025 + 0.0025 + 0.01) on 3 - 2 parameters
     f = (2 * 0.015 / 1) / (0.06 / 3)
     assert got["points"] == 3 and got["replicated"] == 3 and got["df"] == [1, 3]
@@ -33,7 +34,8 @@ def test_the_statistic_is_the_pure_error_f_test_by_hand():
     assert got["noise"] == pytest.approx(np.sqrt(0.02 / 2))   # a mean of 2 rows
     assert got["misfits"] is False                               # p 0.31
     # with a floor the law has one more parameter: no degree of freedom is left for the misfit
-    assert "3 grid points for 3 parameters" in lack_of_fit({"dp": dp}, y, LAW)["skipped"]
+    with_floor = additive(0.01, LAW.terms)
+    assert "3 grid points for 3 parameters" in lack_of_fit({"dp": dp}, y, with_floor)["skipped"]
 
 
 def test_the_seed_spread_is_pooled_over_points_in_log_space():
@@ -50,7 +52,7 @@ def grid(seeds: int):
     return {"dp": np.repeat(dp.ravel(), seeds), "params": np.repeat(params.ravel(), seeds)}
 
 
-TRUE = Law(0.0, {"dp": (1.0, 0.4), "params": (8.0, 0.3)})
+TRUE = additive(0.0, {"dp": (1.0, 0.4), "params": (8.0, 0.3)})
 
 
 @pytest.mark.parametrize("truth, misfits", [
@@ -62,7 +64,7 @@ def test_the_verdict_tells_noise_from_a_form_that_cannot_draw_the_rows(truth, mi
     X = grid(seeds=3)
     y = truth(X) * np.exp(np.random.default_rng(1).normal(0, 0.05, len(X["dp"])))
     law = fit_law(X, y, floor=False).law
-    got = lack_of_fit(X, y, law, floor=False)
+    got = lack_of_fit(X, y, law)
     assert got["df"] == [20 - 4, 40] and got["misfits"] is misfits
     if misfits:   # the interaction adds 0-34 % to the error (median 3 %), the noise 5 % a row
         assert got["p"] < 1e-6 and got["misfit"] > 2 * got["noise"]
@@ -79,16 +81,16 @@ def test_the_largest_miss_names_the_cell_the_form_cannot_draw(cell, factor):
     noise = np.random.default_rng(4).normal(0, 0.02, len(X["dp"]))
     planted = np.all([X[k] == v for k, v in cell.items()], axis=0)
     y = TRUE.predict(X) * np.exp(noise) * np.where(planted, factor, 1.0)
-    got = lack_of_fit(X, y, TRUE, floor=False)["largest_miss"]   # judged against the truth
+    got = lack_of_fit(X, y, TRUE)["largest_miss"]   # judged against the truth
     assert got["at"] == cell
     assert got["miss"] == pytest.approx(np.log(factor) + noise[planted].mean())
-    seed_sd = lack_of_fit(X, y, TRUE, floor=False)["seed_sd"]
+    seed_sd = lack_of_fit(X, y, TRUE)["seed_sd"]
     assert got["se"] == pytest.approx(seed_sd / np.sqrt(planted.sum()))
 
 
 def test_one_seed_gives_no_replicate_spread_to_judge_by():
     X = grid(seeds=1)
-    got = lack_of_fit(X, TRUE.predict(X), TRUE, floor=False)
+    got = lack_of_fit(X, TRUE.predict(X), TRUE)
     assert "no grid point was measured twice" in got["skipped"]
 
 
@@ -99,12 +101,13 @@ def rows(seeds: int):
 
 
 def test_fits_json_and_the_table_carry_the_test():
-    entry, _ = study.fit_rows(rows(seeds=2), "error", ("dp", "params"), bootstrap=0, seed=0,
+    form = additive_form(("dp", "params"))
+    entry, _ = study.fit_rows(rows(seeds=2), "error", form, bootstrap=0, seed=0,
                               extrapolate=False)
     lof = entry["lack_of_fit"]
     assert entry["status"] == "ok" and lof["points"] == 20 and lof["replicated"] == 20
     assert lof["df"][1] == 20
-    one, _ = study.fit_rows(rows(seeds=1), "error", ("dp", "params"), bootstrap=0, seed=0,
+    one, _ = study.fit_rows(rows(seeds=1), "error", form, bootstrap=0, seed=0,
                             extrapolate=False)
     misfit = dict(lof, misfits=True, p=1e-9,   # e^-0.12 = 1 - 0.113
                   largest_miss={"at": {"params": 1e6, "dp": 10.0}, "miss": -0.12, "se": 0.031})

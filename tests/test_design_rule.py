@@ -11,12 +11,12 @@ from raysweep.adaptive import choice
 from raysweep.adaptive import design as dr
 from raysweep.adaptive import loop as adaptive
 from raysweep.laws import boundary as bnd
-from raysweep.laws.fitting import Fit, Law
+from raysweep.laws.law import Fit, Law, additive
 from raysweep.store import results
 from raysweep.sweep import plan, spec
 
-PLAIN = Law(0.05, {"dp": (6.0, 0.35), "params": (40.0, 0.30), "df": (2.0, 0.40)})
-DISTILLED = Law(0.067, {"dp": (18.6, 0.50), "params": (40.0, 0.30), "df": (2.0, 0.40)})
+PLAIN = additive(0.05, {"dp": (6.0, 0.35), "params": (40.0, 0.30), "df": (2.0, 0.40)})
+DISTILLED = additive(0.067, {"dp": (18.6, 0.50), "params": (40.0, 0.30), "df": (2.0, 0.40)})
 FIXED = {"params": 5e6, "df": 5e4, "teacher_params": 2e6}
 
 
@@ -25,6 +25,7 @@ def as_fit(law: Law) -> Fit:
 
 
 def theta(law: Law) -> np.ndarray:
+    """The fit coordinates, written out for the paper's form: (log E, log coef_k, exponent_k)."""
     names = list(law.terms)
     return np.array([math.log(law.E)] + [math.log(law.terms[k][0]) for k in names]
                     + [law.terms[k][1] for k in names])
@@ -32,7 +33,8 @@ def theta(law: Law) -> np.ndarray:
 
 def law_at(t: np.ndarray, names: list[str]) -> Law:
     k = len(names)
-    return Law(math.exp(t[0]), {n: (math.exp(t[1 + i]), t[1 + k + i]) for i, n in enumerate(names)})
+    return additive(math.exp(t[0]), {n: (math.exp(t[1 + i]), t[1 + k + i])
+                                     for i, n in enumerate(names)})
 
 
 def grid_situation(raw: dict, out: str, batch: int) -> choice.Situation:
@@ -60,7 +62,7 @@ def test_the_gradient_of_log_dpp_matches_finite_differences():
 
 
 def test_no_gradient_where_the_laws_do_not_cross():
-    never = Law(0.01, DISTILLED.terms)      # distillation wins everywhere
+    never = additive(0.01, DISTILLED.terms)      # distillation wins everywhere
     assert dr.cross_gradient({"error": as_fit(PLAIN), "distilled_error": as_fit(never)},
                              FIXED) is None
 

@@ -18,8 +18,8 @@ from test_laws import REF_FIT, chinchilla
 
 from raysweep import fit
 from raysweep.laws import study
-from raysweep.laws.catalogue import LAWS
-from raysweep.laws.fitting import Fit, Law
+from raysweep.laws.catalogue import LAWS, SYMBOLS
+from raysweep.laws.law import Fit, additive, additive_form
 from raysweep.report.summary import summarize
 from raysweep.store import results
 from raysweep.sweep.simulate import law_value
@@ -79,7 +79,9 @@ def test_grid_fits_every_law(grid_out, name):
     assert law["status"] == "ok" and law["target"] == target
     assert set(law["terms"]) == set(inputs) and not law["inputs_dropped"]
     floor = set() if "E_left_out" in law else {"E"}   # an E left out has no interval
-    assert set(law["ci"]) == floor | {f"{k}.{f}" for k in inputs for f in ("coef", "exponent")}
+    assert set(law["ci"]) == floor | {p for k in inputs for p in (SYMBOLS[k].coef,
+                                                                   SYMBOLS[k].exponent)}
+    assert law["selected"] == "paper" and set(law["forms"]) == {"paper"}
     assert ("E_left_out" in law) == (law["E"] == 0.0)
     assert set(law["extrapolation"]) == set(inputs)
     assert isinstance(law["warnings"], list)
@@ -128,7 +130,7 @@ def test_teacher_size_tied_to_student_size_is_dropped():
 
 
 def test_degenerate_terms_are_flagged():
-    law = Law(0.1, {"dp": (1.0, 0.3), "params": (1e40, 7.5)})
+    law = additive(0.1, {"dp": (1.0, 0.3), "params": (1e40, 7.5)})
     got = study._warnings(Fit(law, 0.0, 10, ("dp", "params"), None, None))
     assert len(got) == 1 and got[0].startswith("params: exponent 7.5")
 
@@ -160,7 +162,8 @@ def test_a_floor_the_rows_do_not_show_is_left_out_and_said():
         rows = [{"dp": dp, "df": df, "error": law_value(law, {"dp": dp, "df": df})
                  * math.exp(0.01 * rng.standard_normal())}
                 for dp, df in itertools.product(np.geomspace(1e2, 1e7, 8), [100, 1000, 10000])]
-        got, fit = study.fit_rows(rows, "error", ("dp", "df"), bootstrap=40, seed=0)
+        got, fit = study.fit_rows(rows, "error", additive_form(("dp", "df")), bootstrap=40,
+                                  seed=0)
         assert got["status"] == "ok" and set(got["extrapolation"]) == {"dp", "df"}
         assert got["terms"]["dp"]["exponent"] == pytest.approx(0.3, abs=0.02)
         if E:
@@ -206,9 +209,11 @@ def test_table_json_is_the_issue_object(tables, ext, capsys):
     obj = json.loads(capsys.readouterr().out)
     assert obj["target"] == "L" and obj["n"] == 240
     assert obj["E"] == pytest.approx(REF_FIT["E"], abs=2e-3)
-    assert obj["terms"]["N"]["exponent"] == pytest.approx(REF_FIT["N.exponent"], abs=1e-3)
+    assert obj["terms"]["N"]["exponent"] == pytest.approx(REF_FIT["a_N"], abs=1e-3)
+    assert obj["params"]["a_N"] == obj["terms"]["N"]["exponent"]
+    assert obj["expression"] == "E + c_N / N**a_N + c_D / D**a_D"
     assert obj["terms"]["D"]["lambda"] == pytest.approx(1 / obj["terms"]["D"]["coef"])
-    assert set(obj["ci"]) == {"E", "N.coef", "N.exponent", "D.coef", "D.exponent"}
+    assert set(obj["ci"]) == {"E", "c_N", "a_N", "c_D", "a_D"}
     assert all(lo <= hi for lo, hi in obj["ci"].values())
 
 

@@ -21,7 +21,7 @@ MAY_IMPORT = {
     "laws": {"errors", "store"},
     "data": {"errors"},
     "train": {"errors"},
-    "sweep": {"errors", "data", "train"},
+    "sweep": {"errors", "data", "train", "laws"},   # laws: the forms a sweep declares
     "run": {"errors", "data", "train", "sweep", "store"},
     "report": {"errors", "store", "laws"},
     "adaptive": {"errors", "store", "laws", "data", "train", "sweep", "run"},

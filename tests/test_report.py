@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 import yaml
 
+from raysweep.laws.catalogue import SYMBOLS
+from raysweep.laws.law import additive
 from raysweep.report import __main__ as report_cli
 from raysweep.report import build as report
 from raysweep.report.figures import (
@@ -44,11 +46,14 @@ def term(coef, exponent):
 
 
 def law(target, E, terms, n):
+    """A fits.json entry of the paper's form with these values (laws.law.additive names the
+    parameters: E, A / alpha for dp, ...)."""
     ci = {"E": [E * 0.8, E * 1.2]}
     for k, t in terms.items():
-        ci[f"{k}.coef"] = [t["coef"] * 0.9, t["coef"] * 1.1]
-        ci[f"{k}.exponent"] = [t["exponent"] - 0.03, t["exponent"] + 0.04]
-    return {"target": target, "inputs": list(terms), "n": n, "E": E, "terms": terms,
+        ci[SYMBOLS[k].coef] = [t["coef"] * 0.9, t["coef"] * 1.1]
+        ci[SYMBOLS[k].exponent] = [t["exponent"] - 0.03, t["exponent"] + 0.04]
+    fitted = additive(E, {k: (t["coef"], t["exponent"]) for k, t in terms.items()}).to_dict()
+    return {"target": target, "inputs": list(terms), "n": n, **fitted,
             "objective": 0.0012, "ci": ci, "status": "ok",
             "extrapolation": {"dp": {"held_out": 16, "mape": 0.0412},
                               "df": {"skipped": "only two Df values"}}}
@@ -203,14 +208,14 @@ def test_tables_hold_the_fitted_values_of_fits_json(grid_report):
     out, _, _ = grid_report
     md = (out / "report" / "report.md").read_text()
     # hand-formatted: eq. 1's Dp exponent 0.5 with interval [0.47, 0.54]; coef 8 -> lambda 0.125
-    assert "| digits | error (eq. 1) | 64 | 0.5 [0.47, 0.54] |" in md
+    assert "| digits | error (eq. 1) | paper | 64 | 0.5 [0.47, 0.54] |" in md
     assert "8 [7.2, 8.8]; lambda 0.125 [0.114, 0.139]" in md
     assert "| digits | error | dp | 16 | 4.12 % |" in md
     assert "skipped: only two Df values" in md
     for name, law in LAWS_KNOWN.items():
         assert fmt(law["E"]) in md
         for k, t in law["terms"].items():
-            ci = law["ci"][f"{k}.exponent"]
+            ci = law["ci"][SYMBOLS[k].exponent]
             assert f"{fmt(t['exponent'])} [{fmt(ci[0])}, {fmt(ci[1])}]" in md, (name, k)
             assert f"lambda {fmt(t['lambda'])}" in md, (name, k)
 
@@ -349,7 +354,8 @@ def test_report_on_object_storage(s3_out):
 
 def test_a_law_with_an_unknown_input_becomes_a_note_per_figure(tmp_path):
     write_results(tmp_path, grid_rows(dfs=(300,), distill=False))
-    renamed = {**LAWS_KNOWN["error"], "terms": {"dp": term(8.0, 0.5), "M": term(15.0, 0.3)}}
+    renamed = {**LAWS_KNOWN["error"], "expression": "E + A / dp**alpha + B / M**beta",
+               "params": {"E": 0.05, "A": 8.0, "alpha": 0.5, "B": 15.0, "beta": 0.3}}
     fits = {"downstream": {DS: {**LAWS_KNOWN, "error": renamed}}}
     (tmp_path / "fits.json").write_text(json.dumps(fits))
     report.write_report(str(tmp_path))

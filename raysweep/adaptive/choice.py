@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits
 from raysweep.adaptive import proposals
 from raysweep.laws import boundary as bnd
 from raysweep.laws import study as fit
-from raysweep.laws.catalogue import BOUNDARY_LAWS, LAWS
+from raysweep.laws.catalogue import BOUNDARY_LAWS, LAWS, paper_form
 from raysweep.sweep import plan
 from raysweep.sweep.spec import Sweep
 
@@ -75,21 +75,39 @@ class Situation:
 
 # ---- where the boundary stands -------------------------------------------------------------
 
-def fit_boundary(rows: list[dict], bootstrap: int, seed: int = 0) -> tuple[dict, list[dict]]:
+def fit_boundary(rows: list[dict], bootstrap: int, seed: int = 0, forms: dict | None = None
+                 ) -> tuple[dict, list[dict]]:
     """(fits per downstream set, boundary slices) from ok rows. BLAS is held to one thread: the
     fit's matrices are tiny, and threads spin-waiting for a busy core made one 200-resample
     bootstrap 25x slower on a 2-core machine shared with Ray workers (21 s against 0.8 s)."""
     with threadpool_limits(1, "blas"):
-        fits = {ds: {name: _fit(rows, ds, name, bootstrap, seed) for name in BOUNDARY_LAWS}
+        fits = {ds: {name: _fit(rows, ds, name, bootstrap, seed, (forms or {}).get(name))
+                     for name in BOUNDARY_LAWS}
                 for ds in sorted({r["downstream"] for r in rows if r["downstream"] is not None})}
         return fits, bnd.boundaries(rows, fits)
 
 
-def _fit(rows: list[dict], ds: str, name: str, bootstrap: int, seed: int):
-    stage, target, inputs, _ = LAWS[name]
-    mine = [r for r in rows if r["downstream"] == ds and r["stage"] == stage]
-    return fit.fit_rows(mine, target, inputs, bootstrap, seed, extrapolate=False,
-                        judge_floor=False)[1]
+def _fit(rows: list[dict], ds: str, name: str, bootstrap: int, seed: int, form=None):
+    """Law NAME's FORM (the selected one; the paper's by default) on downstream set DS's rows."""
+    spec = LAWS[name]
+    mine = [r for r in rows if r["downstream"] == ds and r["stage"] == spec.stage]
+    return fit.fit_rows(mine, spec.target, form or paper_form(name), bootstrap, seed,
+                        extrapolate=False, judge_floor=False)[1]
+
+
+def selected_forms(offered: dict, rows: list[dict], seed: int = 0) -> dict:
+    """Law -> the Form the comparison selects on ROWS (laws/candidates.py), for the boundary laws
+    a sweep offers candidates for; fitted without a bootstrap, judged on their checks."""
+    forms = fit.candidate_forms(offered)
+    out = {}
+    for name in BOUNDARY_LAWS:
+        if len(forms[name]) < 2:
+            continue
+        spec = LAWS[name]
+        mine = [r for r in rows if r["stage"] == spec.stage]
+        entry, _ = fit.fit_law_forms(mine, name, forms[name], 0, seed)
+        out[name] = forms[name][entry["selected"]]
+    return out
 
 
 def measured_dps(rows: list[dict]) -> dict[tuple, list[int]]:

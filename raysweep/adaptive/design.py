@@ -5,9 +5,9 @@ chased slice. At the current fit the delta method gives each slice's
 
     Var(log D**p) ~ g_p^T (J_p^T J_p)^-1 g_p + g_d^T (J_d^T J_d)^-1 g_d
 
-J: d log(law) / d theta at every row the law was fitted on, theta the fit's own parameters (log E,
-log coef_k, exponent_k); g: d log D**p / d theta, by the implicit function theorem at the root of
-F = E_plain - E_distilled. An option adds rows to the two laws -- every plain fine-tune in it one
+J: d log(law) / d theta at every row the law was fitted on, theta the selected form's own fit
+coordinates (laws/form.py: log E, log coef_k, exponent_k for the paper's); g: d log D**p / d theta,
+by the implicit function theorem at the root of F = E_plain - E_distilled. An option adds rows to the two laws -- every plain fine-tune in it one
 row of the error law, every distillation one of the distilled law -- so what it would take off the
 summed variance of the chased slices is a rank-k update (Woodbury), exact for every option. Its
 cost is the FLOPs (plan.flops) of the trials it adds that have not run and are not picked yet:
@@ -30,11 +30,11 @@ taken trials are updated, so a second option at the same Dp pays only for what t
 drop alike, so the rule needs no estimate of it.
 
 Why options stay inside the intervals: ranked per FLOP over the sweep's whole range, the rule
-spent most of a 1x budget at the smallest Dp, where pretraining is cheapest and the linearised
-drops looked as large as elsewhere, and the bootstrap intervals did not narrow (on
-sweeps/simulate.yaml: the widest slice at 2.2 after 1x; pairs ranked per trial had reached 0.78
-with 300 trials); the first-order model overrates far-away rows on laws whose E, coefficient and exponent trade off. Inside the intervals it only decides shape
-and amount, and the bootstrap agrees (BENCHMARKS.md, "Adaptive sampling in compute").
+spent most of its budget at the smallest Dp, where pretraining is cheapest and the linearised
+drops looked as large as elsewhere, and the bootstrap intervals did not narrow; the first-order
+model overrates far-away rows on laws whose E, coefficient and exponent trade off. Inside the
+intervals it only decides shape and amount, and the bootstrap agrees (BENCHMARKS.md, "Adaptive
+sampling in compute").
 
 Left out: the ensemble (the rule is first-order around the point fit, so while the fit is poor its
 ranking is as poor; the bootstrap still decides when to stop; averaging over bootstrap fits was
@@ -54,7 +54,7 @@ from raysweep.adaptive import proposals
 from raysweep.adaptive.choice import REPEAT_GAP, Situation, advantage_samples, pair_ids
 from raysweep.laws import boundary as bnd
 from raysweep.laws.catalogue import BOUNDARY_LAWS, LAWS
-from raysweep.laws.fitting import Fit
+from raysweep.laws.law import Fit
 from raysweep.sweep import plan
 
 CANDIDATES = 40   # log-spaced Dp values over the sweep's range (a slice with no interval yet)
@@ -65,14 +65,11 @@ LAW_OF_STAGE = {LAWS[name].stage: name for name in BOUNDARY_LAWS}   # finetune /
 
 
 def log_jacobian(f: Fit, xs: list[dict]) -> np.ndarray:
-    """(rows, 1 + 2k): d log(law) / d (log E, log coef_1..k, exponent_1..k) at each row; a law
-    without a floor (E = 0, laws.study) has no log E, hence no first column: (rows, 2k)."""
-    X = {k: np.array([x[k] for x in xs], dtype=float) for k in f.inputs}
-    y = f.law.predict(X)
-    terms = [f.law.terms[k][0] * X[k] ** -f.law.terms[k][1] for k in f.inputs]
-    floor = [np.full_like(y, f.law.E)] if f.law.E > 0 else []
-    return np.column_stack(floor + terms
-                           + [-t * np.log(X[k]) for t, k in zip(terms, f.inputs)]) / y[:, None]
+    """(rows, parameters): d log(law) / d theta at each row, theta the form's own fit
+    coordinates (log of a floor or coefficient, an exponent as itself; laws/form.py): for the
+    paper's form (log E, log coef_1..k, exponent_1..k), and no log E where it has no floor."""
+    X = {k: np.array([x[k] for x in xs], dtype=float) for k in f.form.inputs}
+    return f.form.log_jacobian(X, f.law.values)
 
 
 def cross_gradient(fits: dict, fixed: dict, dp_range=(1e3, 1e8)
@@ -87,7 +84,7 @@ def cross_gradient(fits: dict, fixed: dict, dp_range=(1e3, 1e8)
     slope = (bnd.advantage(plain.law, dist.law, fixed, root * math.exp(h))
              - bnd.advantage(plain.law, dist.law, fixed, root * math.exp(-h))) / (2 * h)
     at = fixed | {"dp": root}
-    dy = [f.law.predict({k: at[k] for k in f.inputs}) * log_jacobian(f, [at])[0]
+    dy = [f.law.predict({k: at[k] for k in f.form.inputs}) * log_jacobian(f, [at])[0]
           for f in (plain, dist)]
     return -dy[0] / slope, dy[1] / slope
 
@@ -100,8 +97,9 @@ class _Laws:
         self.fits = fits
         self.inv = {}
         for name in BOUNDARY_LAWS:
-            stage, target, _, _ = LAWS[name]
-            xs = [r for r in rows if r["stage"] == stage and (r[target] or 0) > 0]
+            stage, target = LAWS[name].stage, LAWS[name].target
+            xs = [r for r in rows if r["stage"] == stage and (r[target] or 0) > 0
+                  and all(r.get(k) is not None for k in fits[name].form.inputs)]
             J = log_jacobian(fits[name], xs)
             self.inv[name] = np.linalg.pinv(J.T @ J)
         found = [cross_gradient(fits, bnd.fixed_inputs(s), s["dp_range"]) for s in targets]

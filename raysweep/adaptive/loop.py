@@ -67,6 +67,7 @@ from raysweep.adaptive.choice import (
     measured_rule,
     pursued,
     rel_width,
+    selected_forms,
     width,
 )
 from raysweep.adaptive.design import design_rule
@@ -105,21 +106,24 @@ def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: Budget
     if not results.finished_ids(out):
         grid = plan.plan(sweep)
         ran = (runner(grid), sum(t.flops for t in grid))   # round 0: the sweep's grid
+    forms = None   # the sweep's candidate forms are compared once, on the grid's rows
     while True:
         table = results.read(out)
         rows = bnd.ok_rows(table)
+        if forms is None:
+            forms = selected_forms(sweep.laws, rows) if sweep.laws else {}
         left = limit.amount - spent(doc, limit) - (_charge(ran, limit) if picked else 0.0)
         done = results.finished_ids(table)
         args = (sweep, rows, done, tol, batch, left, limit, choose)
         # Far from TOL no interval can stop the rounds, and the design rule reads the point fit:
         # fewer resamples do. A round that may stop on TOL, or does stop, fits with all of them.
         b = max(MIN_BOOTSTRAP, bootstrap // QUICK)
-        fitted = fit_boundary(rows, b)
+        fitted = fit_boundary(rows, b, forms=forms)
         if b < bootstrap and not any(rel_width(s) > FAR * tol for s in fitted[1] if chased(s)):
-            b, fitted = bootstrap, fit_boundary(rows, bootstrap)
+            b, fitted = bootstrap, fit_boundary(rows, bootstrap, forms=forms)
         slices, chosen, trials, stop = decide(*args, *fitted)
         if stop and b < bootstrap:
-            slices, chosen, trials, stop = decide(*args, *fit_boundary(rows, bootstrap))
+            slices, chosen, trials, stop = decide(*args, *fit_boundary(rows, bootstrap, forms=forms))
         if ran is not None:
             record(doc, out, picked, ran, slices, tol, limit, echo)
         if stop:

@@ -17,8 +17,8 @@ Both work in the law's own space, log y (fitting.py): a miss of 0.07 there is a 
 The F test assumes least squares; the laws are fitted with a Huber loss whose threshold (1e-3)
 makes it nearly least absolute deviations in log space, and the law such a fit finds sits a
 little further from the point means than the least-squares one would, so the F reported leans
-towards finding a misfit. tests/benchmarks/bench_lack_of_fit.py measures how far: with the law
-true, 5.5-6 % of draws say "misfit" at the nominal 5 % (BENCHMARKS.md).
+towards finding a misfit; tests/benchmarks/bench_lack_of_fit.py measures how far, with the law
+true, the share of draws that say "misfit" exceeds the nominal 5 % (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import special, stats
 
-from raysweep.laws.fitting import LEVEL, Law, fit_law
+from raysweep.laws.fitting import LEVEL, fit_form
+from raysweep.laws.form import Form
+from raysweep.laws.law import Law, additive_form
 
 MISFIT_P = (100.0 - LEVEL) / 100  # a p-value under this: the law's form misses the rows
 
@@ -38,18 +40,19 @@ MISFIT_P = (100.0 - LEVEL) / 100  # a p-value under this: the law's form misses 
 
 def extrapolation_check(X: Mapping[str, np.ndarray], y: np.ndarray, *,
                         inputs: Sequence[str] | None = None, starts=None,
-                        floor: bool = True) -> dict:
-    """Per input: refit all of X without the rows at that input's largest value (with or
-    without a FLOOR, as the law was fitted), then predict them. {input: {"held_out", "mape" (mean
+                        floor: bool = True, form: Form | None = None) -> dict:
+    """Per input: refit FORM (default: the paper's on X's columns, with or without a FLOOR) on
+    all of X without the rows at that input's largest value, then predict them. {input: {"held_out", "mape" (mean
     |pred - y| / y), "max_abs", "noise_floor" (the MAPE the held-out rows' own seed spread costs an
     exactly right law; None without replicates among them)}} or {"skipped": why}."""
-    cols = {k: np.asarray(v, dtype=float) for k, v in X.items()}
+    form = form or additive_form(list(X), floor)
+    cols = {k: np.asarray(X[k], dtype=float) for k in form.inputs}
     y = np.asarray(y, dtype=float)
-    return {name: _hold_out_largest(cols, y, name, starts, floor)
+    return {name: _hold_out_largest(cols, y, name, starts, form)
             for name in (inputs or list(cols))}
 
 
-def _hold_out_largest(cols: dict, y: np.ndarray, name: str, starts, floor: bool) -> dict:
+def _hold_out_largest(cols: dict, y: np.ndarray, name: str, starts, form: Form) -> dict:
     if name not in cols:
         return {"skipped": f"{name!r} is not an input of the fit ({sorted(cols)})"}
     held = cols[name] == cols[name].max()
@@ -57,12 +60,11 @@ def _hold_out_largest(cols: dict, y: np.ndarray, name: str, starts, floor: bool)
     if np.unique(cols[name][kept]).size < 2:
         return {"skipped": f"{np.unique(cols[name]).size} distinct value(s) of {name}; "
                            f"2 must remain after holding out the largest"}
-    p = 1 + 2 * len(cols)
+    p = len(form.params)
     if kept.sum() < p:
         return {"skipped": f"{kept.sum()} rows remain for {p} parameters"}
     try:
-        law = fit_law({k: v[kept] for k, v in cols.items()}, y[kept], starts=starts,
-                      floor=floor).law
+        law = fit_form(form, {k: v[kept] for k, v in cols.items()}, y[kept], starts=starts).law
     except ValueError as err:  # e.g. another input left with one value: report, don't crash
         return {"skipped": str(err)}
     pred = law.predict({k: v[held] for k, v in cols.items()})
@@ -82,8 +84,7 @@ def noise_floor(seed_sd: float) -> float:
 
 # ---- the lack-of-fit test ------------------------------------------------------------------
 
-def lack_of_fit(X: Mapping[str, np.ndarray], y: np.ndarray, law: Law, *, floor: bool = True
-                ) -> dict:
+def lack_of_fit(X: Mapping[str, np.ndarray], y: np.ndarray, law: Law) -> dict:
     """The pure-error F test of LAW on the rows (X, y), rows with equal inputs being replicates.
 
     {"points", "replicated" (points measured more than once), "df": [df_lof, df_pe], "misfit"
@@ -92,16 +93,17 @@ def lack_of_fit(X: Mapping[str, np.ndarray], y: np.ndarray, law: Law, *, floor: 
     one row around its point's mean), "F", "p", "misfits" (p < MISFIT_P), "largest_miss"}, all in
     log y; or
     {"skipped": why} where the rows have no replicate or no point more than the law's
-    parameters (1 + 2 k, or 2 k without a FLOOR)."""
-    points, counts, means, ss_pe, df_pe = _replicates({k: X[k] for k in law.terms},
+    parameters (its form's count)."""
+    names = list(law.form.inputs)
+    points, counts, means, ss_pe, df_pe = _replicates({k: X[k] for k in names},
                                                       np.log(np.asarray(y, dtype=float)))
-    df_lof = len(points) - (2 * len(law.terms) + int(floor))
+    df_lof = len(points) - len(law.form.params)
     if df_pe < 1:
         return {"skipped": "no grid point was measured twice (one seed): no replicate spread to "
                            "judge the law against"}
     if df_lof < 1:
         return {"skipped": f"{len(points)} grid points for {len(points) - df_lof} parameters"}
-    miss = means - np.log(law.predict(dict(zip(law.terms, points.T))))
+    miss = means - np.log(law.predict(dict(zip(names, points.T))))
     ss_lof = float(np.sum(counts * miss ** 2))
     seed_var = ss_pe / df_pe
     f = (ss_lof / df_lof) / seed_var if seed_var > 0 else np.inf
@@ -110,7 +112,7 @@ def lack_of_fit(X: Mapping[str, np.ndarray], y: np.ndarray, law: Law, *, floor: 
             "misfit": float(np.sqrt(np.mean(miss ** 2))),
             "noise": float(np.sqrt(seed_var * np.mean(1.0 / counts))),
             "seed_sd": float(np.sqrt(seed_var)), "F": float(f), "p": p, "misfits": p < MISFIT_P,
-            "largest_miss": largest_miss(list(law.terms), points, counts, miss, seed_var)}
+            "largest_miss": largest_miss(names, points, counts, miss, seed_var)}
 
 
 def largest_miss(names: Sequence[str], points: np.ndarray, counts: np.ndarray, miss: np.ndarray,

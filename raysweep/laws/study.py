@@ -25,13 +25,18 @@ from __future__ import annotations
 import datetime
 import json
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
+from raysweep.errors import InputError
 from raysweep.laws import boundary as bnd
-from raysweep.laws.catalogue import LAWS
+from raysweep.laws import candidates as cands
+from raysweep.laws.catalogue import BOUNDARY_LAWS, INPUTS, LAWS, PAPER, paper_form
 from raysweep.laws.checks import extrapolation_check, lack_of_fit
-from raysweep.laws.fitting import Fit, fit_law
+from raysweep.laws.fitting import fit_form
+from raysweep.laws.form import EXPONENT, Form, parse
+from raysweep.laws.law import Fit
 from raysweep.store import layout, results, storage
 
 DEFAULT_BOOTSTRAP = 200  # resamples for a grid (the grid command's default too)
@@ -50,38 +55,47 @@ def law_json(fit: Fit, target: str) -> dict:
     return out
 
 
-def fit_rows(rows: list[dict], target: str, inputs, bootstrap: int, seed: int,
+def fit_rows(rows: list[dict], target: str, form: Form, bootstrap: int, seed: int,
              extrapolate: bool = True, judge_floor: bool = True) -> tuple[dict, Fit | str]:
-    """(fits.json entry, Fit or the reason there is none) for one law on a grid's rows; without
-    EXTRAPOLATE the entry lacks the extrapolation check (half the time of a fit; the adaptive
-    rounds use the Fit alone); without JUDGE_FLOOR E is always fitted (the adaptive rounds: a law
-    that gains or loses its floor between rounds would move D**p by more than the new runs do,
-    and a second bootstrap doubled a round's time; the study's answer, written at the end, is
-    judged)."""
+    """(fits.json entry, Fit or the reason there is none) for one form of a law on a grid's rows;
+    without EXTRAPOLATE the entry lacks the extrapolation check (half the time of a fit; the
+    adaptive rounds use the Fit alone); without JUDGE_FLOOR E is always fitted (the adaptive
+    rounds: a law that gains or loses its floor between rounds would move D**p by more than the
+    new runs do, and a second bootstrap doubled a round's time; the study's answer, written at
+    the end, is judged)."""
     usable = [r for r in rows if r.get(target) is not None and r[target] > 0
-              and all(r.get(k) is not None for k in inputs)]
-    head = {"target": target, "n": len(usable), "rows_skipped": len(rows) - len(usable)}
-    cols = {k: np.array([r[k] for r in usable], dtype=float) for k in inputs}
+              and all(r.get(k) is not None for k in form.inputs)]
+    head = {"target": target, "n": len(usable), "rows_skipped": len(rows) - len(usable),
+            "expression": form.expression}
+    cols = {k: np.array([r[k] for r in usable], dtype=float) for k in form.inputs}
     dropped = _unidentifiable(cols)
-    X = {k: v for k, v in cols.items() if k not in dropped}
-    head |= {"inputs": list(X), "inputs_dropped": dropped}
-    need = 1 + 2 * len(X)
+    head["inputs_dropped"] = dropped
+    try:
+        form = form.without(dropped) if dropped and form.power_sum else form
+    except InputError:
+        return head | {"inputs": [], "status": "no input varies"}, "no input varies"
+    X = {k: cols[k] for k in form.inputs}
+    head |= {"inputs": list(X), "expression": form.expression}
+    need = len(form.params)
     why = ("no rows" if not usable else "no input varies" if not X else
+           f"cannot leave out {sorted(dropped)}: {form.expression!r} is not a sum of power "
+           f"terms" if dropped and not form.power_sum else
            f"too few rows: {len(usable)} for {need} parameters" if len(usable) < need else None)
     if why:
         return head | {"status": why}, why
     y = np.array([r[target] for r in usable], dtype=float)
     try:
-        fit = fit_law(X, y, bootstrap=bootstrap, seed=seed)
+        fit = fit_form(form, X, y, bootstrap=bootstrap, seed=seed)
         no_floor = _floor_unidentified(fit, y, target) if judge_floor else None
         if no_floor:
-            fit = fit_law(X, y, bootstrap=bootstrap, seed=seed, floor=False)
-            head["E_left_out"] = no_floor
+            form = form.without(floor=True)
+            fit = fit_form(form, X, y, bootstrap=bootstrap, seed=seed)
+            head |= {"E_left_out": no_floor, "expression": form.expression}
     except ValueError as err:
         return head | {"status": str(err)}, str(err)
-    checked = {"lack_of_fit": lack_of_fit(X, y, fit.law, floor=not no_floor)}
+    checked = {"lack_of_fit": lack_of_fit(X, y, fit.law), "bic": cands.bic(fit, X, y)}
     if extrapolate:
-        checked["extrapolation"] = extrapolation_check(X, y, floor=not no_floor)
+        checked["extrapolation"] = extrapolation_check(X, y, form=form)
     return (head | law_json(fit, target) | checked
             | {"warnings": _warnings(fit) + _mixed(usable), "status": "ok"}), fit
 
@@ -109,8 +123,11 @@ def _mixed(rows: list[dict]) -> list[str]:
 
 def _floor_unidentified(fit: Fit, y: np.ndarray, target: str) -> str | None:
     """Why E cannot be told from 0 on these rows, or None where it can."""
+    floor = fit.form.floor
+    if floor is None:   # a form without a bare constant: nothing to judge
+        return None
     if fit.ci is not None:
-        lo = fit.ci["E"][0]
+        lo = fit.ci[floor][0]
         if lo < FLOOR_SHARE * y.min():
             return (f"E's 95 % interval reaches 0 (its lower end {lo:.2g} is under "
                     f"{FLOOR_SHARE * 100:g} % of the smallest {target}, {y.min():.3g}): the rows "
@@ -140,34 +157,88 @@ def _unidentifiable(cols: dict[str, np.ndarray]) -> dict[str, str]:
 
 
 def _warnings(fit: Fit) -> list[str]:
+    """Exponents outside EXPONENT_RANGE, named by their input where the form has one per input."""
     lo, hi = EXPONENT_RANGE
-    out = [f"{k}: exponent {x:.3g} outside [{lo:g}, {hi:g}]; the data barely constrain this term"
-           for k, (_, x) in fit.law.terms.items() if not lo <= x <= hi]
+    named = {k: x for k, (_, x) in fit.law.terms.items()} or {
+        p: abs(v) for p, v in fit.law.values.items() if fit.form.roles[p] == EXPONENT}
+    return [f"{k}: exponent {x:.3g} outside [{lo:g}, {hi:g}]; the data barely constrain this term"
+            for k, x in named.items() if not lo <= x <= hi]
+
+
+def candidate_forms(offered: Mapping | None) -> dict[str, dict[str, Form]]:
+    """Law -> {form name: Form}: the paper's under PAPER, then the OFFERED ones (a sweep's
+    `laws:` section, {law: {name: expression}}), in the order given."""
+    out = {name: {PAPER: paper_form(name)} for name in LAWS}
+    for law, forms in (offered or {}).items():
+        if law not in LAWS:
+            raise InputError(f"laws.{law}: unknown law; expected one of {list(LAWS)}")
+        for name, expression in forms.items():
+            form = parse(expression, INPUTS)
+            if name == PAPER and form.expression != out[law][PAPER].expression:
+                raise InputError(f"laws.{law}.{PAPER}: the name {PAPER!r} is the catalogue's "
+                                 f"form ({out[law][PAPER].expression!r}); give this one another "
+                                 f"name")
+            out[law][name] = form
     return out
 
 
-def fit_results(table, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> tuple[dict, list]:
+def fit_law_forms(rows: list[dict], name: str, forms: Mapping[str, Form], bootstrap: int,
+                  seed: int) -> tuple[dict, dict[str, Fit | str]]:
+    """(fits.json entry of law NAME: the selected form's entry at top level, with "selected",
+    "why_selected" and every candidate under "forms"; {form name: Fit or why not})."""
+    target = LAWS[name].target
+    entries, found = {}, {}
+    for form_name, form in forms.items():
+        entries[form_name], found[form_name] = fit_rows(rows, target, form, bootstrap, seed)
+    chosen, why = cands.select(entries)
+    chosen = chosen or PAPER
+    return entries[chosen] | {"selected": chosen, "why_selected": why, "forms": entries}, found
+
+
+def fit_results(table, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
+                offered: Mapping | None = None) -> tuple[dict, list]:
     """(fits.json object, boundary.json list) for a results table (pyarrow.Table, dict of
-    columns or list of row dicts; only status == "ok" rows are used)."""
+    columns or list of row dicts; only status == "ok" rows are used). OFFERED: candidate forms
+    per law ({law: {name: expression}}) compared with the paper's."""
     rows = bnd.ok_rows(table)
+    forms = candidate_forms(offered)
     per_ds: dict[str, dict] = {}
     fits: dict[str, dict] = {}
+    paper: dict[str, dict] = {}
     for ds in sorted({r["downstream"] for r in rows if r.get("downstream") is not None}):
-        per_ds[ds], fits[ds] = {}, {}
-        for name, (stage, target, inputs, _) in LAWS.items():
-            mine = [r for r in rows if r["downstream"] == ds and r["stage"] == stage]
-            per_ds[ds][name], fits[ds][name] = fit_rows(mine, target, inputs, bootstrap, seed)
+        per_ds[ds], fits[ds], paper[ds] = {}, {}, {}
+        for name, spec in LAWS.items():
+            mine = [r for r in rows if r["downstream"] == ds and r["stage"] == spec.stage]
+            per_ds[ds][name], found = fit_law_forms(mine, name, forms[name], bootstrap, seed)
+            fits[ds][name], paper[ds][name] = found[per_ds[ds][name]["selected"]], found[PAPER]
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    doc = {"downstream": per_ds, "bootstrap": bootstrap, "created": created}
-    return doc, bnd.boundaries(rows, fits)
+    doc = {"downstream": per_ds, "bootstrap": bootstrap, "created": created,
+           "candidates": {law: {k: f.expression for k, f in fs.items() if k != PAPER}
+                          for law, fs in forms.items() if len(fs) > 1}}
+    slices = bnd.boundaries(rows, fits, paper=paper)
+    for s in slices:
+        s["forms"] = {law: per_ds.get(s["downstream"], {}).get(law, {}).get("selected")
+                      for law in BOUNDARY_LAWS}
+    return doc, slices
 
 
-def write_fits(out: str, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> tuple[dict, list]:
-    """Fit OUT's results; write OUT/fits.json and OUT/boundary.json; return both objects."""
-    doc, slices = fit_results(results.read(out), bootstrap, seed)
+def write_fits(out: str, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
+               offered: Mapping | None = None) -> tuple[dict, list]:
+    """Fit OUT's results; write OUT/fits.json and OUT/boundary.json; return both objects.
+    Without OFFERED, the candidates a previous fits.json under OUT recorded are fitted again."""
+    if offered is None:
+        offered = previous_candidates(out)
+    doc, slices = fit_results(results.read(out), bootstrap, seed, offered)
     for rel, obj in ((layout.FITS, doc), (layout.BOUNDARY, slices)):
         storage.write_bytes(out, rel, json.dumps(finite(obj), indent=1).encode())
     return doc, slices
+
+
+def previous_candidates(out: str) -> dict:
+    """The candidate forms OUT/fits.json was fitted with ({} without one)."""
+    if not storage.exists(out, layout.FITS):
+        return {}
+    return json.loads(storage.read_bytes(out, layout.FITS)).get("candidates") or {}
 
 
 def finite(obj):

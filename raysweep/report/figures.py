@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
 from raysweep.laws.catalogue import LAWS, LawSpec
+from raysweep.laws.law import from_json
 
 MAX_TICKS = 8  # labelled ticks per log axis before they crowd at 6.4 in
 DPI = 120  # dots per inch: 6.4 x 4.0 in -> 768 x 480 px, readable on a laptop screen and in print
@@ -139,22 +140,21 @@ def note_axes(ax, text: str) -> None:
 
 
 def law_ok(law: dict | None) -> bool:
-    return bool(law) and law.get("status") == "ok" and "E" in law and "terms" in law
+    return bool(law) and law.get("status") == "ok" and "expression" in law and "params" in law
+
+
+def law_inputs(law: dict) -> tuple[str, ...]:
+    """The inputs a fitted law (a fits.json entry) reads."""
+    return from_json(law).form.inputs
 
 
 def predict(law: dict, inputs: dict) -> np.ndarray:
-    """y = E + sum_k coef_k * x_k ** -exponent_k; x_k in images or parameters (arrays broadcast)."""
+    """The fitted law's prediction (its own expression, laws/form.py) at INPUTS: images or
+    parameters, arrays broadcast."""
     if not law_ok(law):
         raise ValueError(f"law for {law.get('target') if law else None!r} is not fitted "
                          f"(status {law.get('status') if law else 'missing'!r})")
-    missing = sorted(set(law["terms"]) - set(inputs))
-    if missing:
-        raise ValueError(f"law needs inputs {missing}; got {sorted(inputs)}")
-    y = np.asarray(law["E"], dtype=float)
-    for name, term in law["terms"].items():
-        x = np.asarray(inputs[name], dtype=float)
-        y = y + term["coef"] * x ** (-term["exponent"])
-    return y
+    return from_json(law).predict(inputs)
 
 
 def mean_by(rows: Iterable[dict], keys: tuple[str, ...], target: str) -> dict:

@@ -19,6 +19,7 @@ from raysweep.report.figures import (
     draw_points,
     head_colour,
     law_info,
+    law_inputs,
     law_ok,
     legend_entry,
     legend_outside,
@@ -115,12 +116,12 @@ def fig_vs_size(rows: list[dict], law: dict | None, target: str, fixed: dict, ti
 
 
 def _parity_panel(ax, name: str, rows: list[dict], law: dict | None) -> None:
-    stage, target, _, eq = law_info(name)
+    stage, target, eq = law_info(name).stage, law_info(name).target, law_info(name).equation
     if not law_ok(law):
         reason = (law or {}).get("status", "not in fits.json")
         note_axes(ax, f"{name} ({eq}): not fitted\n{reason}")
         return
-    needed = list(law["terms"])
+    needed = list(law_inputs(law))
     use = [r for r in rows if all(r.get(k) is not None for k in [target, *needed])]
     if not use:
         note_axes(ax, f"{name} ({eq}): no {stage} results to compare")
@@ -135,7 +136,7 @@ def _parity_panel(ax, name: str, rows: list[dict], law: dict | None) -> None:
     residual = float(np.mean(np.abs(predicted - measured)))
     ax.text(0.03, 0.97, f"n = {len(use)}\nmean |residual| = {residual:.3g}", va="top",
             fontsize=8, transform=ax.transAxes)
-    ax.set_title(f"{name} ({eq})", fontsize=9)
+    ax.set_title(f"{name} ({eq}), form {law.get('selected', 'paper')}", fontsize=9)
     ax.set_xlabel(f"measured {target}", fontsize=8)
     ax.set_ylabel(f"predicted {target}", fontsize=8)
     ax.grid(True, alpha=0.3)
@@ -143,10 +144,14 @@ def _parity_panel(ax, name: str, rows: list[dict], law: dict | None) -> None:
 
 def fig_parity(rows_by_stage: dict[str, list[dict]], laws: dict, title: str):
     """Predicted against measured for each law of one downstream set (on the line = fitted well);
-    every ok trial is a point, coloured by its model size."""
-    fig, axes = new_figure("parity", 2, 2)
+    every ok trial is a point, coloured by its model size. One panel per law of the catalogue,
+    two columns, as many rows as that takes (a spare panel is left blank)."""
+    ncols = 2
+    fig, axes = new_figure("parity", -(-len(LAWS) // ncols), ncols)
     for ax, name in zip(axes.flat, LAWS):
         _parity_panel(ax, name, rows_by_stage.get(LAWS[name].stage, []), laws.get(name))
+    for ax in list(axes.flat)[len(LAWS):]:
+        ax.set_axis_off()
     heads = sorted({r["heads"] for rows in rows_by_stage.values() for r in rows})
     for h in heads:
         axes[0, 0].scatter([], [], color=head_colour(h), s=14, label=f"{h} heads")

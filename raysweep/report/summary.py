@@ -10,12 +10,17 @@ from raysweep.report.render import to_text
 from raysweep.store import layout
 
 
-def summarize(out: str, bootstrap: int = study.DEFAULT_BOOTSTRAP, seed: int = 0) -> str:
-    """Fit OUT's results, write OUT/fits.json and OUT/boundary.json, return the printed tables."""
-    fits, slices = study.write_fits(out, bootstrap, seed)
+def summarize(out: str, bootstrap: int = study.DEFAULT_BOOTSTRAP, seed: int = 0,
+              offered: dict | None = None) -> str:
+    """Fit OUT's results (with the candidate forms OFFERED, {law: {name: expression}}), write
+    OUT/fits.json and OUT/boundary.json, return the printed tables."""
+    fits, slices = study.write_fits(out, bootstrap, seed, offered)
     if not fits["downstream"]:
         return f"no ok fine-tuning or distillation results under {out} yet: nothing to fit"
-    shown = [tables.exponents_table(fits), tables.coefficients_table(fits),
+    offered = any(len(law.get("forms") or {}) > 1 for laws in fits["downstream"].values()
+                  for law in laws.values())
+    shown = [tables.candidates_table(fits)] * offered + [
+             tables.exponents_table(fits), tables.coefficients_table(fits),
              tables.cautions_table(fits), tables.extrapolation_table(fits),
              tables.lack_of_fit_table(fits), tables.boundary_table(slices),
              tables.theorem1_table(slices)]

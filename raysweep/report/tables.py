@@ -14,127 +14,47 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from raysweep.laws.catalogue import LAWS, SYMBOLS
+from raysweep.laws.catalogue import SYMBOLS
 from raysweep.laws.measured import SIGNIFICANT_SE
-from raysweep.report.figures import short
 from raysweep.report.figures_boundary import teachers_label
+from raysweep.report.numbers import DASH, fmt, fmt_ci, images, images_ci, percent, with_ci
 from raysweep.report.render import Table
+from raysweep.report.tables_laws import (  # the law tables, read through each law's form
+    candidates_table,
+    coefficients_table,
+    exponents_table,
+    law_rows,
+    law_table,
+)
 
-DASH = "—"
-
-
-def fmt(x) -> str:
-    """3 significant digits for floats, digits for ints, a dash for nothing or NaN."""
-    if x is None or isinstance(x, bool):
-        return DASH if x is None else str(x)
-    if isinstance(x, int):
-        return str(x)
-    if isinstance(x, float) and not math.isfinite(x):
-        return DASH
-    return f"{x:.3g}"
-
-
-def _percent(share) -> str:
-    return DASH if share is None else f"{fmt(100 * share)} %"
-
-
-def fmt_ci(ci) -> str:
-    return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci and len(ci) == 2 else ""
-
-
-def with_ci(value, ci) -> str:
-    return f"{fmt(value)} {fmt_ci(ci)}".strip()
-
-
-def _lambda(term: dict, ci) -> str:
-    lam = term.get("lambda", 1.0 / term["coef"] if term.get("coef") else None)
-    inverted = [1.0 / ci[1], 1.0 / ci[0]] if ci and len(ci) == 2 and all(ci) else None
-    return f"lambda {with_ci(lam, inverted)}"
-
-
-def _floor(law: dict) -> str:
-    """E with its interval, or why the law has none (raysweep.laws.study leaves it out)."""
-    if "E_left_out" in law:
-        return "left out: no floor in the rows"
-    return with_ci(law.get("E"), law.get("ci", {}).get("E"))
-
-
-def _laws(fits: dict):
-    """(downstream, law name, LAW) in a fixed order: downstream sets sorted, laws as in LAWS."""
-    for ds, laws in sorted(fits.get("downstream", {}).items()):
-        for name in LAWS:
-            if name in laws:
-                yield ds, name, laws[name]
-
+__all__ = [
+    "DASH",
+    "candidates_table",
+    "coefficients_table",
+    "exponents_table",
+    "fmt",
+    "fmt_ci",
+    "images",
+    "images_ci",
+    "law_table",
+    "with_ci",
+]
 
 def _input_order(name: str) -> tuple:
     return (list(SYMBOLS).index(name) if name in SYMBOLS else len(SYMBOLS), name)
 
 
-def images(x) -> str:
-    """An amount of images or parameters for a table: '2.99k', '1.28M'; a dash for nothing."""
-    return DASH if x is None else short(x)
-
-
-def images_ci(value, ci) -> str:
-    inner = f" [{images(ci[0])}, {images(ci[1])}]" if ci and len(ci) == 2 else ""
-    return images(value) + (inner if value is not None else "")
-
-
-def exponents_table(fits: dict) -> Table:
-    header = ["downstream", "law", "n"] + [f"{s.exponent} ({s.measures})" for s in SYMBOLS.values()]
-    rows = []
-    for ds, name, law in _laws(fits):
-        label = [ds, f"{name} ({LAWS[name].equation})", fmt(law.get("n"))]
-        if law.get("status") != "ok":
-            rows.append(label + [f"not fitted: {law.get('status')}"]
-                        + [DASH] * (len(SYMBOLS) - 1))
-            continue
-        terms, ci = law.get("terms", {}), law.get("ci", {})
-        rows.append(label + [with_ci(terms[k]["exponent"], ci.get(f"{k}.exponent"))
-                             if k in terms else DASH for k in SYMBOLS])
-    return Table("Fitted exponents with 95 % intervals (paper Tables 1, 2)", header, rows)
-
-
-def coefficients_table(fits: dict) -> Table:
-    header = ["downstream", "law", "E (irreducible)"] + [
-        f"coef of {s.measures} ({s.scale} = 1/coef)" for s in SYMBOLS.values()]
-    rows = []
-    for ds, name, law in _laws(fits):
-        if law.get("status") != "ok":
-            rows.append([ds, name, f"not fitted: {law.get('status')}"]
-                        + [DASH] * len(SYMBOLS))
-            continue
-        terms, ci = law.get("terms", {}), law.get("ci", {})
-        cells = [f"{with_ci(terms[k]['coef'], ci.get(f'{k}.coef'))}; "
-                 f"{_lambda(terms[k], ci.get(f'{k}.coef'))}" if k in terms else DASH
-                 for k in SYMBOLS]
-        rows.append([ds, name, _floor(law)] + cells)
-    return Table("Fitted coefficients with 95 % intervals (paper Table 4)", header, rows)
-
-
 def cautions_table(fits: dict) -> Table:
     """Inputs a law left out (they cannot be told apart from another term) and terms to distrust
     (raysweep.laws.study names both)."""
-    rows = [[ds, name, k, f"left out: {why}"] for ds, name, law in _laws(fits)
+    rows = [[ds, name, k, f"left out: {why}"] for ds, name, law in law_rows(fits)
             for k, why in law.get("inputs_dropped", {}).items()]
-    rows += [[ds, name, "E", f"left out: {law['E_left_out']}"] for ds, name, law in _laws(fits)
+    rows += [[ds, name, "E", f"left out: {law['E_left_out']}"] for ds, name, law in law_rows(fits)
              if "E_left_out" in law]
-    rows += [[ds, name, w.split(":")[0], w] for ds, name, law in _laws(fits)
+    rows += [[ds, name, w.split(":")[0], w] for ds, name, law in law_rows(fits)
              for w in law.get("warnings", [])]
     return Table("Inputs left out and terms to distrust", ["downstream", "law", "term", "why"],
                  rows or [[DASH, DASH, DASH, "none"]])
-
-
-def law_table(law: dict) -> Table:
-    """One law fitted to a user's table (`raysweep.fit --table`), intervals where bootstrapped."""
-    ci = law.get("ci", {})
-    rows = [["E", "", _floor(law), ""]] + [
-        [k, with_ci(t["exponent"], ci.get(f"{k}.exponent")),
-         with_ci(t["coef"], ci.get(f"{k}.coef")), fmt(t["lambda"])] for k, t in law["terms"].items()]
-    return Table(f"{law['target']} = E + sum coef * x^-exponent   (n = {law['n']}, "
-                 f"summed Huber loss {law['objective']:.6g})",
-                 ["term", "exponent", "coef / value", "lambda = 1/coef"], rows)
 
 
 def extrapolation_table(fits: dict) -> Table:
@@ -144,14 +64,14 @@ def extrapolation_table(fits: dict) -> Table:
     header = ["downstream", "law", "held-out input", "points held out", "MAPE",
               "the true law would score (seed noise)", "note"]
     rows = []
-    for ds, name, law in _laws(fits):
+    for ds, name, law in law_rows(fits):
         extrapolation = law.get("extrapolation", {})
         for k, ex in sorted(extrapolation.items(), key=lambda kv: _input_order(kv[0])):
             if "skipped" in ex:
                 rows.append([ds, name, k, DASH, DASH, DASH, f"skipped: {ex['skipped']}"])
             else:
-                rows.append([ds, name, k, fmt(ex.get("held_out")), _percent(ex.get("mape")),
-                             _percent(ex.get("noise_floor")), ""])
+                rows.append([ds, name, k, fmt(ex.get("held_out")), percent(ex.get("mape")),
+                             percent(ex.get("noise_floor")), ""])
     return Table("Extrapolation check: fit without the largest scale, predict it", header, rows)
 
 
@@ -160,8 +80,8 @@ def _lack_of_fit_row(lof: dict) -> list[str]:
         return [DASH] * 6 + [f"skipped: {lof['skipped']}"]
     verdict = ("misses by more than the seeds' noise: the law's form, not the noise, limits it"
                if lof["misfits"] else "within the seeds' noise")
-    return [f"{lof['points']} ({lof['replicated']} replicated)", _percent(lof["misfit"]),
-            _percent(lof["noise"]), f"{fmt(lof['F'])} on {lof['df'][0]}, {lof['df'][1]}",
+    return [f"{lof['points']} ({lof['replicated']} replicated)", percent(lof["misfit"]),
+            percent(lof["noise"]), f"{fmt(lof['F'])} on {lof['df'][0]}, {lof['df'][1]}",
             fmt(lof["p"]), _largest_miss(lof.get("largest_miss")), verdict]
 
 
@@ -182,7 +102,7 @@ def lack_of_fit_table(fits: dict) -> Table:
     two inputs' values where the miss is largest against its noise (laws.checks)."""
     header = ["downstream", "law", "grid points", "law misses a point's mean by (rms)",
               "noise alone gives", "F (df)", "p", "where it misses most", "reading"]
-    rows = [[ds, name] + _lack_of_fit_row(law["lack_of_fit"]) for ds, name, law in _laws(fits)
+    rows = [[ds, name] + _lack_of_fit_row(law["lack_of_fit"]) for ds, name, law in law_rows(fits)
             if "lack_of_fit" in law]
     return Table("Lack of fit: each law against its grid points' seed means", header,
                  rows or [[DASH] * (len(header) - 1) + ["no law fitted"]])
@@ -204,14 +124,24 @@ def boundary_table(slices: list[dict]) -> Table:
              images_ci(s.get("model_free_cross"), s.get("model_free_cross_ci")),
              "yes" if s.get("in_range") else "no", str(s.get("status", DASH))]
             for s in slices]
+    if any("paper" in s for s in slices):   # a candidate form was selected: the paper's beside
+        header += ["forms (plain, distilled)", "paper forms' D*p; D**p [95 %]"]
+        for row, s in zip(rows, slices):
+            forms = s.get("forms") or {}
+            paper = s.get("paper") or {}
+            row += [f"{forms.get('error', 'paper')}, {forms.get('distilled_error', 'paper')}",
+                    f"{images(paper.get('d_star'))}; "
+                    f"{images_ci(paper.get('d_cross'), paper.get('d_cross_ci'))}"
+                    if paper else "same as the selected"]
     stars: dict = {}   # downstream -> its slices' D*p values
     for s in slices:
         if s.get("d_star") is not None:
             stars.setdefault(s.get("downstream"), []).append(s["d_star"])
     same = all(len(set(v)) == 1 for v in stars.values()) and \
         any(len(v) > 1 for v in stars.values())
-    note = ("; D*p rests on the laws' Dp terms alone (eq. 1 and 4 add one term per input), so "
-            "every slice of a downstream set has the same D*p") if same else ""
+    note = ("; D*p rests on the laws' Dp terms alone (the paper's eq. 1 and 4 add one term per "
+            "input, with no Dp interaction), so every slice of a downstream set has the same D*p"
+            ) if same else ""
     return Table("Distillation boundary per slice: D*p (advantage peaks), D**p (plain overtakes),"
                  f" in pretraining images{note}", header, rows)
 

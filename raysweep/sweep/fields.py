@@ -12,6 +12,7 @@ from typing import Any
 
 from raysweep import data
 from raysweep.errors import InputError
+from raysweep.laws.study import candidate_forms
 from raysweep.train.settings import TABLE3, DistillSettings
 from raysweep.train.shape import DEIT_PAPER
 
@@ -255,3 +256,26 @@ def resources(raw: dict, heads: list[int], file: str) -> dict[int, dict[str, flo
         out[key] = {"GPU": float(Fraction(gpu)), "CPU": cpu}
     default = out.pop("default", {"GPU": 0.0, "CPU": 1})
     return {h: out.get(h, default) for h in heads}
+
+
+def law_candidates(value: Any, file: str) -> dict[str, dict[str, str]]:
+    """A sweep's `laws:` section: {law: {form name: expression}}, each expression parsed (the
+    catalogue's laws, laws.form's language); the paper's forms are fitted beside them anyway."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise SweepError(file, "laws", "expected {law: {form name: expression}}, e.g. "
+                                       "{error: {dp_x_df: 'E + A * df**k / dp**a + ...'}}")
+    for law, forms in value.items():
+        for name, expression in forms.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                raise SweepError(file, f"laws.{law}", f"form name {name!r}: expected a word")
+            if not isinstance(expression, str):
+                raise SweepError(file, f"laws.{law}.{name}", f"expected an expression string, "
+                                                             f"got {expression!r}")
+            try:
+                candidate_forms({law: {name: expression}})
+            except InputError as err:
+                raise SweepError(file, f"laws.{law}.{name}", str(err)) from None
+    return {law: dict(forms) for law, forms in value.items()}
+

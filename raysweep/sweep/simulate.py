@@ -4,10 +4,14 @@ A sweep with `backend: simulate` goes through the same planner, executor and res
 real one, so the adaptive sampler and the fitter can be tested and benchmarked against a truth that
 is known. Per trial:
 
-    error = (E + sum_k coef_k * x_k ** -exponent_k) * exp(noise * z),   z ~ N(0, 1)
+    error = law(x) * exp(noise * z),   z ~ N(0, 1)
 
-with x in {dp, df (images), params, teacher_params (parameters)}; the plain law answers finetune
-(and pretrain, without its df term), the distilled law answers distill. z is drawn from a generator
+with x in {dp, df (images), params, teacher_params (parameters)}. A law is an expression in the
+language of the fitted laws (laws/form.py), numbers and inputs only, e.g.
+"0.05 + 6.0 * dp**-0.35 + 40 * params**-0.3 + 2 * df**-0.4 * (dp / 1e4)**0.1" -- so a truth with
+interactions can be studied -- or the older mapping {E, terms: {input: {coef, exponent}}}. The
+plain law answers finetune (and pretrain, without the summands that use df), the distilled law
+answers distill. z is drawn from a generator
 seeded by the trial id, so a re-run gives the same answer. `hold_s` (seconds, default 0) makes
 each trial hold its resources that long, so packing and scheduling can be watched without training. The cross-entropy is simulated by the
 optional `plain_loss` / `distilled_loss` laws with the same noise; without them it is derived as
@@ -17,11 +21,14 @@ monotone stand-in, enough for the loss fits to have something to fit.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
 import numpy as np
 
+from raysweep.errors import InputError
+from raysweep.laws.form import Form, parse
 from raysweep.sweep.fields import SweepError
 
 INPUTS = ("dp", "df", "params", "teacher_params")
@@ -53,6 +60,12 @@ def validate(spec, file: str) -> None:
 
 
 def validate_law(law, file: str, path: str) -> None:
+    if isinstance(law, str):
+        try:
+            truth(law)
+        except InputError as err:
+            raise SweepError(file, path, str(err)) from None
+        return
     if not isinstance(law, dict) or set(law) - {"E", "terms"} or "terms" not in law:
         raise SweepError(file, path, "expected {E: number, terms: {input: {coef, exponent}}}")
     for name, term in law["terms"].items():
@@ -63,7 +76,20 @@ def validate_law(law, file: str, path: str) -> None:
             raise SweepError(file, f"{path}.terms.{name}", "expected {coef: ..., exponent: ...}")
 
 
-def law_value(law: dict, x: dict) -> float:
+@functools.lru_cache(maxsize=64)
+def truth(expression: str, missing: tuple[str, ...] = ()) -> Form:
+    """The known law EXPRESSION, less the summands that use the MISSING inputs."""
+    form = parse(expression, INPUTS, fitted=False)
+    return form.without(missing) if missing else form
+
+
+def law_value(law: dict | str, x: dict) -> float:
+    """The law's value at inputs X; an input that is None (a pretraining has no Df) drops the
+    summands that use it."""
+    if isinstance(law, str):
+        missing = tuple(k for k in truth(law).inputs if x.get(k) is None)
+        form = truth(law, missing)
+        return float(form.predict({k: float(x[k]) for k in form.inputs}, {}))
     total = float(law.get("E", 0.0))
     for name, term in law["terms"].items():
         if x.get(name) is not None:

@@ -30,6 +30,7 @@ from raysweep.sweep.fields import (
     check_keys,
     dataset_spec,
     distill_spec,
+    law_candidates,
     merge,
     model_spec,
     resources,
@@ -59,6 +60,7 @@ FIELDS: dict[str, Any] = {
     "retries": int,
     "out": str,
     "simulate": None,
+    "laws": None,   # candidate forms per law, {law: {name: expression}} (fields.law_candidates)
     "heads": None,
     "hparams": {"trials": int, "concurrent": int, "space": None,
                 "proxy": {"dp": "amount", "df": "amount",
@@ -105,6 +107,7 @@ class Sweep:
     gpu: str | None = None  # the GPU type its shares are planned for (sweep/gpus.py), if any
     by_heads: dict[int, dict] = dataclasses.field(default_factory=dict)  # {"train", "distill"}
     raw: dict = dataclasses.field(default_factory=dict)  # as read (overrides merged): re-parsable
+    laws: dict = dataclasses.field(default_factory=dict)  # {law: {name: expression}} offered
 
     def settings_for(self, heads: int) -> dict:
         """{"train": ..., "distill": ...} of one model size: the sweep's, or its `heads:` one."""
@@ -160,6 +163,7 @@ def parse(raw: dict, file: str = "<sweep>") -> Sweep:
         retries=raw.get("retries", 2), out=raw.get("out"), simulate=raw.get("simulate"),
         hparams=raw.get("hparams"), monitor=monitor_spec(raw, file),
         by_heads=size_settings(raw, model["heads"], file), raw=raw, gpu=gpu_spec(raw, file),
+        laws=law_candidates(raw.get("laws"), file),
     )
     check_train(sweep)
     if sweep.hparams is not None:

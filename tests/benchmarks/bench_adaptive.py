@@ -51,7 +51,7 @@ from raysweep.adaptive import loop as adaptive
 from raysweep.adaptive.design import design_rule
 from raysweep.adaptive.proposals import Candidate
 from raysweep.laws import boundary as bnd
-from raysweep.laws.fitting import Law
+from raysweep.laws.law import additive as Law  # the paper's form from E and terms
 from raysweep.sweep import plan, simulate, spec
 
 SIM = yaml.safe_load((Path(__file__).resolve().parents[2] / "sweeps" / "simulate.yaml").read_text())

@@ -39,7 +39,7 @@ import yaml
 from raysweep.adaptive import budget, choice, design
 from raysweep.adaptive import loop as adaptive
 from raysweep.laws import boundary as bnd
-from raysweep.laws.fitting import Law
+from raysweep.laws.law import additive as Law  # the paper's form from E and terms
 from raysweep.store import results
 from raysweep.sweep import plan, simulate, spec
 

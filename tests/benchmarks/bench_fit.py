@@ -29,9 +29,12 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/, 
 import test_laws as known
 
 from raysweep.laws import fitting as laws
+from raysweep.laws import models
+from raysweep.laws import starts as start_points
+from raysweep.laws.law import additive, additive_form
 
 REF_CI = known.REF_CI
-NARROW = ("2 inputs, narrow M", laws.Law(0.05, {"dp": (3.0, 0.3), "params": (6.0, 0.3)}), 60, 0.02,
+NARROW = ("2 inputs, narrow M", additive(0.05, {"dp": (3.0, 0.3), "params": (6.0, 0.3)}), 60, 0.02,
           {"params": (1e6, 2e7)})  # 1.3 decades of model size, as in a 4-size DeiT grid
 
 
@@ -59,10 +62,12 @@ def row(label: str, secs: float, objective=None, at_optimum=None) -> str:
 
 
 def search_section(X, y) -> list[str]:
-    _, logx, logy = laws._check(X, y)
-    starts, ones = laws.default_starts(2), np.ones(len(y))
+    form = additive_form(["N", "D"])
+    cols, logy = laws._check(form, X, y)
+    mdl, logx = models.model(form, cols), np.log(np.stack([cols["N"], cols["D"]]))
+    starts, ones = start_points.starts(form), np.ones(len(y))
     fast, t_fast = timed(lambda: laws.fit_law(X, y), repeat=5)
-    full, t_full = timed(lambda: [laws._polish(s, logx, logy, ones)[1] for s in starts])
+    full, t_full = timed(lambda: [laws._polish(s, mdl, logy, ones)[1] for s in starts])
     subset = starts[:: len(starts) // 100][:100]
     args = (logx[0], logx[1], logy)
     naive, t_naive = timed(lambda: [optimize.minimize(naive_objective, s, args=args,

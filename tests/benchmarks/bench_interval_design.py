@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from raysweep.laws.boundary import ok_rows
-from raysweep.laws.catalogue import LAWS, SYMBOLS
+from raysweep.laws.catalogue import LAWS, SYMBOLS, paper_form
 from raysweep.laws.checks import seed_sd
 from raysweep.laws.study import DEFAULT_BOOTSTRAP, fit_rows
 from raysweep.store import results
@@ -59,7 +59,7 @@ def run(out: str, name: str, reps: int, seed_counts) -> None:
     spec = LAWS[name]
     real = [{**r, "y": r[spec.target]} for r in ok_rows(results.read(out))
             if r["stage"] == spec.stage]
-    entry, fit = fit_rows(real, "y", spec.inputs, DEFAULT_BOOTSTRAP, 0, extrapolate=False)
+    entry, fit = fit_rows(real, "y", paper_form(name), DEFAULT_BOOTSTRAP, 0, extrapolate=False)
     if isinstance(fit, str):
         raise SystemExit(f"{out}: the {name} law has no fit ({fit})")
     inputs = entry["inputs"]
@@ -82,11 +82,11 @@ def run(out: str, name: str, reps: int, seed_counts) -> None:
         covers = {k: [] for k in inputs}
         left_out = 0
         for rep in range(reps):
-            drawn, sim = fit_rows(simulate(points, spread, truth, seeds, rng), "y", inputs,
+            drawn, sim = fit_rows(simulate(points, spread, truth, seeds, rng), "y", fit.form,
                                   DEFAULT_BOOTSTRAP, rep, extrapolate=False)
             left_out += "E_left_out" in drawn
             for k in inputs:
-                lo, hi = sim.ci[f"{k}.exponent"]
+                lo, hi = sim.ci[SYMBOLS[k].exponent]
                 within[k].append(meets((lo, hi), sim.law.terms[k][1]))
                 ratio[k].append(hi / lo if lo > 0 else np.inf)
                 covers[k].append(lo <= exps[k] <= hi)

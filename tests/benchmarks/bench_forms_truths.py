@@ -1,0 +1,107 @@
+"""Issue 35, known truths with interactions: does the comparison of candidate forms select the
+truth's family, and do the selected forms' per-slice D**p intervals cover the true D**p?
+
+Run: flock /tmp/raysweep-cpu.lock .venv/bin/python tests/benchmarks/bench_forms_truths.py
+     --truth dp_x_df [--seeds 4] [--bootstrap 100]      (about 3-4 minutes a truth, 2 cores)
+
+Rows come from the simulate backend's own truth (`sweep.simulate.law_value`, the expression
+language of the fitted laws) on a grid of 4 student sizes x 6 Dp (1k-1M images) x 4 Df x 2
+replicates, 1 % log-normal noise, teachers of one size (so the teacher term is left out as a
+single value). Each study offers the paper's form and the two interaction families for both
+boundary laws, fits them as a sweep's `laws:` section would (laws.study.fit_law_forms: bootstrap,
+checks, selection) and reads the boundary off the selected forms and off the paper's. Printed per
+truth: how often each law selected the truth's family, and the share of slices (where the truths
+cross inside the plausible range) whose 95 % D**p interval holds the true D**p, for the selected
+forms and, beside it, for the paper's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from raysweep.laws import boundary as bnd
+from raysweep.laws import study
+from raysweep.laws.catalogue import BOUNDARY_LAWS, LAWS, PAPER
+from raysweep.laws.law import Law
+from raysweep.sweep import simulate
+
+PARAMS = {2: 1.3e6, 4: 4.6e6, 6: 9.9e6, 8: 17.6e6}   # heads -> parameters
+DPS, DFS = np.geomspace(1e3, 1e6, 6), (300, 1000, 3000, 10000)
+TRUTHS = {  # family -> (plain truth, distilled truth)
+    PAPER: ("0.10 + 3.0 / dp**0.3 + 6.0 / params**0.3 + 0.5 / df**0.3",
+            "0.12 + 20.0 / dp**0.6 + 6.0 / params**0.3 + 0.5 / df**0.3"),
+    "dp_x_df": ("0.10 + 3.0 * df**-0.15 / dp**0.3 + 6.0 / params**0.3 + 0.5 / df**0.3",
+                "0.12 + 20.0 * df**-0.15 / dp**0.6 + 6.0 / params**0.3 + 0.5 / df**0.3"),
+    "size_x_data": ("0.10 + 3.0 / dp**0.3 + 6.0 * dp**-0.08 / params**0.3 + 0.5 / df**0.3",
+                    "0.12 + 20.0 / dp**0.6 + 6.0 * dp**-0.08 / params**0.3 + 0.5 / df**0.3"),
+}
+OFFERED = {name: {"dp_x_df": "E + A * df**kappa / dp**alpha + B / params**beta + C / df**gamma",
+                  "size_x_data": "E + A / dp**alpha + B * dp**mu / params**beta + C / df**gamma"}
+           for name in BOUNDARY_LAWS}
+
+
+def rows_of(plain: str, distilled: str, seed: int, noise: float = 0.01) -> list[dict]:
+    rng, rows = np.random.default_rng(seed), []
+    for heads, dp, df, rep in itertools.product(PARAMS, DPS, DFS, (0, 1)):
+        x = {"dp": dp, "params": PARAMS[heads], "df": df, "teacher_params": PARAMS[2]}
+        base = {"downstream": "d", "heads": heads, "params": int(PARAMS[heads]), "dp": int(dp),
+                "df": int(df), "seed": rep, "status": "ok", "trial_id": f"{heads}-{dp}-{df}-{rep}"}
+        for stage, truth, teachers in (("finetune", plain, []), ("distill", distilled, [2])):
+            y = simulate.law_value(truth, x) * math.exp(noise * rng.standard_normal())
+            rows.append(base | {"stage": stage, "teacher_heads": teachers, "error": y,
+                                "loss": y, "teacher_params": PARAMS[2] if teachers else None,
+                                "trial_id": f"{stage}-{base['trial_id']}"})
+    return rows
+
+
+def study_once(family: str, seed: int, bootstrap: int) -> tuple[dict, list[tuple]]:
+    """({law: selected form}, [(covered by selected, covered by paper)] per slice that crosses)."""
+    rows = rows_of(*TRUTHS[family], seed)
+    forms = study.candidate_forms(OFFERED)
+    selected, fits, paper = {}, {}, {}
+    for name in BOUNDARY_LAWS:
+        mine = [r for r in rows if r["stage"] == LAWS[name].stage]
+        entry, found = study.fit_law_forms(mine, name, forms[name], bootstrap, seed)
+        selected[name] = entry["selected"]
+        fits[name], paper[name] = found[entry["selected"]], found[PAPER]
+    slices = bnd.boundaries(rows, {"d": fits}, paper={"d": paper})
+    truth = [Law(simulate.truth(t), {}) for t in TRUTHS[family]]
+    covered = []
+    for s in slices:
+        true_cross = bnd.d_cross(*truth, bnd.fixed_inputs(s), s["dp_range"])
+        if true_cross is None:
+            continue
+        mine = s.get("d_cross_ci")
+        theirs = (s.get("paper") or s).get("d_cross_ci")
+        covered.append(tuple(bool(ci) and ci[0] <= true_cross <= ci[1] for ci in (mine, theirs)))
+    return selected, covered
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--truth", choices=sorted(TRUTHS), required=True)
+    p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--bootstrap", type=int, default=100)
+    args = p.parse_args()
+    hits, cover = {name: 0 for name in BOUNDARY_LAWS}, []
+    with threadpool_limits(1, "blas"):
+        for seed in range(args.seeds):
+            selected, covered = study_once(args.truth, seed, args.bootstrap)
+            hits = {k: hits[k] + (selected[k] == args.truth) for k in hits}
+            cover += covered
+            print(f"seed {seed}: selected {selected}; slices crossing {len(covered)}, covered "
+                  f"selected {sum(c[0] for c in covered)}, paper {sum(c[1] for c in covered)}",
+                  flush=True)
+    n = max(len(cover), 1)
+    print(f"truth {args.truth}: true family selected {hits} of {args.seeds} studies; D**p 95 % "
+          f"coverage over {len(cover)} slices: selected {sum(c[0] for c in cover) / n:.0%}, "
+          f"paper {sum(c[1] for c in cover) / n:.0%}")
+
+
+if __name__ == "__main__":
+    main()
