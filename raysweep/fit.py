@@ -1,9 +1,10 @@
 """`python -m raysweep.fit`: fit the paper's laws to a grid's results, or one law to any table.
 
-    python -m raysweep.fit OUT [--bootstrap B]          # OUT: local dir or s3://...
+    python -m raysweep.fit OUT [--bootstrap B] [--verbose]   # OUT: local dir or s3://...
         per downstream set, the laws of raysweep.laws.catalogue (eq. 1, 2, 4) with 95 % bootstrap
         intervals and the extrapolation check, the boundary per slice; writes OUT/fits.json and
-        OUT/boundary.json and prints tables in the style of the paper's Tables 1, 2 and 4.
+        OUT/boundary.json and prints what the study found (with --verbose, first the tables in
+        the style of the paper's Tables 1, 2 and 4).
     python -m raysweep.fit --table FILE --inputs COL[,COL...] --target COL [--bootstrap B] [--json]
         y = E + sum_k coef_k * COL_k^-exponent_k on a CSV or Parquet table.
 """
@@ -19,6 +20,7 @@ import numpy as np
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from raysweep import data
 from raysweep.errors import InputError
 from raysweep.laws import study
 from raysweep.laws.fitting import fit_law
@@ -66,6 +68,9 @@ def parser() -> argparse.ArgumentParser:
                    f"{study.DEFAULT_BOOTSTRAP} for OUT, 0 for --table)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
     p.add_argument("--json", action="store_true", help="with --table: print one JSON object")
+    p.add_argument("--verbose", action="store_true",
+                   help="with OUT: print the full tables of the laws and the boundary before the "
+                        "summary of what the study found")
     return p
 
 
@@ -76,7 +81,7 @@ def run(args) -> str:
         raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     if args.out is not None:
         boot = study.DEFAULT_BOOTSTRAP if args.bootstrap is None else args.bootstrap
-        return summary.summarize(args.out, boot, args.seed)
+        return summary.summarize(args.out, boot, args.seed, args.verbose, data.train_size)
     if not args.inputs or not args.target:
         raise InputError("--table needs --inputs COL[,COL...] and --target COL")
     inputs = [c.strip() for c in args.inputs.split(",") if c.strip()]

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{sweep.name}: {len(trials)} trials, {n} run now, "
           f"{len(trials) - n} already done; results in {out}/results")
     try:
-        cli.finish(out, args.bootstrap)
+        cli.finish(out, args.bootstrap, args.verbose)
     except KeyboardInterrupt:
         return cli.interrupted("python -m raysweep.grid", argv, out)
     return cli.outcome({t.trial_id for t in trials}, out)
