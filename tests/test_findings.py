@@ -121,7 +121,11 @@ def test_the_law_sentences_give_form_exponents_and_the_misfit():
                                         "distilled_error": {"status": "too few rows: 3 for 7"}}}}
     plain, distilled = findings.law_sentences(fits, "cifar100")
     assert plain == ("Plain error: the paper's additive form, it misses its grid means beyond the "
-                     "seeds' noise (p 0.015); falls as Dp^-0.415 [0.282, 0.484], M^-0.282.")
+                     "seeds' noise (p 0.015); exponents Dp 0.415 [0.282, 0.484], M 0.282.")
+    shaky = law_entry(warnings=[("params: exponent 111 outside [0, 5]; the data barely constrain "
+                                "this term"), "rows: 2 points measured by several trials"])
+    text = findings.law_sentences({"downstream": {"cifar100": {"error": shaky}}}, "cifar100")[0]
+    assert text.endswith("M 0.282 (M: barely constrained by the data).")
     assert distilled == "Distilled error: not fitted (too few rows: 3 for 7)."
 
 
@@ -144,8 +148,12 @@ def test_the_adaptive_rounds_say_what_they_spent_and_why_they_stopped():
     assert findings.compute_sentence([CROSSING], doc) == (
         "The adaptive rounds ran 2 round(s), 146 trials, spending 1.03e+13 of 1.06e+13 FLOPs "
         "(97%); they stopped: budget spent.")
-    assert "(1 of 1 slices here have a D**p interval wider than +-10 %)" in \
+    assert ": 1 of the 1 boundaries here have an interval wider than +-10 %." in \
         findings.compute_sentence([CROSSING], None)
+    narrow = CROSSING | {"d_cross_ci": [390_000.0, 410_000.0]}
+    assert ": 0 of the 1 boundaries" in findings.compute_sentence([narrow, a_slice()], None)
+    assert findings.compute_sentence([a_slice()], None).startswith(
+        "More compute: no slice has a boundary")
 
 
 def test_the_terminal_summary_fits_the_last_screen_and_names_what_it_cut():

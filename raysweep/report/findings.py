@@ -124,15 +124,18 @@ def slice_cell(s: dict) -> str:
 
 
 def exponents(entry: dict) -> str:
-    """'Dp^-0.415 [0.282, 0.484], M^-0.282 [0.26, 0.314], Df^-0.21 [0.151, 0.475]'."""
+    """'Dp 0.415 [0.282, 0.484], M 0.282 [0.26, 0.314], Df 0.21 [0.151, 0.475]': each term's
+    exponent (the law has x^-exponent) with its interval, and the terms to distrust named."""
     parts = []
     for key, symbol in SYMBOLS.items():
         found = reading.exponent(entry, key)
         if found:
             value, ci = found
             inner = f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
-            parts.append(f"{symbol.measures}^-{value:.3g}{inner}")
-    return ", ".join(parts) or "no power-law terms"
+            parts.append(f"{symbol.measures} {value:.3g}{inner}")
+    text = "exponents " + ", ".join(parts) if parts else "no power-law terms"
+    shaky = [SYMBOLS[k].measures if k in SYMBOLS else k for k in reading.flagged(entry)]
+    return text + (f" ({', '.join(shaky)}: barely constrained by the data)" if shaky else "")
 
 
 def law_sentences(fits: dict | None, ds: str) -> list[str]:
@@ -149,8 +152,7 @@ def law_sentences(fits: dict | None, ds: str) -> list[str]:
                    f"it misses its grid means beyond the seeds' noise (p {fit[1]:.2g})"
                    if fit[0] else "within the seeds' noise of its grid means")
         floor = "; no floor in the rows (E left out)" if "E_left_out" in entry else ""
-        out.append(f"{what}: {reading.form(entry)}, {verdict}; falls as {exponents(entry)}"
-                   f"{floor}.")
+        out.append(f"{what}: {reading.form(entry)}, {verdict}; {exponents(entry)}{floor}.")
     return out
 
 
@@ -204,11 +206,15 @@ def theorem1_sentence(mine: list[dict]) -> str:
 def compute_sentence(mine: list[dict], adaptive: dict | None) -> str:
     state = reading.adaptive_state(adaptive)
     if state is None:
-        open_ = sum(1 for s in mine if (c := reading.law_crossing(s)) and
-                    (c.hi is None or (c.hi - c.lo) > 0.2 * c.value))
+        found = [c for s in mine if (c := reading.law_crossing(s) or reading.measured_crossing(s))]
+        if not found:
+            return ("More compute: no slice has a boundary for python -m raysweep.adaptive "
+                    "--target boundary to pin; more Dp values or seeds in the sweep would show "
+                    "whether one exists.")
+        wide = sum(c.hi is None or (c.hi - c.lo) > 0.2 * c.value for c in found)
         return (f"More compute: python -m raysweep.adaptive --target boundary places runs where "
-                f"a boundary is still uncertain ({open_} of {len(mine)} slices here have a D**p "
-                f"interval wider than +-10 %).")
+                f"a boundary is still uncertain: {wide} of the {len(found)} boundaries here have "
+                f"an interval wider than +-10 %.")
     spent = ""
     if state["spent"] is not None and state["amount"]:
         spent = (f", spending {state['spent']:.3g} of {state['amount']:.3g} {state['unit']} "

@@ -55,6 +55,12 @@ def exponent(entry: dict, key: str) -> tuple[float, list | None] | None:
     return term["exponent"], (entry.get("ci") or {}).get(f"{key}.exponent")
 
 
+def flagged(entry: dict) -> list[str]:
+    """The terms whose exponent the data barely constrain (fits.json's warnings name them)."""
+    return [w.split(":")[0] for w in entry.get("warnings") or []
+            if isinstance(w, str) and "exponent" in w]
+
+
 def misfit(entry: dict) -> tuple[bool, float] | None:
     """(the law misses its grid means beyond the seeds' noise, p), or None when untested."""
     lof = entry.get("lack_of_fit") or {}
