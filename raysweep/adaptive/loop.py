@@ -238,10 +238,10 @@ def label(s: dict) -> str:
 
 def short_line(number: int, ran: tuple[int, float], slices: list[dict], tol: float,
                limit: Budget, used: float) -> str:
-    """'round 2 (58 trials): spent 5.2e+12 FLOPs, 5.4e+12 left; 1/3 pinned; widest 4h<-2h Df 10:
+    """'round 2: 58 trials, spent 5.2e+12 FLOPs, 5.4e+12 left; 1/3 pinned; widest 4h<-2h Df 10:
     50.6 [41, 57.5]': a round in one line of at most WIDTH columns (round_line has the rest)."""
-    what = "round 0 (grid, " if number == 0 else f"round {number} ("
-    head = (f"{what}{ran[0]} trials): spent {_num(used)} {limit.unit}, "
+    what = "round 0 (the grid)" if number == 0 else f"round {number}"
+    head = (f"{what}: {ran[0]} trials, spent {_num(used)} {limit.unit}, "
             f"{_num(max(limit.amount - used, 0.0))} left")
     chased_ = [s for s in slices if pursued(s)]
     if not chased_:
