@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from raysweep.laws.boundary import STATUS
-from raysweep.report import findings, summary
+from raysweep.report import findings, reading, summary
 from raysweep.report.findings import slice_cell, slice_finding
 
 SIZES = {"upstream": 1_300_000, "cifar100": 50_000}
@@ -45,6 +45,24 @@ def test_an_unbounded_interval_is_said_open_never_given_its_upper_number():
     assert "400k [200k, no upper end: 30% of the draws do not cross]" in text
     assert "600k" not in text and "46 %" not in text
     assert slice_cell(open_) == "400k [200k, open]"
+
+
+def test_measured_ends_that_contradict_the_laws_crossing_are_said():
+    against = CROSSING | {"measured_ends": {"smallest": end(65_000, -0.03, 0.005),
+                                            "largest": end(1_300_000, 0.02, 0.005)}}
+    assert slice_finding(against, SIZES).endswith(
+        "(laws); but measured, plain wins at the smallest Dp (-0.030) and distilling still helps "
+        "at the largest (+0.020)")
+    assert "but measured" not in slice_finding(CROSSING, SIZES)
+
+
+def test_a_crossing_without_an_interval_says_why():
+    one_seed = a_slice(model_free_cross=120_000.0, model_free_cross_ci=None)
+    assert "120k (no interval: one seed a Dp)" in slice_finding(one_seed, SIZES)
+    assert slice_cell(one_seed) == "120k (no interval) meas."
+    no_boot = CROSSING | {"d_cross_ci": None}
+    assert "400k (no interval: no bootstrap) (31 % of the upstream set) (laws)" in \
+        slice_finding(no_boot, SIZES)
 
 
 def test_a_crossing_outside_the_measured_range_is_not_the_boundary():
@@ -169,6 +187,16 @@ def test_the_terminal_summary_fits_the_last_screen_and_names_what_it_cut():
     assert lines[-1].endswith("more lines: report.md, or --verbose")
     assert lines[0].startswith("cifar10: where plain training overtakes distilling")
     assert any("Df 500 (1 %)" in line for line in lines)   # the table split over its Df
+
+
+def test_dataset_sizes_come_from_the_rows_configs():
+    from raysweep.data import train_size
+    config = ('{"upstream": {"name": "fractal", "params": {"classes": 100, '
+              '"images_per_class": 13000}}, "downstream": {"name": "digits", "params": {}}}')
+    rows = [{"downstream": "digits", "config": config}, {"downstream": None, "config": "{}"}]
+    assert reading.dataset_sizes(rows, train_size) == {"upstream": 1_300_000, "digits": 1437}
+    assert reading.dataset_sizes(rows, None) == {}
+    assert reading.dataset_sizes([{"downstream": "x", "config": "not json"}], train_size) == {}
 
 
 def test_findings_tolerate_missing_files_and_keys():

@@ -46,7 +46,8 @@ def interval(c: reading.Crossing, total=None) -> str:
     """'403k [232k, 635k] (31 % [18 %, 49 %] of the upstream set)'; an open upper end, or no
     interval at all, said in words."""
     if c.lo is None:
-        text, ends = f"{short(c.value)} (no interval: one seed a Dp)", ""
+        why = "one seed a Dp" if c.by == "measurements" else "no bootstrap"
+        text, ends = f"{short(c.value)} (no interval: {why})", ""
     elif c.hi is None:
         text = (f"{short(c.value)} [{short(c.lo)}, no upper end: {c.open_share:.0%} of the "
                 f"draws do not cross]")
@@ -102,11 +103,25 @@ def slice_finding(s: dict, sizes: dict) -> str:
         text = f"helps below, plain wins above Dp {interval(by_laws, total)} (laws)"
         if by_data:
             text += f"; measured turn {short(by_data.value)}"
-        return text
+        return text + disagreement(s)
     if by_data:
         return (f"helps below, plain wins above Dp {interval(by_data, total)} (measured; "
                 f"the laws: {s.get('status', '?')})")
     return without_crossing(s)
+
+
+def disagreement(s: dict) -> str:
+    """Where the measured ends contradict a crossing of the laws (beyond 2 se), said so."""
+    found = reading.ends(s)
+    if not found:
+        return ""
+    small, large = found
+    said = []
+    if reading.sign(small) == -1:
+        said.append(f"plain wins at the smallest Dp ({small['mean']:+.3f})")
+    if reading.sign(large) == 1:
+        said.append(f"distilling still helps at the largest ({large['mean']:+.3f})")
+    return f"; but measured, {' and '.join(said)}" if said else ""
 
 
 def slice_cell(s: dict) -> str:
@@ -115,7 +130,7 @@ def slice_cell(s: dict) -> str:
     c = by_laws or by_data
     if c:
         hi = short(c.hi) if c.hi else "open"
-        inner = f" [{short(c.lo)}, {hi}]" if c.lo else " (1 seed)"
+        inner = f" [{short(c.lo)}, {hi}]" if c.lo else " (no interval)"
         return short(c.value) + inner + ("" if by_laws else " meas.")
     found = reading.ends(s)
     signs = (reading.sign(found[0]), reading.sign(found[1])) if found else (None, None)
