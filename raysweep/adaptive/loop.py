@@ -85,6 +85,7 @@ FAR = 2.0           # ... "far": some chased slice is wider than FAR x --tol
 ROUNDS = 8          # a round spends at least 1/ROUNDS of a compute budget: few rounds, few refits
 RULES = {"crossing": crossing_rule, "design": design_rule}  # --rule: where a round's trials go
 WIDTH = 100         # columns of a round's short line
+FEW = 3             # end lines (slices not chased and why) printed without --verbose
 WHOLE = ("row", "Df row")   # shapes a round line counts as one proposal, not by their runs
 DEFAULTS = {"budget": DEFAULT_BUDGET, "batch": 8, "tol": 0.2, "rule": "design"}
 
@@ -134,10 +135,10 @@ def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: Budget
     write_doc(out, doc)
     echo(f"stopped: {stop}")
     lines = end_lines(slices)
-    for line in lines if verbose else []:
+    for line in lines if verbose or len(lines) <= FEW else []:
         echo(line)
-    if lines and not verbose:
-        echo(f"  {len(lines)} slice(s) not chased by their laws: why, with --verbose "
+    if len(lines) > FEW and not verbose:
+        echo(f"  {len(lines)} slices not chased by their laws: why, with --verbose "
              f"(adaptive.json holds each slice)")
     return doc
 
@@ -238,10 +239,10 @@ def label(s: dict) -> str:
 
 def short_line(number: int, ran: tuple[int, float], slices: list[dict], tol: float,
                limit: Budget, used: float) -> str:
-    """'round 2: 58 trials, spent 5.2e+12 FLOPs, 5.4e+12 left; 1/3 pinned; widest 4h<-2h Df 10:
+    """'round 2: 58 trials, spent 5.2e12 FLOPs, 5.4e12 left; 1/3 pinned; widest 4h<-2h Df 10:
     50.6 [41, 57.5]': a round in one line of at most WIDTH columns (round_line has the rest)."""
-    what = "round 0 (the grid)" if number == 0 else f"round {number}"
-    head = (f"{what}: {ran[0]} trials, spent {_num(used)} {limit.unit}, "
+    grid = " (the grid)" if number == 0 else ""
+    head = (f"round {number}: {ran[0]} trials{grid}, spent {_num(used)} {limit.unit}, "
             f"{_num(max(limit.amount - used, 0.0))} left")
     chased_ = [s for s in slices if pursued(s)]
     if not chased_:
@@ -260,10 +261,10 @@ def short_line(number: int, ran: tuple[int, float], slices: list[dict], tol: flo
 
 
 def _num(x: float) -> str:
-    """An amount for a round's line: 775000 -> '775k', 1.06e13 -> '1.1e+13' (FLOPs: 2 digits)."""
+    """An amount for a round's line: 775000 -> '775k', 1.06e13 -> '1.1e13' (FLOPs: 2 digits)."""
     for scale, suffix in ((1e9, None), (1e6, "M"), (1e3, "k")):
         if abs(x) >= scale:
-            return f"{x:.2g}" if suffix is None else f"{x / scale:.3g}{suffix}"
+            return f"{x:.2g}".replace("e+", "e") if suffix is None else f"{x / scale:.3g}{suffix}"
     return f"{x:.3g}"
 
 
