@@ -84,6 +84,9 @@ def parser(prog: str, doc: str) -> argparse.ArgumentParser:
                         "a share too small for its trials' estimated memory stops the command")
     p.add_argument("--bootstrap", type=int, default=study.DEFAULT_BOOTSTRAP,
                    help="bootstrap resamples for the fitted laws' intervals (default %(default)s)")
+    p.add_argument("--verbose", action="store_true",
+                   help="print the report's full tables (and each adaptive round's proposals) "
+                        "before the summary; they are in OUT/report/report.md either way")
     return p
 
 
@@ -205,10 +208,13 @@ def read_overrides(path: str) -> dict:
     return given
 
 
-def status_summary(out: str) -> str:
+def status_summary(out: str, verbose: bool = False) -> str:
+    """Trials by status; with VERBOSE, the best downstream error per model size too."""
     table = results.read(out).to_pylist()
     counts = Counter(r["status"] for r in table)
     lines = ["trials by status: " + ", ".join(f"{s} {counts.get(s, 0)}" for s in results.STATUSES)]
+    if not verbose:
+        return lines[0]
     best: dict[int, float] = {}
     for r in table:
         if r["stage"] != "pretrain" and r["status"] == "ok":
@@ -218,11 +224,13 @@ def status_summary(out: str) -> str:
     return "\n".join(lines)
 
 
-def finish(out: str, bootstrap: int, offered: dict | None = None) -> None:
+def finish(out: str, bootstrap: int, offered: dict | None = None, verbose: bool = False) -> None:
     """Fit (with the sweep's candidate forms OFFERED), boundary and report: what every command
-    prints and writes when its trials are done. One BLAS thread: the bootstrap's many small
-    solves run faster so than on a shared pool."""
-    print(status_summary(out))
+    prints and writes when its trials are done -- the findings in a screen
+    (raysweep.report.summary), the full tables with VERBOSE, and last the report's path. One BLAS
+    thread: the bootstrap's many small solves run faster so than on a shared pool."""
+    print(status_summary(out, verbose))
     with threadpool_limits(1, "blas"):
-        print(summary.summarize(out, bootstrap, offered=offered))
-    print(f"report: {report.write_report(out)}")
+        print(summary.summarize(out, bootstrap, offered=offered, verbose=verbose,
+                                size_of=data.train_size))
+    print(f"report: {report.write_report(out, size_of=data.train_size)}")

@@ -1,9 +1,10 @@
 """`python -m raysweep.fit`: fit the paper's laws to a grid's results, or one law to any table.
 
-    python -m raysweep.fit OUT [--bootstrap B]          # OUT: local dir or s3://...
+    python -m raysweep.fit OUT [--bootstrap B] [--verbose]   # OUT: local dir or s3://...
         per downstream set, the laws of raysweep.laws.catalogue (eq. 1, 2, 4) with 95 % bootstrap
         intervals and the extrapolation check, the boundary per slice; writes OUT/fits.json and
-        OUT/boundary.json and prints tables in the style of the paper's Tables 1, 2 and 4.
+        OUT/boundary.json and prints what the study found (with --verbose, first the tables in
+        the style of the paper's Tables 1, 2 and 4).
     python -m raysweep.fit --table FILE --inputs COL[,COL...] --target COL [--bootstrap B] [--json]
         y = E + sum_k coef_k * COL_k^-exponent_k on a CSV or Parquet table.
     python -m raysweep.fit --table FILE --target COL --law [NAME=]EXPR [--law ...]
@@ -24,6 +25,7 @@ import numpy as np
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from raysweep import data
 from raysweep.errors import InputError
 from raysweep.laws import candidates, study
 from raysweep.laws.checks import extrapolation_check, lack_of_fit
@@ -140,6 +142,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--init", action="append", default=[], metavar="PARAM=LO:HI",
                    help="with --law: where a parameter's starts are drawn from (its own units)")
     p.add_argument("--json", action="store_true", help="with --table: print one JSON object")
+    p.add_argument("--verbose", action="store_true",
+                   help="with OUT: print the full tables of the laws and the boundary before the "
+                        "summary of what the study found")
     return p
 
 
@@ -150,7 +155,8 @@ def run(args) -> str:
         raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     if args.out is not None:
         boot = study.DEFAULT_BOOTSTRAP if args.bootstrap is None else args.bootstrap
-        return summary.summarize(args.out, boot, args.seed)
+        return summary.summarize(args.out, boot, args.seed, verbose=args.verbose,
+                                 size_of=data.train_size)
     if not args.target or not (args.inputs or args.law):
         raise InputError("--table needs --target COL and --inputs COL[,COL...] or --law EXPR")
     inputs = [c.strip() for c in (args.inputs or "").split(",") if c.strip()]

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{sweep.name}: {len(trials)} trials, {n} run now, "
           f"{len(trials) - n} already done; results in {out}/results")
     try:
-        cli.finish(out, args.bootstrap, sweep.laws)
+        cli.finish(out, args.bootstrap, sweep.laws, args.verbose)
     except KeyboardInterrupt:
         return cli.interrupted("python -m raysweep.grid", argv, out)
     return cli.outcome({t.trial_id for t in trials}, out)

@@ -266,3 +266,29 @@ def test_a_law_crossing_the_measurements_do_not_show_is_not_chased():
     assert adaptive.end_lines([laws]) == [(
         "  not chased: cifar100 4h<-2h Df=50000: the laws cross at 2.5e+05, but in 70% of the "
         "seed draws the measured differences do not cross")]
+
+
+def test_a_round_prints_one_short_line_spent_left_pinned_widest():
+    small = {"downstream": "cifar100", "student_heads": 4, "teacher_heads": [2], "df": 10,
+             "status": bnd.STATUS["ok"], "d_cross": 50.6, "d_cross_ci": [12.8, 89.8],
+             "no_cross_fraction": 0.0, "model_free_no_cross_fraction": None}
+    narrow = small | {"d_cross": 4e5, "d_cross_ci": [3.9e5, 4.1e5]}
+    trials = adaptive.Budget("trials", 120, "120")
+    line = adaptive.short_line(3, (58, 2e12), [narrow, small], 0.2, trials, 58)
+    assert line == ("round 3: 58 trials, spent 58 trials, 62 left; 1/2 pinned; widest 4h<-2h Df "
+                    "10: 50.6 [12.8, 89.8]")
+    flops = adaptive.Budget("FLOPs", 1.06e13, "1x")
+    assert adaptive.short_line(3, (58, 2e12), [narrow, small], 0.2, flops, 5.2e12).startswith(
+        "round 3: 58 trials, spent 5.2e12 FLOPs, 5.4e12 left; 1/2 pinned; widest 4h")
+    wide = small | {"student_heads": 8, "teacher_heads": [2, 4, 6], "df": 50_000,
+                    "d_cross": 775_000.0, "d_cross_ci": [518_000.0, 996_000.0]}
+    many = adaptive.Budget("trials", 1_000_000, "1000000")
+    long_ = adaptive.short_line(12, (146, 1e13), [wide], 0.2, many, 123_456)
+    assert len(long_) <= adaptive.WIDTH and long_.endswith(": 775k [518k, 996k]")
+    assert "widest 8h Df 50k" in long_ or "widest 8h/50k" in long_   # the teachers had no room
+    free = wide | {"status": bnd.STATUS["none"], "model_free_cross": 6e5,
+                   "model_free_cross_ci": None, "model_free_no_cross_fraction": 0.1}
+    grid = adaptive.short_line(0, (175, 0.0), [free], 0.2, flops, 0.0)
+    assert grid.startswith("round 0: 175 trials (the grid), spent 0 FLOPs, 1.1e13 left; 0/1 ")
+    assert grid.endswith(" Df 50k: 600k")   # the measured turn, which has no interval
+    assert adaptive.short_line(1, (8, 1.0), [], 0.2, flops, 1.0).endswith("; no slice to pin")

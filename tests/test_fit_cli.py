@@ -67,7 +67,7 @@ def write_grid(out, rows) -> str:
 def grid_out(tmp_path_factory):
     out = write_grid(tmp_path_factory.mktemp("grid"), grid_rows(np.geomspace(1e3, 1e6, 5),
                                                                  [300, 1000, 3000]))
-    return out, summarize(out, bootstrap=10)
+    return out, summarize(out, bootstrap=10, verbose=True)
 
 
 @pytest.mark.parametrize("name", sorted(LAWS))
@@ -106,6 +106,18 @@ def test_grid_boundary_json_and_tables(grid_out):
     assert sum(s["status"] == "ok" for s in slices) >= 10  # the laws cross inside 1k-1M images
     for title in ("Tables 1, 2", "Table 4", "Extrapolation", "Distillation boundary"):
         assert title in text
+    assert "digits: where plain training overtakes distilling from smaller teachers" in text
+
+
+def test_without_verbose_the_summary_fits_a_screen_and_leaves_the_tables_out(grid_out):
+    out, _ = grid_out
+    text = summarize(out, bootstrap=10)
+    lines = text.splitlines()
+    assert "Tables 1, 2" not in text and "Table 4" not in text
+    assert lines[0] == "digits: where plain training overtakes distilling from smaller teachers"
+    assert len(lines) <= 32 and max(map(len, lines[:-1])) <= 100   # then a blank, "wrote ..."
+    assert lines[-1] == f"wrote {out}/fits.json and {out}/boundary.json"
+    assert "  4h <- 2h  " in text and "Dp in 15 of 15" in text   # the known laws cross in each
 
 
 def test_single_valued_input_is_dropped_and_said(tmp_path):

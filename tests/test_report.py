@@ -26,10 +26,12 @@ from raysweep.laws.law import additive
 from raysweep.report import __main__ as report_cli
 from raysweep.report import build as report
 from raysweep.report.figures import (
+    DPI,
     fig_px,
     predict,
     short,
 )
+from raysweep.report.figures_map import SIZE_IN as MAP_SIZE_IN
 from raysweep.report.tables import fmt
 from raysweep.store import results, storage
 
@@ -178,13 +180,20 @@ def kind_of(stem: str) -> str:
     return next(kind for end, kind in FIGURE_KINDS.items() if stem.endswith(end))
 
 
+def px_of(stem: str) -> tuple[int, int]:
+    """The findings map is one figure across the page (figures_map.SIZE_IN); the rest by kind."""
+    if stem.endswith("-findings-map"):
+        return round(MAP_SIZE_IN[0] * DPI), round(MAP_SIZE_IN[1] * DPI)
+    return fig_px(kind_of(stem))
+
+
 def expected_figures() -> set[str]:
     names = {f"{DS}-{t}-vs-{x}" for t in ("error", "loss") for x in ("dp", "df", "params")}
     for h, teachers in TEACHERS.items():
         for df in DF:
             stem = f"{DS}-s{h}-t{'-'.join(map(str, teachers))}-df{df}"
             names |= {f"{stem}-distill", f"{stem}-boundary"}
-    return names | {f"{DS}-parity", f"{DS}-adaptive", "hparams"}
+    return names | {f"{DS}-parity", f"{DS}-adaptive", "hparams", f"{DS}-findings-map"}
 
 
 def test_every_expected_figure_is_a_drawn_png_of_its_kinds_size(grid_report):
@@ -192,7 +201,7 @@ def test_every_expected_figure_is_a_drawn_png_of_its_kinds_size(grid_report):
     pngs = {p.stem: p for p in (out / "report" / "figures").glob("*.png")}
     assert set(pngs) == expected_figures()
     for stem, path in pngs.items():
-        assert png_size(path) == fig_px(kind_of(stem)), stem
+        assert png_size(path) == px_of(stem), stem
         pixels = mpimg.imread(path)
         assert pixels.std() > 0.05, f"{stem} is (nearly) blank"  # white page: std 0
 

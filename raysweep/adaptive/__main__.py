@@ -43,8 +43,8 @@ def boundary_target(args, sweep: Sweep, out: str) -> int:
         return executor.run(trials, ctx, name=sweep.name, retries=sweep.retries,
                             address=args.address, tracker=tracker)
     loop.rounds(sweep, out, runner, limit, args.batch, args.tol, args.bootstrap,
-                choose=loop.RULES[args.rule])
-    cli.finish(out, args.bootstrap, sweep.laws)
+                choose=loop.RULES[args.rule], verbose=args.verbose)
+    cli.finish(out, args.bootstrap, sweep.laws, args.verbose)
     # the grid's trials and every trial the rounds ran (all of them have a record in OUT)
     recorded = {r["trial_id"] for r in results.read(out).to_pylist()}
     return cli.outcome({t.trial_id for t in grid} | recorded, out)

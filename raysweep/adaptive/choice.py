@@ -28,7 +28,7 @@ Replicates: a candidate within REPEAT_GAP of a Dp the slice has measured becomes
 the pair again at that Dp with new seeds (the k-th replicate runs the sweep's seeds shifted by
 k x (max seed + 1)), so a new initialisation and a new subset of the same size -- independent noise,
 in the simulator and in training. Without them a noisy study uses up the distinct Dp values of the
-band and stops with budget left (measured: BENCHMARKS.md, "Replicates").
+band and stops with budget left (BENCHMARKS.md, "Replicates").
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ class Situation:
 def fit_boundary(rows: list[dict], bootstrap: int, seed: int = 0, forms: dict | None = None
                  ) -> tuple[dict, list[dict]]:
     """(fits per downstream set, boundary slices) from ok rows. BLAS is held to one thread: the
-    fit's matrices are tiny, and threads spin-waiting for a busy core made one 200-resample
-    bootstrap 25x slower on a 2-core machine shared with Ray workers (21 s against 0.8 s)."""
+    fit's matrices are tiny, and threads spin-waiting for a core busy with Ray workers made the
+    bootstrap many times slower (BENCHMARKS.md, "Bootstrap refits, refined")."""
     with threadpool_limits(1, "blas"):
         fits = {ds: {name: _fit(rows, ds, name, bootstrap, seed, (forms or {}).get(name))
                      for name in BOUNDARY_LAWS}
@@ -129,8 +129,8 @@ def contradicted(s: dict) -> bool:
     """The seeds give draws of the measured differences, and more than 1 - CROSSING_SHARE of
     them do not cross: a crossing of the laws there is the form's, not the data's (eq. 1 and
     eq. 4 give F one shape in every slice), and measuring at it pins down nothing the slice
-    shows. Measured on the default: the design rule spent 44 % of a budget on such a crossing,
-    gone a round later (BENCHMARKS.md)."""
+    shows: the design rule spent much of a budget on such a crossing, gone a round later
+    (BENCHMARKS.md, "Adaptive sampling in compute")."""
     share = s.get("model_free_no_cross_fraction")
     return share is not None and share > 1.0 - CROSSING_SHARE
 

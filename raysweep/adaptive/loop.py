@@ -24,8 +24,9 @@ uncertain, refit, repeat, until every slice's D**p is pinned down or the budget 
   3. Plan each -- plain fine-tune and (for a slice with teachers) distillation at that Dp, every
      seed, plus the pretrainings they need, finished ones reused -- keep those the budget
      affords, run them, refit, append the round to OUT/adaptive.json (through raysweep.store, so
-     s3:// works) and print one line: what was proposed and why, the trials and FLOPs it ran, the
-     budget spent so far, the widest interval left.
+     s3:// works) and print one short line: the trials it ran, the budget spent and left, the
+     slices pinned, the widest interval left (`short_line`); with --verbose also what was
+     proposed and why (`round_line`), and at the end why each slice not chased was not.
 The budget (adaptive/budget.py: trials, FLOPs, GPU-hours or a multiple of the grid's compute)
 counts what rounds 1, 2, ... launch; round 0 is the sweep's own grid. adaptive.json carries the
 trials and FLOPs of every round, and the budget's amount, spent and left.
@@ -84,6 +85,8 @@ QUICK = 4           # a round far from --tol refits with 1/QUICK of the resample
 FAR = 2.0           # ... "far": some chased slice is wider than FAR x --tol
 ROUNDS = 8          # a round spends at least 1/ROUNDS of a compute budget: few rounds, few refits
 RULES = {"crossing": crossing_rule, "design": design_rule}  # --rule: where a round's trials go
+WIDTH = 100         # columns of a round's short line
+FEW = 3             # end lines (slices not chased and why) printed without --verbose
 WHOLE = ("row", "Df row")   # shapes a round line counts as one proposal, not by their runs
 DEFAULTS = {"budget": DEFAULT_BUDGET, "batch": 8, "tol": 0.2, "rule": "design"}
 
@@ -97,9 +100,10 @@ def say(line: str) -> None:
 
 def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: Budget | int,
            batch: int, tol: float, bootstrap: int, echo: Callable[[str], None] = say,
-           choose: Callable[[Situation], list] = design_rule) -> dict:
+           choose: Callable[[Situation], list] = design_rule, verbose: bool = False) -> dict:
     """Run rounds until every chased slice is within TOL or BUDGET (a Budget, or a whole number
-    of trials) is spent; returns the adaptive.json object (also written to OUT)."""
+    of trials) is spent; returns the adaptive.json object (also written to OUT). VERBOSE: each
+    round's proposals too, and why each slice not chased is not."""
     limit = budget if isinstance(budget, Budget) else Budget("trials", budget, str(budget))
     doc = read_doc(out)
     picked, ran = [], None   # the last round's proposals and (trials, FLOPs), not yet in DOC
@@ -125,7 +129,7 @@ def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: Budget
         if stop and b < bootstrap:
             slices, chosen, trials, stop = decide(*args, *fit_boundary(rows, bootstrap, forms=forms))
         if ran is not None:
-            record(doc, out, picked, ran, slices, tol, limit, echo)
+            record(doc, out, picked, ran, slices, tol, limit, echo, verbose)
         if stop:
             break
         picked = chosen
@@ -134,8 +138,12 @@ def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: Budget
             "budget": limit.json(spent(doc, limit))}
     write_doc(out, doc)
     echo(f"stopped: {stop}")
-    for line in end_lines(slices):
+    lines = end_lines(slices)
+    for line in lines if verbose or len(lines) <= FEW else []:
         echo(line)
+    if len(lines) > FEW and not verbose:
+        echo(f"  {len(lines)} slices not chased by their laws: why, with --verbose "
+             f"(adaptive.json holds each slice)")
     return doc
 
 
@@ -189,9 +197,9 @@ def stop_reason(slices: list[dict], targets: list, wanted: list, picked: list,
 
 
 def record(doc: dict, out: str, picked: list, ran: tuple[int, float], slices: list[dict],
-           tol: float, limit: Budget, echo) -> None:
+           tol: float, limit: Budget, echo, verbose: bool = False) -> None:
     """Append a round (PICKED proposals, RAN trials and FLOPs, the refitted SLICES) to DOC, write
-    adaptive.json and print the round's line."""
+    adaptive.json and print the round's short line (and with VERBOSE its full one)."""
     number = max((r["round"] for r in doc["rounds"]), default=0) + 1 if picked else 0
     doc["rounds"].append({"round": number, "proposals": [proposal_json(c) for c in picked],
                           "trials_run": ran[0], "flops_run": ran[1], "boundary": slices})
@@ -199,7 +207,9 @@ def record(doc: dict, out: str, picked: list, ran: tuple[int, float], slices: li
     doc["flops_run"] = (doc.get("flops_run") or 0.0) + ran[1]
     doc["budget"] = limit.json(spent(doc, limit))
     write_doc(out, doc)
-    echo(round_line(number, picked, ran, slices, tol, limit.words(spent(doc, limit))))
+    echo(short_line(number, ran, slices, tol, limit, spent(doc, limit)))
+    if verbose:
+        echo("  " + round_line(number, picked, ran, slices, tol, limit.words(spent(doc, limit))))
 
 
 def proposal_json(c: proposals.Candidate) -> dict:
@@ -229,6 +239,37 @@ def write_doc(out: str, doc: dict) -> None:
 def label(s: dict) -> str:
     teachers = "+".join(map(str, s["teacher_heads"]))
     return f"{s['downstream']} {s['student_heads']}h<-{teachers}h Df={s['df']}"
+
+
+def short_line(number: int, ran: tuple[int, float], slices: list[dict], tol: float,
+               limit: Budget, used: float) -> str:
+    """'round 2: 58 trials, spent 5.2e12 FLOPs, 5.4e12 left; 1/3 pinned; widest 4h<-2h Df 10:
+    50.6 [41, 57.5]': a round in one line of at most WIDTH columns (round_line has the rest)."""
+    grid = " (the grid)" if number == 0 else ""
+    head = (f"round {number}: {ran[0]} trials{grid}, spent {_num(used)} {limit.unit}, "
+            f"{_num(max(limit.amount - used, 0.0))} left")
+    chased_ = [s for s in slices if pursued(s)]
+    if not chased_:
+        return f"{head}; no slice to pin"
+    done = sum(width(s) <= tol for s in chased_)
+    w = max(chased_, key=width)
+    value, ci = ((w["model_free_cross"], w.get("model_free_cross_ci")) if chased_measured(w)
+                 else (w["d_cross"], w["d_cross_ci"]))
+    at = f"{_num(value)}" + (f" [{_num(ci[0])}, {_num(ci[1])}]" if ci else "")
+    h, teachers, df = w["student_heads"], "+".join(map(str, w["teacher_heads"])), _num(w["df"])
+    for who in (f"{h}h<-{teachers}h Df {df}", f"{h}h Df {df}", f"{h}h/{df}"):  # as room allows
+        line = f"{head}; {done}/{len(chased_)} pinned; widest {who}: {at}"
+        if len(line) <= WIDTH:
+            break
+    return line
+
+
+def _num(x: float) -> str:
+    """An amount for a round's line: 775000 -> '775k', 1.06e13 -> '1.1e13' (FLOPs: 2 digits)."""
+    for scale, suffix in ((1e9, None), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x:.2g}".replace("e+", "e") if suffix is None else f"{x / scale:.3g}{suffix}"
+    return f"{x:.3g}"
 
 
 def round_line(number: int, picked: list, ran: tuple[int, float], slices: list[dict],

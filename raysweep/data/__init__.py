@@ -5,8 +5,7 @@ Loading (splits as tensors at the model's size, nested subsets) is raysweep.data
 names the function that reads its files (`reader`), imported only when a trial loads the dataset.
 This module imports neither torch nor torchvision: sweeps are planned and checked, and Tune workers
 receive the planned trials, in processes that may never load an image, and importing them costs a
-process ~4.5 CPU s (BENCHMARKS.md, "A worker that trains imports torch; one that does not, does
-not").
+process seconds of CPU (BENCHMARKS.md, "Worker imports").
 
 Amounts: a float in (0, 1] is a fraction of the training split; an int >= 2 is a number of images;
 1 (int or float) is the whole split, as in the sweep files (`dp: [..., 1]`), so a single image

@@ -17,9 +17,9 @@ each image's extent before rendering so placement fits the image.
 Its speed and how separable its classes are: BENCHMARKS.md, "Fractal generation".
 
 Left out: FractalDB's colour and patch rendering and its 1k/10k class vocabularies (grayscale
-density images are enough for the tiny ViTs here and keep generation fast), and exact
-reproduction of FractalDB's images (a different sampler; only the idea is kept). At 224 px the
-default 200,704 points per image make generation slow (BENCHMARKS.md): fine for a pilot, not
+density images are enough for the tiny ViTs here and keep generation fast), and exact reproduction
+of FractalDB's images (a different sampler; only the idea is kept). At 224 px the default 200,704
+points per image make generation slow (BENCHMARKS.md, "Fractal generation"): fine for a pilot, not
 for millions of images (pass a smaller `points`, or pretrain on imagenet100).
 Bumping VERSION invalidates every cached file; do it whenever the images would change.
 """

@@ -2,7 +2,7 @@
 
 Apart from the generator because the registry (raysweep.data) answers a fractal set's size and
 classes from them in processes that never draw an image and should not import torch for it
-(BENCHMARKS.md, "A worker that trains imports torch; one that does not, does not").
+(BENCHMARKS.md, "Worker imports").
 """
 
 from __future__ import annotations

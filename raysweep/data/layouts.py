@@ -4,10 +4,10 @@ holds. `raysweep.data.check` runs these before anything starts; the readers (dat
 same listings to find the files they decode.
 
 Kept apart from the readers because checking a root needs neither torch nor torchvision: the
-commands plan and check a sweep, and Tune workers receive the planned trials, in processes that
-may never load an image (BENCHMARKS.md, "A worker that trains imports torch; one that does not,
-does not"). CIFAR's file names are torchvision's (its classes' `base_folder`, `train_list`,
-`test_list`, `meta`), written out here; tests/test_data.py checks them against torchvision.
+commands plan and check a sweep, and Tune workers receive the planned trials, in processes that may
+never load an image (BENCHMARKS.md, "Worker imports"). CIFAR's file names are torchvision's (its
+classes' `base_folder`, `train_list`, `test_list`, `meta`), written out here; tests/test_data.py
+checks them against torchvision.
 """
 
 from __future__ import annotations

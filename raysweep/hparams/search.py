@@ -50,8 +50,8 @@ from raysweep.sweep.spec import Sweep, SweepError
 
 # ASHA: a candidate runs its whole first stage (grace: that stage's epochs, G), then goes on past
 # report G, 3G, 9G, ... only while among the best third there. Not grace 1: mid-warm-up errors
-# would judge the warm-up length, not the candidate, and a 12-candidate search stopped at reports
-# 1, 3 and 9 left 1 candidate of 12 finished for three of the default's four sizes.
+# would judge the warm-up length, not the candidate, and a search stopped that early leaves
+# nearly no candidate finished to rank.
 REDUCTION = 3
 # What a study's scores depend on: a change to any of these starts a new study.
 STUDY_KEYS = ("backend", "upstream", "downstream", "model", "seeds", "teachers", "distill", "train")

@@ -3,10 +3,12 @@ PNG figures, report.md and one self-contained report.html (`python -m raysweep.r
 
   write_report(out) -> URI of report.html      (also called at the end of grid and adaptive)
 
-The flow reads top to bottom in `build`: runs, fitted laws, boundary, then per downstream set the
-scaling figures (against Dp, Df and model size; Figs. 2-4), the parity plot of every law, and per
-distillation slice Fig. 5 (distilled vs plain) and Fig. 6 (F(Dp) with D*p, D**p); then adaptive
-rounds and hyper-parameters. A part that cannot be drawn says why in a note (NOTES), never raises.
+The flow reads top to bottom in `build`: what the study found (per downstream set the findings'
+sentences, the map of where distilling helps with the boundary on it, and a line per slice), then
+runs, boundary, fitted laws, then per downstream set the scaling figures (against Dp, Df and model
+size; Figs. 2-4), the parity plot of every law, and per distillation slice Fig. 5 (distilled vs
+plain) and Fig. 6 (F(Dp) with D*p, D**p); then adaptive rounds and hyper-parameters. A part that
+cannot be drawn says why in a note (NOTES), never raises.
 
 Left out: upstream (pretraining) curves -- the paper's laws are about downstream error -- and
 several upstream sets in one OUT (fits.json is keyed by downstream set alone).
@@ -15,8 +17,6 @@ several upstream sets in one OUT (fits.json is keyed by downstream set alone).
 from __future__ import annotations
 
 import datetime as dt
-import io
-import re
 from collections.abc import Callable
 from functools import partial
 
@@ -25,8 +25,9 @@ import pyarrow.fs as pafs
 from raysweep import __version__
 from raysweep.errors import InputError
 from raysweep.laws.boundary import slice_key
-from raysweep.report import tables
-from raysweep.report.figures import AXIS_LABELS, DPI, LAWS, law_ok, short
+from raysweep.report import opening, reading, tables
+from raysweep.report.blocks import figure, guarded
+from raysweep.report.figures import AXIS_LABELS, LAWS, law_ok, short
 from raysweep.report.figures_boundary import (
     fig_adaptive,
     fig_boundary,
@@ -53,8 +54,6 @@ NOTES = {
     "not_ok": "Left out of the figures on {ds}: {diverged} diverged and {failed} failed trials "
               "(see the runs table).",
     "no_laws": "No fitted laws for {ds} yet: the parity plot needs fits.json with its laws.",
-    "not_drawn": "{what} could not be drawn ({err}): the results, fits.json or boundary.json "
-                 "behind it are not in the form the report expects.",
     "no_distill": "No distilled trials on {ds} yet: the distillation figures need stage distill "
                   "results.",
     "no_boundary": "No boundary.json yet: the boundary table and the D*p / D**p marks need the "
@@ -73,32 +72,6 @@ TARGETS = ("error", "loss")  # plain laws in fits.json are named after their tar
 
 def note(key: str, **kw) -> Note:
     return Note(NOTES[key].format(**kw))
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text))
-
-
-# What malformed input (a law missing a term, an input named differently) raises while drawing.
-INPUT_ERRORS = (ValueError, KeyError, TypeError, IndexError, ArithmeticError)
-
-
-def guarded(what: str, build: Callable[[], list]) -> list:
-    """The blocks `build` returns, or a note naming what could not be built and why."""
-    try:
-        return build()
-    except INPUT_ERRORS as err:
-        return [note("not_drawn", what=what, err=f"{type(err).__name__}: {err}")]
-
-
-def figure(name: str, caption: str, draw: Callable) -> list:
-    """[the drawn figure, rendered to PNG now] (fixed size, no tight bbox: the tests read the size
-    from FIG_SIZES_IN), or [a note] when the inputs do not let it be drawn."""
-    def render() -> list:
-        buf = io.BytesIO()
-        draw().savefig(buf, format="png", dpi=DPI)
-        return [Image(slug(name), caption, buf.getvalue())]
-    return guarded(f"Figure {slug(name)}", render)
 
 
 def _choose_fixed(rows: list[dict], key: str, other: str) -> tuple:
@@ -166,7 +139,8 @@ def distill_figures(ds: str, plain: list, distilled: list, laws: dict, boundary)
         blocks += figure(
             f"{name}-boundary",
             f"F(Dp) = E_plain - E_distilled on {ds}, {who} (paper Fig. 6): points pair trials "
-            f"by seed; {line}; vertical lines D*p and D**p with shaded 95 % intervals. "
+            f"by seed; {line}; vertical lines D*p and D**p with their 95 % intervals shaded "
+            "(a bar with open ends, its numbers above it, where one runs off the plot). "
             f"Boundary status: {status}.",
             partial(fig_boundary, plain, distilled, key, laws, bslice, title))
     return blocks
@@ -209,17 +183,18 @@ def build(inputs: dict, notes: list[str], out: str) -> list:
                    + (f"; fits.json created {fits.get('created', '?')} with "
                       f"{fits.get('bootstrap', '?')} bootstrap resamples." if fits else "."))]
     blocks += [Note(n) for n in notes]
+    blocks += guarded("What the study found", partial(opening.findings_section, inputs))
     blocks += [Heading("Runs"), tables.runs_table(rows) if rows else note("no_results", out=out)]
+    blocks.append(Heading("Distillation boundary"))
+    blocks += guarded("The boundary tables", lambda: [tables.boundary_table(boundary),
+                                                         tables.theorem1_table(boundary)]) \
+        if boundary else [note("no_boundary")]
     blocks.append(Heading("Fitted laws"))
     blocks += guarded("The law tables", lambda: [
         tables.exponents_table(fits), tables.coefficients_table(fits),
         tables.cautions_table(fits), tables.extrapolation_table(fits),
         tables.lack_of_fit_table(fits)]) \
         if fits else [note("no_fits")]
-    blocks.append(Heading("Distillation boundary"))
-    blocks += guarded("The boundary tables", lambda: [tables.boundary_table(boundary),
-                                                         tables.theorem1_table(boundary)]) \
-        if boundary else [note("no_boundary")]
     sets = {r["downstream"] for r in rows if r.get("downstream")}
     sets |= set((fits or {}).get("downstream", {})) | {b.get("downstream") for b in boundary or []}
     for ds in sorted(s for s in sets if s):
@@ -253,13 +228,16 @@ def hparams_section(hparams: dict | None, rows: list[dict]) -> list:
                     partial(fig_hparams, best, params, "best hyper-parameters"))]
 
 
-def write_report(out: str) -> str:
-    """Build OUT/report/ from whatever OUT holds; returns the path (or URI) of report.html."""
+def write_report(out: str, size_of: Callable | None = None) -> str:
+    """Build OUT/report/ from whatever OUT holds; returns the path (or URI) of report.html.
+    SIZE_OF(name, params) -> training images (data.train_size, given by the commands: the report
+    does not import the data registry) lets the findings give amounts as dataset fractions."""
     out = storage.absolute(out)
     fs, root = storage.resolve(out)
     if not storage.is_remote(out) and fs.get_file_info(root).type != pafs.FileType.Directory:
         raise InputError(f"output directory {out!r} does not exist")  # object stores have no dirs
     inputs, notes = read_inputs(out)
+    inputs["sizes"] = reading.dataset_sizes(inputs["rows"], size_of)
     blocks = build(inputs, notes, out)
     figures = {layout.report_file(f"figures/{b.name}.png"): b.png
                for b in blocks if isinstance(b, Image)}

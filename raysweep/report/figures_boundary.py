@@ -35,6 +35,7 @@ from raysweep.report.figures import (
 )
 
 OFF_PLOT = 10.0  # a D*p / D**p more than 10x beyond the measured Dp is named, not drawn
+BAR_HEIGHTS = {"d_star": 0.93, "d_cross": 0.84}  # axes fraction of an open interval's bar
 BOUNDARY_MARKS = {  # boundary.json field -> (its interval field, line style, legend text)
     "d_star": ("d_star_ci", "--", "$D^{*}_p$ (advantage peaks)"),
     "d_cross": ("d_cross_ci", "-", "$D^{**}_p$ (plain overtakes)"),
@@ -115,7 +116,8 @@ def _finite(v) -> bool:
 
 
 def _mark(ax, bslice: dict, field: str, xlim: tuple[float, float]) -> None:
-    """A boundary value as a vertical line, its interval as a shaded band."""
+    """A boundary value as a vertical line, its interval as a shaded band where it lies inside
+    the axes, else as a bar with open ends and its numbers (open_interval)."""
     ci_field, line, text = BOUNDARY_MARKS[field]
     value, ci = bslice.get(field), bslice.get(ci_field)
     if not _finite(value):
@@ -126,15 +128,36 @@ def _mark(ax, bslice: dict, field: str, xlim: tuple[float, float]) -> None:
         ax.plot([], [], color="black", linestyle=line, linewidth=1, label=label)
         return
     ax.axvline(value, color="black", linestyle=line, linewidth=1, label=label)
-    if ci and _finite(ci[0]) and _finite(ci[1]):
-        ax.axvspan(max(ci[0], xlim[0]), min(ci[1], xlim[1]), color="black", alpha=0.12,
-                   linewidth=0, label=f"95 % interval [{short(ci[0])}, {short(ci[1])}]")
+    if not (ci and _finite(ci[0]) and _finite(ci[1])):
+        return
+    words = f"95 % interval [{short(ci[0])}, {short(ci[1])}]"
+    if xlim[0] <= ci[0] and ci[1] <= xlim[1]:
+        ax.axvspan(ci[0], ci[1], color="black", alpha=0.12, linewidth=0, label=words)
+    else:   # shading clipped to the axes would read as a bound: a bar with open ends instead
+        open_interval(ax, ci, xlim, BAR_HEIGHTS[field], line, words + " (runs off the plot)")
+
+
+def open_interval(ax, ci, xlim: tuple[float, float], height: float, line: str,
+                  label: str) -> None:
+    """An interval reaching beyond the axes: a bar near the top over its visible part, an arrow
+    at each end it runs past, and its numbers beside it."""
+    y = ax.get_xaxis_transform()   # x in data, y in axes fractions
+    lo, hi = max(ci[0], xlim[0]), min(ci[1], xlim[1])
+    ax.plot([lo, hi], [height, height], color="black", linestyle=line, linewidth=1.5,
+            transform=y, label=label)
+    for end, edge, marker in ((ci[0], xlim[0], "<"), (ci[1], xlim[1], ">")):
+        if (end < edge) if marker == "<" else (end > edge):
+            ax.plot([edge], [height], marker=marker, color="black", markersize=6, transform=y,
+                    clip_on=False)
+    ax.text((lo * hi) ** 0.5, height + 0.02, f"[{short(ci[0])}, {short(ci[1])}]", fontsize=7,
+            ha="center", va="bottom", transform=y)
 
 
 def fig_boundary(plain: list[dict], distilled: list[dict], key: tuple, laws: dict,
                  bslice: dict | None, title: str):
     """F(Dp) = E_plain - E_distilled: measured paired differences (points), the fitted difference
-    eq. 1 - eq. 4 (line), D*p and D**p with their 95 % intervals (lines, shaded bands)."""
+    eq. 1 - eq. 4 (line), D*p and D**p with their 95 % intervals (lines; shaded bands, or bars
+    with open ends where an interval runs off the plot)."""
     fig, axes = new_figure("boundary")
     ax = axes[0, 0]
     mine, theirs = slice_rows(plain, distilled, key)

@@ -22,6 +22,12 @@ class Heading:
 
 
 @dataclasses.dataclass
+class Paragraph:
+    """A sentence or a few of what the study found (raysweep.report.findings)."""
+    text: str
+
+
+@dataclasses.dataclass
 class Note:
     """Why something is missing, or what a reader must know to read what follows."""
     text: str
@@ -39,6 +45,7 @@ class Image:
     name: str      # file stem under figures/, unique in a report
     caption: str
     png: bytes
+    wide: bool = False   # across the page's width in HTML, not one of a grid's columns
 
 
 def _md_cell(text: str) -> str:
@@ -54,6 +61,7 @@ def _md_table(t: Table) -> str:
 
 MARKDOWN = {
     Heading: lambda b: "#" * b.level + " " + b.text,
+    Paragraph: lambda b: b.text,
     Note: lambda b: "> " + b.text.replace("\n", "\n> "),
     Table: _md_table,
     Image: lambda b: f"![{b.name}](figures/{b.name}.png)\n\n*{b.caption}*",
@@ -75,13 +83,15 @@ def _html_table(t: Table) -> str:
 
 def _html_image(b: Image) -> str:
     data = base64.b64encode(b.png).decode("ascii")
-    return (f'<figure id="{html.escape(b.name)}"><img alt="{html.escape(b.caption)}" '
+    wide = ' class="wide"' if b.wide else ""
+    return (f'<figure id="{html.escape(b.name)}"{wide}><img alt="{html.escape(b.caption)}" '
             f'src="data:image/png;base64,{data}"><figcaption>{html.escape(b.caption)}'
             f"</figcaption></figure>")
 
 
 HTML = {
     Heading: lambda b: f"<h{b.level}>{html.escape(b.text)}</h{b.level}>",
+    Paragraph: lambda b: f'<p class="finding">{html.escape(b.text)}</p>',
     Note: lambda b: f'<p class="note">{html.escape(b.text)}</p>',
     Table: _html_table,
     Image: _html_image,
@@ -93,6 +103,9 @@ body { font-family: system-ui, sans-serif; max-width: 1600px; margin: 1em auto; 
 .figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr));
            gap: 1em; }
 figure { margin: 0; } img { max-width: 100%; height: auto; }
+figure.wide { grid-column: 1 / -1; }
+.finding { font-size: 1.05em; margin: 0.4em 0; max-width: 75em; }
+h1 { margin: 0.2em 0; } h2 { margin: 0.6em 0 0.3em; } h3 { margin: 0.4em 0 0.2em; }
 figcaption { font-size: 0.85em; color: #444; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
 caption { text-align: left; font-weight: bold; padding: 0.3em 0; }

@@ -5,8 +5,8 @@ trial runs, store.layout.partial_checkpoint holds a recently finished epoch, so 
 resumes there. That resumable state is saved at an epoch's end once CHECKPOINT_MIN_S have passed
 since the last save, and at least 1 / CHECKPOINT_SHARE times as long as that save took: with
 epochs of one step (a fixed-step run on a few dozen images) a save per epoch cost more than the
-training itself (2.1 s of training, 3.8 s of saves over 400 steps on the CPU; BENCHMARKS.md,
-"What a one-step epoch cost"), and a killed trial still loses at most a few seconds of training.
+training itself (BENCHMARKS.md, "Trials: the step"), and a killed trial still loses at most a few
+seconds of training.
 """
 
 from __future__ import annotations

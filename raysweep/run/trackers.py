@@ -1,10 +1,9 @@
 """Ray Tune's W&B and MLflow logger callbacks as raysweep uses them (raysweep.run.track says
 what a tracker run holds and how runs are grouped).
 
-Apart from track.py because importing Ray's two integrations costs a process ~2.3 CPU s (mlflow's
-1.6 s), and track.py is imported by every Tune worker through the executor, while the callbacks
-run in the driver of a tracked run only (BENCHMARKS.md, "A worker that trains imports torch; one
-that does not, does not").
+Apart from track.py because importing Ray's two integrations costs a process seconds of CPU, and
+track.py is imported by every Tune worker through the executor, while the callbacks run in the
+driver of a tracked run only (BENCHMARKS.md, "Worker imports").
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The executor calls `run` inside a Tune worker; `python -m raysweep.trial` calls it from a file. A
 trial that trains is raysweep.run.stages, imported only when one runs: torch, torchvision and timm
-cost a process ~6 CPU s to import, which a worker that only simulates, or plans, need not pay
-(BENCHMARKS.md, "A worker that trains imports torch; one that does not, does not").
+cost a process seconds of CPU to import, which a worker that only simulates, or plans, need not
+pay (BENCHMARKS.md, "Worker imports").
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ class Context:
     # and leaves the weights and the model's mode as they were).
     eval_every: int = 1
     # Seconds between those reports, at least: an epoch in between is not reported unless it
-    # evaluates; a phase's last epoch always is. A report costs a Tune worker ~6 ms of waiting
-    # for the driver, as much as a step of the default's models; a fixed-step run on a few dozen
-    # images has one step per epoch (BENCHMARKS.md, "What a one-step epoch cost"). 0: every epoch.
+    # evaluates; a phase's last epoch always is. A report costs a Tune worker as long a wait for
+    # the driver as a step of the default's models takes, and a fixed-step run on a few dozen
+    # images has one step per epoch (BENCHMARKS.md, "Trials: the step"). 0: every epoch.
     report_every_s: float = 1.0
 
 

@@ -89,8 +89,8 @@ def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.AdamW:
     decay = [p for n, p in params if not (p.ndim <= 1 or n in skip)]
     groups = [{"params": decay, "weight_decay": settings.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    # The fused kernel on both devices torch has one for: on the CPU it takes 1.5-3 ms off a
-    # 9-20 ms step of the default's models (BENCHMARKS.md, "What a one-step epoch cost").
+    # The fused kernel on both devices torch has one for: on the CPU too it is faster than the
+    # foreach one on the default's models (BENCHMARKS.md, "Trials: the step").
     fused = next(model.parameters()).device.type in ("cuda", "cpu")
     return torch.optim.AdamW(groups, lr=settings.warmup_lr, fused=fused or None)
 

@@ -4,9 +4,9 @@ count -- without torch or timm.
 Planning a sweep needs every trial's parameter count (its FLOPs, its resources, the laws' model
 axis), and so does every Tune worker, which receives the planned trials; most of them (simulated
 trials, the driver) never build a model. Importing torch, torchvision and timm costs a process
-~6 CPU s, and 16 workers starting at once on 2 cores wait ~60 s for it (BENCHMARKS.md, "A worker
-that trains imports torch; one that does not, does not"), so the count is the arithmetic below,
-checked against timm's allocated models in tests/test_models.py.
+seconds of CPU, and many workers starting at once on a few cores wait on one another for it
+(BENCHMARKS.md, "Worker imports"), so the count is the arithmetic below, checked against timm's
+allocated models in tests/test_models.py.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ plain - distilled error per grid point.
     python tests/benchmarks/pilot_default.py SWEEP.yaml OUT [--threads 1]
 
 Rerunning with the same OUT reuses the trials that have a record (their CPU time is then the one
-stored in OUT/pilot_cpu.json). Used for issue 14's pilots (BENCHMARKS.md, "The embedded default,
-redesigned"); the full default is judged by bench_default.py.
+stored in OUT/pilot_cpu.json). Used for issue 14's pilots (docs/benchmarks-history.md, "The
+embedded default, redesigned"); the full default is judged by bench_default.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Does fractal pretraining transfer? One pretraining on the default's upstream classes, then a
 fine-tune on its novel downstream classes (seed 1, 5,000 test images), each timed in CPU seconds.
-Issue 14's probes (BENCHMARKS.md, "The embedded default, redesigned"); one run per argument:
+Issue 14's probes (docs/benchmarks-history.md, "The embedded default, redesigned"); one run per arg:
 
     python tests/benchmarks/probe_transfer.py \\
         "(classes, dp, image_px, heads, steps, lr, batch, depth, ft_steps, ft_lr, df)" ...

@@ -1,0 +1,180 @@
+"""What the findings read from fits.json, boundary.json and adaptive.json, in one place, so a
+change to those files' keys is adapted here and nowhere else in the findings.
+
+  fits.json      downstream[ds][law] for law in ("error", "distilled_error"): status, selected
+                 (the form the data support, when the fit compared forms), why_selected, forms
+                 {name: entry}, expression, params {name: value}, ci {name: [lo, hi]},
+                 E_left_out, warnings, lack_of_fit {skipped, misfits, p}
+  boundary.json  per slice: downstream, student_heads, teacher_heads, df, status, in_range,
+                 d_cross, d_cross_ci, no_cross_fraction, model_free_cross, model_free_cross_ci,
+                 model_free_no_cross_fraction, measured_ends {smallest, largest: dp, mean, se,
+                 seeds}, theorem1
+  adaptive.json  rounds, trials_run, stopped, budget {unit, amount, spent}
+
+Every reader tolerates a missing key (None, or "cannot tell"): a half-written or older file
+gives fewer findings, never an exception.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+from raysweep.errors import InputError
+from raysweep.laws import boundary as bnd
+from raysweep.laws.catalogue import SYMBOLS
+from raysweep.laws.form import EXPONENT, parse_with_params
+from raysweep.laws.measured import SIGNIFICANT_SE
+
+PLAIN, DISTILLED = "error", "distilled_error"   # the laws the boundary is drawn from
+OPEN_SHARE = 0.025   # more bootstrap fits than this (one tail of a 95 % interval) not crossing:
+                     # the interval has no upper end in the plausible Dp range
+PAPER_FORM = "paper"  # fits.json's name of the paper's additive form
+BY_EXPONENT = {s.exponent: s.measures for s in SYMBOLS.values()}   # alpha -> "Dp"
+
+
+def law(fits: dict | None, ds: str, name: str) -> dict | None:
+    """The fits.json entry of law NAME on DS, or None."""
+    entry = ((fits or {}).get("downstream") or {}).get(ds, {}).get(name)
+    return entry if isinstance(entry, dict) else None
+
+
+def fitted(entry: dict | None) -> bool:
+    return bool(entry) and entry.get("status") == "ok"
+
+
+def form(entry: dict) -> str:
+    """The form the data support: fits.json's `selected` (a candidate with its expression), else
+    the paper's additive form, the only one fitted then."""
+    name = entry.get("selected") or PAPER_FORM
+    if name == PAPER_FORM:
+        return "the paper's additive form"
+    return f"the {name} form" + (f" ({entry['expression']})" if entry.get("expression") else "")
+
+
+def exponents(entry: dict) -> list[tuple[str, float, list | None]]:
+    """(label, exponent, its 95 % interval or None) of each exponent of the law's form, the
+    paper's named by what they measure ("Dp" for alpha, ...), any other by its parameter name;
+    [] for an entry without a stored form. The paper's form has x^-exponent, so its exponents
+    read as the paper's; a candidate's extra exponent (dp**mu) reads as written."""
+    if not isinstance(entry.get("params"), dict) or not entry.get("expression"):
+        return []
+    try:
+        form = parse_with_params(entry["expression"], entry["params"])
+    except InputError:
+        return []
+    ci = entry.get("ci") or {}
+    return [(BY_EXPONENT.get(p, p), entry["params"][p], ci.get(p)) for p in form.params
+            if form.roles[p] == EXPONENT and entry["params"].get(p) is not None]
+
+
+def flagged(entry: dict) -> list[str]:
+    """The terms whose exponent the data barely constrain (fits.json's warnings name them)."""
+    return [w.split(":")[0] for w in entry.get("warnings") or []
+            if isinstance(w, str) and "exponent" in w]
+
+
+def misfit(entry: dict) -> tuple[bool, float] | None:
+    """(the law misses its grid means beyond the seeds' noise, p), or None when untested."""
+    lof = entry.get("lack_of_fit") or {}
+    if "misfits" not in lof:
+        return None
+    return bool(lof["misfits"]), lof.get("p")
+
+
+def slices(boundary: list | None, ds: str) -> list[dict]:
+    """DS's slices, by student size, teacher set and Df."""
+    mine = [s for s in boundary or [] if isinstance(s, dict) and s.get("downstream") == ds]
+    return sorted(mine, key=lambda s: (s.get("student_heads") or 0,
+                                       tuple(s.get("teacher_heads") or ()), s.get("df") or 0))
+
+
+@dataclasses.dataclass(frozen=True)
+class Crossing:
+    """Where plain training overtakes distillation, by the laws or by the measurements."""
+    value: float
+    lo: float | None       # None: no interval (one seed a Dp leaves no spread to draw from)
+    hi: float | None       # None: no interval, or open above (too many draws do not cross)
+    by: str                # "laws" or "measurements"
+    open_share: float      # share of draws that do not cross
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def _crossing(s: dict, value: str, ci: str, share: str, by: str) -> Crossing | None:
+    if not _positive(s.get(value)):
+        return None
+    bounds = s.get(ci) if isinstance(s.get(ci), (list, tuple)) and len(s.get(ci)) == 2 else None
+    lo, hi = bounds if bounds else (None, None)
+    frac = s.get(share) or 0.0
+    if not _positive(lo):
+        return Crossing(s[value], None, None, by, frac)
+    return Crossing(s[value], lo, hi if _positive(hi) and frac <= OPEN_SHARE else None, by, frac)
+
+
+def law_crossing(s: dict) -> Crossing | None:
+    """D**p where the laws cross inside the measured Dp range (status ok), else None."""
+    if s.get("status") != bnd.STATUS["ok"]:
+        return None
+    return _crossing(s, "d_cross", "d_cross_ci", "no_cross_fraction", "laws")
+
+
+def measured_crossing(s: dict) -> Crossing | None:
+    return _crossing(s, "model_free_cross", "model_free_cross_ci",
+                     "model_free_no_cross_fraction", "measurements")
+
+
+def ends(s: dict) -> tuple[dict, dict] | None:
+    """The measured advantage (plain minus distilled error) at the smallest and largest Dp."""
+    found = s.get("measured_ends") or {}
+    small, large = found.get("smallest"), found.get("largest")
+    return (small, large) if small and large else None
+
+
+def sign(end: dict) -> int | None:
+    """+1 distilling helped, -1 it hurt, 0 neither beyond SIGNIFICANT_SE standard errors, None
+    when one seed leaves no standard error."""
+    se = end.get("se")
+    if se is None or end.get("mean") is None:
+        return None
+    if abs(end["mean"]) <= SIGNIFICANT_SE * se:
+        return 0
+    return 1 if end["mean"] > 0 else -1
+
+
+def theorem1(s: dict) -> bool | None:
+    """Theorem 1's sign change seen in the slice's measurements (None: cannot tell)."""
+    return s.get("theorem1")
+
+
+def dataset_sizes(rows: list[dict], size_of) -> dict[str, int]:
+    """{"upstream": training images, <downstream name>: training images} from the rows' configs,
+    with SIZE_OF(name, params) -> images (data.train_size, given by the command: the report does
+    not import the data registry); {} where a config or a size cannot be read."""
+    sizes: dict[str, int] = {}
+    if size_of is None:
+        return sizes
+    for r in rows:
+        try:
+            config = json.loads(r.get("config") or "{}")
+            for role, spec in (("upstream", config.get("upstream")),
+                               (r.get("downstream"), config.get("downstream"))):
+                if role and isinstance(spec, dict) and role not in sizes:
+                    sizes[role] = int(size_of(spec["name"], spec.get("params") or {}))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return sizes
+
+
+def adaptive_state(doc: dict | None) -> dict | None:
+    """{"rounds", "trials", "spent", "amount", "unit", "stopped"} of adaptive.json, or None."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("rounds"), list):
+        return None
+    budget = doc.get("budget") or {}
+    return {"rounds": sum(1 for r in doc["rounds"] if (r.get("round") or 0) > 0),
+            "trials": doc.get("trials_run"), "spent": budget.get("spent"),
+            "amount": budget.get("amount"), "unit": budget.get("unit"),
+            "stopped": doc.get("stopped")}
