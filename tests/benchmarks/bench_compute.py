@@ -39,7 +39,7 @@ import yaml
 from raysweep.adaptive import budget, choice, design
 from raysweep.adaptive import loop as adaptive
 from raysweep.laws import boundary as bnd
-from raysweep.laws.fitting import Law
+from raysweep.laws.law import additive
 from raysweep.store import results
 from raysweep.sweep import plan, simulate, spec
 
@@ -80,7 +80,7 @@ def truth_sweep(seed: int, dps: list[float] | None = None) -> tuple[spec.Sweep, 
 
 
 def truths(sweep: spec.Sweep) -> dict[tuple, float]:
-    laws = {k: Law(v["E"], {n: (t["coef"], t["exponent"]) for n, t in v["terms"].items()})
+    laws = {k: additive(v["E"], {n: (t["coef"], t["exponent"]) for n, t in v["terms"].items()})
             for k, v in sweep.simulate.items() if k in ("plain", "distilled")}
     out = {}
     for t in plan.plan(sweep):
@@ -110,33 +110,64 @@ def judge(slices: list[dict], truth: dict, dp_range: tuple[int, int]) -> dict:
             "slices": len(keys), "widths": widths, "every_slice": every}
 
 
-def run_grid(seed: int, n: int, bootstrap: int) -> dict:
+def loop_fit(rows: list[dict], bootstrap: int, sweep: spec.Sweep) -> list[dict]:
+    """Boundary slices as the adaptive rounds fit them (choice.fit_boundary)."""
+    return choice.fit_boundary(rows, bootstrap)[1]
+
+
+def grid_dps(n: int) -> list[float]:
+    """The shipped Dp fractions for N = their count, else N log-spaced over the same range."""
     lo, hi = min(SIM["dp"]), max(SIM["dp"])
-    dps = SIM["dp"] if n == len(SIM["dp"]) else [float(v) for v in np.geomspace(lo, hi, n)]
-    sweep, _ = truth_sweep(seed, dps)
+    return SIM["dp"] if n == len(SIM["dp"]) else [float(v) for v in np.geomspace(lo, hi, n)]
+
+
+def run_grid(seed: int, n: int, bootstrap: int, make=truth_sweep, fit=loop_fit) -> dict:
+    """The truth MAKE(seed, dps) gives, measured on an N-value Dp grid, fitted by FIT."""
+    sweep, _ = make(seed, grid_dps(n))
     trials = plan.plan(sweep)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         adaptive.inline_runner(out)(trials)
-        rows = bnd.ok_rows(results.read(out))
-        _, slices = choice.fit_boundary(rows, bootstrap)
+        slices = fit(bnd.ok_rows(results.read(out)), bootstrap, sweep)
         wall = time.perf_counter() - start
     return {"dp_values": n, "trials": len(trials), "flops": sum(t.flops for t in trials),
             "wall_s": round(wall, 1), **judge(slices, truths(sweep), choice.dp_range(sweep))}
 
 
-def run_adaptive(seed: int, name: str, given: str, bootstrap: int, batch: int) -> dict:
-    sweep, _ = truth_sweep(seed)
+def run_adaptive(seed: int, name: str, given: str, bootstrap: int, batch: int,
+                 make=truth_sweep, fit=None) -> dict:
+    """STRATEGY NAME's rounds on the truth MAKE(seed) gives, judged on their last fit, or, with
+    FIT, on FIT of every row at the end (what the command's report writes)."""
+    sweep, _ = make(seed)
     grid = sum(t.flops for t in plan.plan(sweep))
+    truth, span = truths(sweep), choice.dp_range(sweep)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         doc = adaptive.rounds(sweep, out, adaptive.inline_runner(out), budget.parse(given, grid),
                               batch, TOL, bootstrap, echo=lambda _: None,
                               choose=STRATEGIES[name])
+        slices = fit(bnd.ok_rows(results.read(out)), bootstrap, sweep) if fit else doc["boundary"]
         wall = time.perf_counter() - start
     return {"strategy": name, "trials": doc["trials_total"], "flops": grid + doc["budget"]["spent"],
             "rounds": len(doc["rounds"]) - 1, "stopped": doc["stopped"], "wall_s": round(wall, 1),
-            **judge(doc["boundary"], truths(sweep), choice.dp_range(sweep))}
+            **judge(slices, truth, span), "trajectory": trajectory(doc, truth, span)}
+
+
+def trajectory(doc: dict, truth: dict, span: tuple[int, int]) -> list[dict]:
+    """Per round of DOC: what it ran (shapes, replicates, trials, FLOPs) and the judged width
+    after its refit, so a run's width can be read against its compute round by round."""
+    out, flops = [], 0.0
+    for r in doc["rounds"]:
+        flops += r.get("flops_run") or 0.0
+        shapes: dict[str, int] = {}
+        for c in r["proposals"]:
+            shapes[c["shape"]] = shapes.get(c["shape"], 0) + 1
+        j = judge(r["boundary"], truth, span)
+        out.append({"round": r["round"], "shapes": shapes, "trials": r["trials_run"],
+                    "replicates": sum(c["replicate"] > 0 for c in r["proposals"]),
+                    "dps": sorted({c["dp"] for c in r["proposals"]}), "flops": flops,
+                    "width": j["width"], "covered": j["covered"]})
+    return out
 
 
 def at_compute(grids: list[dict], flops: float) -> float:
