@@ -266,3 +266,15 @@ def test_a_law_crossing_the_measurements_do_not_show_is_not_chased():
     assert adaptive.end_lines([laws]) == [(
         "  not chased: cifar100 4h<-2h Df=50000: the laws cross at 2.5e+05, but in 70% of the "
         "seed draws the measured differences do not cross")]
+
+
+def test_the_boundary_fit_does_not_depend_on_the_order_results_arrived_in(tmp_path):
+    # Ray writes results as trials finish; the bootstrap draws rows by index, so without a fixed
+    # order the same results gave intervals from 0.93 to infinite (bench_random_truths.py).
+    sweep, out = spec.parse(one_slice_raw(noise=0.01)), str(tmp_path)
+    adaptive.inline_runner(out)(plan.plan(sweep))
+    rows = bnd.ok_rows(results.read(out))
+    _, first = choice.fit_boundary(rows, bootstrap=30)
+    _, flipped = choice.fit_boundary(rows[::-1], bootstrap=30)
+    assert first[0]["d_cross_ci"] is not None
+    assert [s["d_cross_ci"] for s in flipped] == [s["d_cross_ci"] for s in first]

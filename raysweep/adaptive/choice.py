@@ -77,9 +77,13 @@ class Situation:
 
 def fit_boundary(rows: list[dict], bootstrap: int, seed: int = 0, forms: dict | None = None
                  ) -> tuple[dict, list[dict]]:
-    """(fits per downstream set, boundary slices) from ok rows. BLAS is held to one thread: the
-    fit's matrices are tiny, and threads spin-waiting for a busy core made one 200-resample
-    bootstrap 25x slower on a 2-core machine shared with Ray workers (21 s against 0.8 s)."""
+    """(fits per downstream set, boundary slices) from ok rows. The rows are fitted in trial-id
+    order: the bootstrap draws rows by index, so the order results arrived in (Ray's, or the
+    inline runner's) would otherwise change the intervals, and with them every later choice.
+    BLAS is held to one thread: the fit's matrices are tiny, and threads spin-waiting for a busy
+    core made one 200-resample bootstrap 25x slower on a 2-core machine shared with Ray workers
+    (21 s against 0.8 s)."""
+    rows = sorted(rows, key=lambda r: r["trial_id"])
     with threadpool_limits(1, "blas"):
         fits = {ds: {name: _fit(rows, ds, name, bootstrap, seed, (forms or {}).get(name))
                      for name in BOUNDARY_LAWS}

@@ -24,6 +24,7 @@ sampler wins). Coverage: the share of those slices whose interval holds the true
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -49,12 +50,40 @@ EXPONENTS = (0.45, 0.6)   # the distilled law's Dp exponent (the plain law's: 0.
 NOISE = (0.005, 0.02)
 GRIDS = (11, 15, 23, 31)  # Dp values of the denser grids
 TOL = 0.2
+
+
+def denser_rows(sit: choice.Situation) -> list:
+    """The grid refined as it goes: whole Dp rows (every pair and fine-tune the sweep has at that
+    Dp) at the log-midpoint of the widest gap between the measured Dp values, one after another
+    until they cost SIT.MIN_FLOPS (at least one a round) and within SIT.LEFT."""
+    taken = set(sit.done) | {r["trial_id"] for r in sit.rows}
+    measured = {r["dp"] for r in sit.rows}
+    downstreams = sorted({s["downstream"] for s in sit.targets})
+    picked, flops, left = [], 0.0, sit.left
+    while not picked or flops < sit.min_flops:
+        logs = np.log(sorted(measured))
+        i = int(np.argmax(np.diff(logs)))
+        dp = round(math.exp((logs[i] + logs[i + 1]) / 2))
+        rows = [o for o in design._options(sit, downstreams, [dp], taken) if o.shape == "row"]
+        new = [t for o in rows for t in o.trials if t.trial_id not in taken]
+        if not new or sit.cost(new) > left:
+            break
+        picked += [dataclasses.replace(c, reason="denser row", shape="row")
+                   for o in rows for c in o.members]
+        taken |= {t.trial_id for t in new}
+        measured.add(dp)
+        flops, left = flops + sum(t.flops for t in new), left - sit.cost(new)
+    return picked
+
+
 STRATEGIES = {
     "design": design.design_rule,   # the shipped rule: per FLOP, every shape, in the D**p band
     "design-trials": functools.partial(design.design_rule, per="trial", shapes=("pair",),
                                        band=False),   # the rule before compute: pairs per trial
     "design-anywhere": functools.partial(design.design_rule, band=False),
+    "design-rows": functools.partial(design.design_rule, shapes=("row",)),  # rows, in the band
     "crossing": choice.crossing_rule,
+    "rows": denser_rows,            # the grid made denser round by round, no law read
 }
 
 

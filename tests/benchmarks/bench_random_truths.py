@@ -31,8 +31,10 @@ the true D**p. Each run also logs its rounds (shapes, replicates, Dp, compute, j
 --log FILE keeps every run as a JSON line and never runs one again: a long run is continued by
 rerunning the same command. --check-commands K runs the first K truths' 7-value grid and their
 adaptive runs through the real commands (subprocesses, local Ray) and prints their widths beside
-the inline shortcut's: trial ids are content hashes and the simulator's noise is seeded by them,
-so the two must agree.
+the inline shortcut's: trial ids are content hashes, the simulator's noise is seeded by them and
+the rounds fit their rows in id order, so the runs and their rows, refitted in id order, must
+agree exactly. The width in the command's own boundary.json is printed too: its final fit reads
+the rows in the order Ray finished them, so it differs by the bootstrap's draws alone.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ import numpy as np
 import yaml
 
 from raysweep.adaptive import choice
+from raysweep.laws import boundary as bnd
 from raysweep.laws import study
 from raysweep.store import results
 from raysweep.sweep import plan, simulate, spec
@@ -143,7 +146,10 @@ def truth_sweep(seed: int, dps: list[float] | None = None) -> tuple[spec.Sweep, 
 
 
 def command_fit(rows: list[dict], bootstrap: int, sweep: spec.Sweep) -> list[dict]:
-    """Boundary slices as the commands' report writes them (boundary.json)."""
+    """Boundary slices as the commands' report writes them (boundary.json), from ROWS in
+    trial-id order: the bootstrap draws rows by index, and the order Ray finishes trials in
+    would otherwise move the intervals (the same rows shuffled: widths 0.93 to infinite)."""
+    rows = sorted(rows, key=lambda r: r["trial_id"])
     return study.fit_results(rows, bootstrap, offered=sweep.laws)[1]
 
 
@@ -160,21 +166,24 @@ def meta(seed: int) -> dict:
             "slices_in_range": len(inside), "laws": truth["simulate"]}
 
 
-def run_all(seeds, budgets, bootstrap: int, batch: int, logged: list[dict], keep) -> None:
+def run_all(seeds, budgets, strategies, bootstrap: int, batch: int, logged: list[dict],
+            keep) -> None:
     for seed in seeds:
-        have = {(e["kind"], e.get("dp_values"), e.get("budget")) for e in logged
+        have = {(e["kind"], e.get("dp_values"), e.get("budget"), e.get("strategy"))
+                for e in logged
                 if e["seed"] == seed and e.get("family") == FAMILY
                 and e.get("bootstrap") == bootstrap}
         info = meta(seed) | {"bootstrap": bootstrap}
         for n in GRIDS:
-            if ("grid", n, None) not in have:
+            if ("grid", n, None, None) not in have:
                 keep({"kind": "grid", **info, **compute.run_grid(
                     seed, n, bootstrap, make=truth_sweep, fit=command_fit)})
         for given in budgets:
-            if ("adaptive", None, given) not in have:
-                keep({"kind": "adaptive", **info, "batch": batch, "budget": given,
-                      **compute.run_adaptive(seed, "design", given, bootstrap, batch,
-                                             make=truth_sweep, fit=command_fit)})
+            for name in strategies:
+                if ("adaptive", None, given, name) not in have:
+                    keep({"kind": "adaptive", **info, "batch": batch, "budget": given,
+                          **compute.run_adaptive(seed, name, given, bootstrap, batch,
+                                                 make=truth_sweep, fit=command_fit)})
 
 
 # ---- the report --------------------------------------------------------------------------
@@ -193,29 +202,29 @@ def ratios(entries: list[dict]) -> list[dict]:
 
 def summary(runs: list[dict]) -> str:
     """Per budget: the distribution of the ratios and the coverage."""
-    lines = [("| budget | truths ratioed | geometric mean | 90th pct | max | above 1.2 | "
+    lines = [("| strategy, budget | truths ratioed | geometric mean | 90th pct | max | above 1.2 | "
               "no interval | coverage | no crossing in range |"), "|---" * 9 + "|"]
-    for given in dict.fromkeys(r["budget"] for r in runs):
-        mine = [r for r in runs if r["budget"] == given]
+    for given in dict.fromkeys((r["strategy"], r["budget"]) for r in runs):
+        mine = [r for r in runs if (r["strategy"], r["budget"]) == given]
         judged = [r for r in mine if r["slices"] and math.isfinite(r["grid_width"])]
         rs = np.array([r["ratio"] for r in judged], dtype=float)
         fin = rs[np.isfinite(rs)]
         cov = sum(r["covered"] for r in judged) / max(1, sum(r["slices"] for r in judged))
         gm = math.exp(np.log(fin).mean()) if fin.size else math.nan
         pct = float(np.percentile(rs, 90)) if rs.size else math.nan
-        lines.append(f"| {given} | {len(judged)} | {gm:.2f} | {pct:.2f} | {rs.max(initial=0):.2f}"
+        lines.append(f"| {given[0]} {given[1]} | {len(judged)} | {gm:.2f} | {pct:.2f} | {rs.max(initial=0):.2f}"
                      f" | {int((rs > WORSE).sum())} | {int((~np.isfinite(rs)).sum())} | "
                      f"{cov:.0%} | {sum(not r['slices'] for r in mine)} |")
     return "\n".join(lines)
 
 
 def table(runs: list[dict]) -> str:
-    lines = [("| truth | noise | D**p ref | slices in range | budget | trials | compute (x grid) "
+    lines = [("| truth | noise | D**p ref | slices in range | strategy, budget | trials | compute (x grid) "
               "| width | grid width at equal compute | ratio | covered | rounds | stopped |"),
              "|---" * 13 + "|"]
-    for r in sorted(runs, key=lambda r: (r["seed"], str(r["budget"]))):
+    for r in sorted(runs, key=lambda r: (r["seed"], str(r["budget"]), r["strategy"])):
         lines.append(f"| {r['seed']} | {r['noise']:.3f} | {r['crossing']:.3g} | "
-                     f"{r['slices_in_range']} | {r['budget']} | {r['trials']} | "
+                     f"{r['slices_in_range']} | {r['strategy']} {r['budget']} | {r['trials']} | "
                      f"{r['compute_x']:.2f} | {r['width']:.2f} | {r['grid_width']:.2f} | "
                      f"{r['ratio']:.2f} | {r['covered']}/{r['slices']} | {r['rounds']} | "
                      f"{r['stopped'][:40]} |")
@@ -245,27 +254,31 @@ def command_widths(seed: int, budgets, bootstrap: int, batch: int) -> list[dict]
             if done.returncode:
                 raise RuntimeError(f"{cmd[0]} on truth {seed} exited {done.returncode}:\n"
                                    f"{done.stderr[-2000:]}")
-            slices = json.loads((where / "boundary.json").read_text())
-            j = compute.judge(slices, compute.truths(sweep), choice.dp_range(sweep))
-            out.append({"seed": seed, "kind": kind, "budget": given, "width": j["width"],
-                        "covered": j["covered"], "trials": results.read(str(where)).num_rows})
+            truth, span = compute.truths(sweep), choice.dp_range(sweep)
+            written = json.loads((where / "boundary.json").read_text())
+            rows = bnd.ok_rows(results.read(str(where)))
+            refit = command_fit(rows, bootstrap, sweep)
+            out.append({"seed": seed, "kind": kind, "budget": given, "trials": len(rows),
+                        "written": compute.judge(written, truth, span)["width"],
+                        "width": compute.judge(refit, truth, span)["width"]})
     return out
 
 
 def check_commands(k: int, first: int, budgets, bootstrap: int, batch: int,
                    logged: list[dict]) -> str:
-    lines = ["| truth | run | command: trials, width | shortcut: trials, width | same |",
-             "|---|---|---|---|---|"]
+    lines = [("| truth | run | command: trials, width (boundary.json; its rows in id order) | "
+             "shortcut: trials, width | same |"), "|---|---|---|---|---|"]
     for seed in range(first, first + k):
         for c in command_widths(seed, budgets, bootstrap, batch):
             s = next(e for e in logged if e["seed"] == seed and e["kind"] == c["kind"]
                      and e.get("family") == FAMILY and e.get("bootstrap") == bootstrap
+                     and e.get("strategy") in (None, "design")   # the command's --rule
                      and (e.get("dp_values") == GRIDS[0] or e.get("budget") == c["budget"]))
             same = s["trials"] == c["trials"] and math.isclose(s["width"], c["width"],
-                                                               rel_tol=1e-6)
+                                                               rel_tol=1e-9)
             lines.append(f"| {seed} | {c['kind']} {c['budget'] or ''} | {c['trials']}, "
-                         f"{c['width']:.3f} | {s['trials']}, {s['width']:.3f} | "
-                         f"{'yes' if same else 'NO'} |")
+                         f"{c['written']:.3f}; {c['width']:.3f} | {s['trials']}, "
+                         f"{s['width']:.3f} | {'yes' if same else 'NO'} |")
     return "\n".join(lines)
 
 
@@ -275,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first", type=int, default=0, help="seed of the first truth")
     p.add_argument("--budgets", nargs="+", default=list(BUDGETS),
                    help="adaptive budgets: a multiple of the grid's compute (1x) or trials (300)")
+    p.add_argument("--strategies", nargs="+", choices=list(compute.STRATEGIES),
+                   default=["design"], help="where the adaptive rounds put their runs "
+                   "(bench_compute.STRATEGIES; design: the command's default)")
     p.add_argument("--batch", type=int, default=compute.adaptive.DEFAULTS["batch"])
     p.add_argument("--bootstrap", type=int, default=study.DEFAULT_BOOTSTRAP)
     p.add_argument("--log", help="JSON lines of every run; runs in it are not run again")
@@ -292,10 +308,11 @@ def main(argv: list[str] | None = None) -> int:
                 f.write(json.dumps(entry) + "\n")
 
     seeds = range(args.first, args.first + args.truths)
-    run_all(seeds, args.budgets, args.bootstrap, args.batch, logged, keep)
+    run_all(seeds, args.budgets, args.strategies, args.bootstrap, args.batch, logged, keep)
     mine = [e for e in logged if e["seed"] in seeds and e.get("family") == FAMILY
             and e.get("bootstrap") == args.bootstrap]
-    runs = [r for r in ratios(mine) if r["budget"] in args.budgets]
+    runs = [r for r in ratios(mine) if r["budget"] in args.budgets
+            and r["strategy"] in args.strategies]
     print(table(runs))
     print(summary(runs))
     if args.check_commands:
