@@ -13,6 +13,7 @@ from raysweep.adaptive import choice, proposals
 from raysweep.adaptive import loop as adaptive
 from raysweep.adaptive.proposals import Candidate
 from raysweep.laws import boundary as bnd
+from raysweep.laws import study
 from raysweep.laws.law import additive
 from raysweep.store import results
 from raysweep.sweep import plan, spec
@@ -292,3 +293,19 @@ def test_a_round_prints_one_short_line_spent_left_pinned_widest():
     assert grid.startswith("round 0: 175 trials (the grid), spent 0 FLOPs, 1.1e13 left; 0/1 ")
     assert grid.endswith(" Df 50k: 600k")   # the measured turn, which has no interval
     assert adaptive.short_line(1, (8, 1.0), [], 0.2, flops, 1.0).endswith("; no slice to pin")
+
+
+def test_the_boundary_fit_does_not_depend_on_the_order_results_arrived_in(tmp_path):
+    # Ray writes results as trials finish; the bootstrap draws rows by index, so without a fixed
+    # order the same results gave intervals from 0.93 to infinite (bench_random_truths.py).
+    sweep, out = spec.parse(one_slice_raw(noise=0.01)), str(tmp_path)
+    adaptive.inline_runner(out)(plan.plan(sweep))
+    table = results.read(out).to_pylist()
+    _, first = choice.fit_boundary(bnd.ok_rows(table), bootstrap=30)
+    _, flipped = choice.fit_boundary(bnd.ok_rows(table[::-1]), bootstrap=30)
+    assert first[0]["d_cross_ci"] is not None
+    assert [s["d_cross_ci"] for s in flipped] == [s["d_cross_ci"] for s in first]
+    # the study's fit (fits.json, boundary.json) reads rows the same way
+    _, study_first = study.fit_results(table, bootstrap=30)
+    _, study_flipped = study.fit_results(table[::-1], bootstrap=30)
+    assert [s["d_cross_ci"] for s in study_flipped] == [s["d_cross_ci"] for s in study_first]

@@ -144,7 +144,7 @@ def test_a_simulated_run_with_the_design_rule_converges_on_the_truth(tmp_path):
     lines, launched = [], []
     doc = adaptive.rounds(sweep, str(tmp_path), counting_runner(str(tmp_path), launched),
                           budget=120, batch=4, tol=0.2, bootstrap=30, echo=lines.append,
-                          choose=dr.design_rule)
+                          choose=dr.design_rule, verbose=True)
     (final,) = doc["boundary"]
     lo, hi = final["d_cross_ci"]
     assert doc["stopped"] == "every chased slice's D**p interval is within --tol"
@@ -156,7 +156,10 @@ def test_a_simulated_run_with_the_design_rule_converges_on_the_truth(tmp_path):
         assert rnd["proposals"] and all(set(p) == REPORTED for p in rnd["proposals"])
         assert len(set(seen)) == len(seen) and all(65_000 <= s[3] <= 1_300_000 for s in seen)
     assert doc["trials_run"] == len(launched) == len(set(launched)) == doc["trials_total"]
-    assert "largest expected drop of the D**p intervals per FLOP" in lines[1]
+    # the rule's reason: in each proposal of adaptive.json, and in round 1's --verbose line
+    assert all(p["reason"] == dr.REASON for r in doc["rounds"][1:] for p in r["proposals"])
+    (full,) = [line for line in lines if line.startswith("  round 1:")]
+    assert "largest expected drop of the D**p intervals per FLOP" in full
 
 
 def test_a_round_under_a_compute_budget_picks_on_until_it_costs_its_share(tmp_path):

@@ -77,9 +77,11 @@ class Situation:
 
 def fit_boundary(rows: list[dict], bootstrap: int, seed: int = 0, forms: dict | None = None
                  ) -> tuple[dict, list[dict]]:
-    """(fits per downstream set, boundary slices) from ok rows. BLAS is held to one thread: the
-    fit's matrices are tiny, and threads spin-waiting for a core busy with Ray workers made the
-    bootstrap many times slower (BENCHMARKS.md, "Bootstrap refits, refined")."""
+    """(fits per downstream set, boundary slices) from ok rows (`bnd.ok_rows`: in trial-id order,
+    so the intervals, and every later choice, do not depend on the order results arrived in).
+    BLAS is held to one thread: the fit's matrices are tiny, and threads spin-waiting for a core
+    busy with Ray workers made the bootstrap many times slower (BENCHMARKS.md, "Bootstrap refits,
+    refined")."""
     with threadpool_limits(1, "blas"):
         fits = {ds: {name: _fit(rows, ds, name, bootstrap, seed, (forms or {}).get(name))
                      for name in BOUNDARY_LAWS}

@@ -208,12 +208,15 @@ def _ensemble_intervals(plain: Fit, distilled: Fit, fixed, dp_range, star, cross
 # ---- every slice of a results table ----------------------------------------------------------
 
 def ok_rows(rows) -> list[dict]:
-    """OK rows of a results table (pyarrow.Table, dict of columns or list of dicts)."""
+    """OK rows of a results table (pyarrow.Table, dict of columns or list of dicts), in trial-id
+    order: the bootstrap draws rows by index, so the order the results arrived in (Ray's, or a
+    listing's) would otherwise change every interval fitted on them."""
     if hasattr(rows, "to_pylist"):
         rows = rows.to_pylist()
     elif isinstance(rows, Mapping):
         rows = [dict(zip(rows, vals)) for vals in zip(*rows.values())]
-    return [r for r in rows if r.get("status") == "ok" and r.get("error") is not None]
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("error") is not None]
+    return sorted(ok, key=lambda r: str(r.get("trial_id") or ""))
 
 
 def slice_key(s: dict) -> tuple:

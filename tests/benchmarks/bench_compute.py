@@ -24,6 +24,7 @@ sampler wins). Coverage: the share of those slices whose interval holds the true
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -39,7 +40,7 @@ import yaml
 from raysweep.adaptive import budget, choice, design
 from raysweep.adaptive import loop as adaptive
 from raysweep.laws import boundary as bnd
-from raysweep.laws.law import additive as Law  # the paper's form from E and terms
+from raysweep.laws.law import additive
 from raysweep.store import results
 from raysweep.sweep import plan, simulate, spec
 
@@ -49,12 +50,40 @@ EXPONENTS = (0.45, 0.6)   # the distilled law's Dp exponent (the plain law's: 0.
 NOISE = (0.005, 0.02)
 GRIDS = (11, 15, 23, 31)  # Dp values of the denser grids
 TOL = 0.2
+
+
+def denser_rows(sit: choice.Situation) -> list:
+    """The grid refined as it goes: whole Dp rows (every pair and fine-tune the sweep has at that
+    Dp) at the log-midpoint of the widest gap between the measured Dp values, one after another
+    until they cost SIT.MIN_FLOPS (at least one a round) and within SIT.LEFT."""
+    taken = set(sit.done) | {r["trial_id"] for r in sit.rows}
+    measured = {r["dp"] for r in sit.rows}
+    downstreams = sorted({s["downstream"] for s in sit.targets})
+    picked, flops, left = [], 0.0, sit.left
+    while not picked or flops < sit.min_flops:
+        logs = np.log(sorted(measured))
+        i = int(np.argmax(np.diff(logs)))
+        dp = round(math.exp((logs[i] + logs[i + 1]) / 2))
+        rows = [o for o in design._options(sit, downstreams, [dp], taken) if o.shape == "row"]
+        new = [t for o in rows for t in o.trials if t.trial_id not in taken]
+        if not new or sit.cost(new) > left:
+            break
+        picked += [dataclasses.replace(c, reason="denser row", shape="row")
+                   for o in rows for c in o.members]
+        taken |= {t.trial_id for t in new}
+        measured.add(dp)
+        flops, left = flops + sum(t.flops for t in new), left - sit.cost(new)
+    return picked
+
+
 STRATEGIES = {
     "design": design.design_rule,   # the shipped rule: per FLOP, every shape, in the D**p band
     "design-trials": functools.partial(design.design_rule, per="trial", shapes=("pair",),
                                        band=False),   # the rule before compute: pairs per trial
     "design-anywhere": functools.partial(design.design_rule, band=False),
+    "design-rows": functools.partial(design.design_rule, shapes=("row",)),  # rows, in the band
     "crossing": choice.crossing_rule,
+    "rows": denser_rows,            # the grid made denser round by round, no law read
 }
 
 
@@ -80,7 +109,7 @@ def truth_sweep(seed: int, dps: list[float] | None = None) -> tuple[spec.Sweep, 
 
 
 def truths(sweep: spec.Sweep) -> dict[tuple, float]:
-    laws = {k: Law(v["E"], {n: (t["coef"], t["exponent"]) for n, t in v["terms"].items()})
+    laws = {k: additive(v["E"], {n: (t["coef"], t["exponent"]) for n, t in v["terms"].items()})
             for k, v in sweep.simulate.items() if k in ("plain", "distilled")}
     out = {}
     for t in plan.plan(sweep):
@@ -110,33 +139,64 @@ def judge(slices: list[dict], truth: dict, dp_range: tuple[int, int]) -> dict:
             "slices": len(keys), "widths": widths, "every_slice": every}
 
 
-def run_grid(seed: int, n: int, bootstrap: int) -> dict:
+def loop_fit(rows: list[dict], bootstrap: int, sweep: spec.Sweep) -> list[dict]:
+    """Boundary slices as the adaptive rounds fit them (choice.fit_boundary)."""
+    return choice.fit_boundary(rows, bootstrap)[1]
+
+
+def grid_dps(n: int) -> list[float]:
+    """The shipped Dp fractions for N = their count, else N log-spaced over the same range."""
     lo, hi = min(SIM["dp"]), max(SIM["dp"])
-    dps = SIM["dp"] if n == len(SIM["dp"]) else [float(v) for v in np.geomspace(lo, hi, n)]
-    sweep, _ = truth_sweep(seed, dps)
+    return SIM["dp"] if n == len(SIM["dp"]) else [float(v) for v in np.geomspace(lo, hi, n)]
+
+
+def run_grid(seed: int, n: int, bootstrap: int, make=truth_sweep, fit=loop_fit) -> dict:
+    """The truth MAKE(seed, dps) gives, measured on an N-value Dp grid, fitted by FIT."""
+    sweep, _ = make(seed, grid_dps(n))
     trials = plan.plan(sweep)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         adaptive.inline_runner(out)(trials)
-        rows = bnd.ok_rows(results.read(out))
-        _, slices = choice.fit_boundary(rows, bootstrap)
+        slices = fit(bnd.ok_rows(results.read(out)), bootstrap, sweep)
         wall = time.perf_counter() - start
     return {"dp_values": n, "trials": len(trials), "flops": sum(t.flops for t in trials),
             "wall_s": round(wall, 1), **judge(slices, truths(sweep), choice.dp_range(sweep))}
 
 
-def run_adaptive(seed: int, name: str, given: str, bootstrap: int, batch: int) -> dict:
-    sweep, _ = truth_sweep(seed)
+def run_adaptive(seed: int, name: str, given: str, bootstrap: int, batch: int,
+                 make=truth_sweep, fit=None) -> dict:
+    """STRATEGY NAME's rounds on the truth MAKE(seed) gives, judged on their last fit, or, with
+    FIT, on FIT of every row at the end (what the command's report writes)."""
+    sweep, _ = make(seed)
     grid = sum(t.flops for t in plan.plan(sweep))
+    truth, span = truths(sweep), choice.dp_range(sweep)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         doc = adaptive.rounds(sweep, out, adaptive.inline_runner(out), budget.parse(given, grid),
                               batch, TOL, bootstrap, echo=lambda _: None,
                               choose=STRATEGIES[name])
+        slices = fit(bnd.ok_rows(results.read(out)), bootstrap, sweep) if fit else doc["boundary"]
         wall = time.perf_counter() - start
     return {"strategy": name, "trials": doc["trials_total"], "flops": grid + doc["budget"]["spent"],
             "rounds": len(doc["rounds"]) - 1, "stopped": doc["stopped"], "wall_s": round(wall, 1),
-            **judge(doc["boundary"], truths(sweep), choice.dp_range(sweep))}
+            **judge(slices, truth, span), "trajectory": trajectory(doc, truth, span)}
+
+
+def trajectory(doc: dict, truth: dict, span: tuple[int, int]) -> list[dict]:
+    """Per round of DOC: what it ran (shapes, replicates, trials, FLOPs) and the judged width
+    after its refit, so a run's width can be read against its compute round by round."""
+    out, flops = [], 0.0
+    for r in doc["rounds"]:
+        flops += r.get("flops_run") or 0.0
+        shapes: dict[str, int] = {}
+        for c in r["proposals"]:
+            shapes[c["shape"]] = shapes.get(c["shape"], 0) + 1
+        j = judge(r["boundary"], truth, span)
+        out.append({"round": r["round"], "shapes": shapes, "trials": r["trials_run"],
+                    "replicates": sum(c["replicate"] > 0 for c in r["proposals"]),
+                    "dps": sorted({c["dp"] for c in r["proposals"]}), "flops": flops,
+                    "width": j["width"], "covered": j["covered"]})
+    return out
 
 
 def at_compute(grids: list[dict], flops: float) -> float:
