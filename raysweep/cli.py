@@ -30,6 +30,7 @@ from raysweep.errors import InputError
 from raysweep.laws import study
 from raysweep.report import build as report
 from raysweep.report import summary
+from raysweep.run import resume
 from raysweep.store import results, storage
 from raysweep.sweep import plan, spec
 
@@ -80,6 +81,15 @@ def parser(prog: str, doc: str) -> argparse.ArgumentParser:
                         f"that only the cluster's nodes have; or {SKIP_DATA_CHECK}=1)")
     p.add_argument("--bootstrap", type=int, default=study.DEFAULT_BOOTSTRAP,
                    help="bootstrap resamples for the fitted laws' intervals (default %(default)s)")
+    p.add_argument("--old-ids", choices=resume.OLD_IDS,
+                   help="results in OUT whose ids an earlier raysweep made (an earlier id scheme):"
+                        " adopt (file each under its id now, it counts as done) or ignore (keep "
+                        "them unused, run the trials again); asked for when there are any, then "
+                        "kept in OUT")
+    p.add_argument("--other-code", choices=resume.OTHER_CODE,
+                   help="results in OUT made by other raysweep code: keep (use them; the default"
+                        ", but results of a newer raysweep need it said) or rerun (run this "
+                        "command's trials among them again)")
     return p
 
 
@@ -136,10 +146,16 @@ def interrupted(prog: str, argv: list[str] | None, out: str | None) -> int:
     return INTERRUPTED
 
 
-def outcome(trial_ids: set[str], out: str) -> int:
-    """OK when every trial of TRIAL_IDS has an ok record in OUT; else TRIALS_FAILED, with a line
-    saying how many did not and where their messages are."""
-    status = {r["trial_id"]: r["status"] for r in results.read(out).to_pylist()}
+def resumed(args, out: str, trials: list[plan.Trial]) -> resume.Found:
+    """What OUT holds for TRIALS, read once and settled before anything runs (run.resume):
+    records of an earlier id scheme (--old-ids), of other code (--other-code)."""
+    return resume.check(out, {t.trial_id for t in trials}, args.old_ids, args.other_code)
+
+
+def outcome(trial_ids: set[str], out: str, table) -> int:
+    """OK when every trial of TRIAL_IDS has an ok record in TABLE (OUT's results, read); else
+    TRIALS_FAILED, with a line saying how many did not and where their messages are."""
+    status = dict(zip(table["trial_id"].to_pylist(), table["status"].to_pylist()))
     bad = Counter(status.get(t, "without a record") for t in trial_ids if status.get(t) != "ok")
     if not bad:
         return OK
@@ -166,8 +182,8 @@ def read_overrides(path: str) -> dict:
     return given
 
 
-def status_summary(out: str) -> str:
-    table = results.read(out).to_pylist()
+def status_summary(table) -> str:
+    table = table.to_pylist()
     counts = Counter(r["status"] for r in table)
     lines = ["trials by status: " + ", ".join(f"{s} {counts.get(s, 0)}" for s in results.STATUSES)]
     best: dict[int, float] = {}
@@ -179,10 +195,13 @@ def status_summary(out: str) -> str:
     return "\n".join(lines)
 
 
-def finish(out: str, bootstrap: int) -> None:
-    """Fit, boundary and report: what every command prints and writes when its trials are done.
+def finish(out: str, bootstrap: int):
+    """Fit, boundary and report: what every command prints and writes when its trials are done;
+    returns the results, read once here for all of them (and for the exit code, `outcome`).
     One BLAS thread: the bootstrap's many small solves run faster so than on a shared pool."""
-    print(status_summary(out))
+    table = results.read(out)
+    print(status_summary(table))
     with threadpool_limits(1, "blas"):
-        print(summary.summarize(out, bootstrap))
-    print(f"report: {report.write_report(out)}")
+        print(summary.summarize(out, bootstrap, table=table))
+    print(f"report: {report.write_report(out, table)}")
+    return table

@@ -162,9 +162,11 @@ def fit_results(table, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> tup
     return doc, bnd.boundaries(rows, fits)
 
 
-def write_fits(out: str, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> tuple[dict, list]:
-    """Fit OUT's results; write OUT/fits.json and OUT/boundary.json; return both objects."""
-    doc, slices = fit_results(results.read(out), bootstrap, seed)
+def write_fits(out: str, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
+               table=None) -> tuple[dict, list]:
+    """Fit OUT's results (TABLE, when the caller has read them: results.read); write
+    OUT/fits.json and OUT/boundary.json; return both objects."""
+    doc, slices = fit_results(results.read(out) if table is None else table, bootstrap, seed)
     for rel, obj in ((layout.FITS, doc), (layout.BOUNDARY, slices)):
         storage.write_bytes(out, rel, json.dumps(finite(obj), indent=1).encode())
     return doc, slices

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 
@@ -37,7 +38,7 @@ from raysweep.report.figures_boundary import (
 from raysweep.report.figures_laws import fig_parity, fig_vs_data, fig_vs_size
 from raysweep.report.inputs import read_inputs
 from raysweep.report.render import Heading, Image, Note, to_html, to_markdown
-from raysweep.store import layout, storage
+from raysweep.store import layout, provenance, storage
 
 NOTES = {
     "no_results": "No results yet: {out}/results holds no trial records, so there is nothing to "
@@ -208,6 +209,7 @@ def build(inputs: dict, notes: list[str], out: str) -> list:
               Note(f"Built {when} by raysweep {__version__} from {out}: {len(rows)} trials"
                    + (f"; fits.json created {fits.get('created', '?')} with "
                       f"{fits.get('bootstrap', '?')} bootstrap resamples." if fits else "."))]
+    blocks += [Note(code_note(rows))] if rows else []
     blocks += [Note(n) for n in notes]
     blocks += [Heading("Runs"), tables.runs_table(rows) if rows else note("no_results", out=out)]
     blocks.append(Heading("Fitted laws"))
@@ -227,6 +229,13 @@ def build(inputs: dict, notes: list[str], out: str) -> list:
     return (blocks + guarded("The adaptive section", partial(adaptive_section, inputs["adaptive"]))
             + guarded("The hyper-parameter section",
                       partial(hparams_section, inputs["hparams"], rows)))
+
+
+def code_note(rows: list[dict]) -> str:
+    """Which code made the rows (store.provenance), most rows first."""
+    counts = Counter(provenance.of_row(r).label() for r in rows)
+    return "Rows made by: " + "; ".join(f"{label} ({n})" for label, n in counts.most_common()) \
+        + "."
 
 
 def adaptive_section(adaptive: dict | None) -> list:
@@ -253,13 +262,14 @@ def hparams_section(hparams: dict | None, rows: list[dict]) -> list:
                     partial(fig_hparams, best, params, "best hyper-parameters"))]
 
 
-def write_report(out: str) -> str:
-    """Build OUT/report/ from whatever OUT holds; returns the path (or URI) of report.html."""
+def write_report(out: str, table=None) -> str:
+    """Build OUT/report/ from whatever OUT holds (its results: TABLE, when the caller has read
+    them); returns the path (or URI) of report.html."""
     out = storage.absolute(out)
     fs, root = storage.resolve(out)
     if not storage.is_remote(out) and fs.get_file_info(root).type != pafs.FileType.Directory:
         raise InputError(f"output directory {out!r} does not exist")  # object stores have no dirs
-    inputs, notes = read_inputs(out)
+    inputs, notes = read_inputs(out, table)
     blocks = build(inputs, notes, out)
     figures = {layout.report_file(f"figures/{b.name}.png"): b.png
                for b in blocks if isinstance(b, Image)}

@@ -10,9 +10,11 @@ from raysweep.report.render import to_text
 from raysweep.store import layout
 
 
-def summarize(out: str, bootstrap: int = study.DEFAULT_BOOTSTRAP, seed: int = 0) -> str:
-    """Fit OUT's results, write OUT/fits.json and OUT/boundary.json, return the printed tables."""
-    fits, slices = study.write_fits(out, bootstrap, seed)
+def summarize(out: str, bootstrap: int = study.DEFAULT_BOOTSTRAP, seed: int = 0,
+              table=None) -> str:
+    """Fit OUT's results (TABLE, when already read), write OUT/fits.json and OUT/boundary.json,
+    return the printed tables."""
+    fits, slices = study.write_fits(out, bootstrap, seed, table)
     if not fits["downstream"]:
         return f"no ok fine-tuning or distillation results under {out} yet: nothing to fit"
     shown = [tables.exponents_table(fits), tables.coefficients_table(fits),
