@@ -3,7 +3,9 @@ changes no id, a changed default changes the ids of the trials it reaches, what 
 is not hashed, and a record of the earlier scheme is filed under its id of this one."""
 
 import dataclasses
+import hashlib
 
+import legacy_ids
 import pytest
 
 from raysweep import cli, data
@@ -147,34 +149,23 @@ def test_resolving_is_idempotent_and_the_config_says_its_scheme():
         assert identity.resolve(t.config) == t.config
 
 
-def legacy_config(t: plan.Trial, old_ids: dict[str, str]) -> dict:
-    """T's config as the scheme-1 planner wrote it: the sweep's stage settings only, dataset
-    params as given, prerequisites by their old ids."""
-    c = {k: v for k, v in t.config.items() if k != "id_scheme"}
-    sweep = spec.load(SMOKE)
-    stage = "distill" if t.stage == "distill" else t.stage
-    c["train"] = dict(sweep.train[stage])
-    c["upstream"] = {"name": "fractal", "params": sweep.upstream.params}
-    if "downstream" in c:
-        c["downstream"] = {"name": "digits", "params": {}}
-    if "pretrained" in c:
-        c["pretrained"] = old_ids[c["pretrained"]]
-    if "teacher_trials" in c:
-        c["teacher_trials"] = [old_ids[d] for d in c["teacher_trials"]]
-    return c
-
-
 def test_rekey_files_every_scheme_1_record_under_the_id_the_planner_gives_it():
-    trials = plan.plan(spec.load(SMOKE))
-    old_ids, old_configs = {}, {}
-    for t in trials:                                  # prerequisites come first in a plan
-        c = legacy_config(t, old_ids)
-        old_ids[t.trial_id] = identity.legacy_id(c)
-        old_configs[old_ids[t.trial_id]] = c
-    mapped = identity.rekey(old_configs)
-    assert {old: new for old, (new, _) in mapped.items()} == {
-        old_ids[t.trial_id]: t.trial_id for t in trials}
-    by_id = {t.trial_id: t for t in trials}
+    sweep = spec.load(SMOKE)
+    old = legacy_ids.legacy_trials(sweep)
+    mapped = identity.rekey({old_id: config for old_id, config in old.values()})
+    assert {o: new for o, (new, _) in mapped.items()} == {o: now for now, (o, _) in old.items()}
+    by_id = {t.trial_id: t for t in plan.plan(sweep)}
     assert all(by_id[new].config == config for new, config in mapped.values())
-    orphan = {k: v for k, v in old_configs.items() if v["stage"] != "pretrain"}
-    assert identity.rekey(orphan) == {}     # without their pretrainings none has an id
+    orphans = {o: c for o, c in old.values() if c["stage"] != "pretrain"}
+    assert identity.rekey(orphans) == {}     # without their pretrainings none has an id
+
+
+@pytest.mark.parametrize("name, digest", [
+    ("smoke", "e53ba710a5675edb"), ("default", "e483d8124c2fb460"),
+    ("simulate", "e6dbfeaecd21a3ae"),
+])
+def test_the_scheme_1_ids_rebuilt_for_these_tests_are_the_ones_scheme_1_gave(name, digest):
+    """The digests scheme 1's planner pinned for the shipped sweeps: the legacy records these
+    tests write are the ones an OUT of then holds."""
+    old = sorted(o for o, _ in legacy_ids.legacy_trials(spec.load(cli.sweep_path(name))).values())
+    assert hashlib.sha256(" ".join(old).encode()).hexdigest()[:16] == digest
