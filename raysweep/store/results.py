@@ -137,10 +137,19 @@ def read_file(out: str, rel: str) -> tuple[pa.Table | None, str | None]:
     try:
         if missing:
             raise ValueError(f"it lacks the columns {', '.join(missing)}")
-        return table.select(SCHEMA.names).cast(SCHEMA), None
+        return filled(table.select(SCHEMA.names).cast(SCHEMA)), None
     except Exception as err:  # noqa: BLE001 - as above: one foreign file never stops a fit
         return None, (f"skipping result file {out}/{rel} of another schema: {err} (expected "
                       f"raysweep's results schema, raysweep.store.results.SCHEMA)")
+
+
+def filled(table: pa.Table) -> pa.Table:
+    """Nulls of an OPTIONAL column with a value to read as (a row written without it) -> it."""
+    for name, (_, fill) in OPTIONAL.items():
+        if fill is not None and table[name].null_count:
+            i = table.schema.get_field_index(name)
+            table = table.set_column(i, name, pc.fill_null(table[name], fill))
+    return table
 
 
 def usable(table: pa.Table) -> pa.Table:
