@@ -31,6 +31,7 @@ from raysweep.errors import InputError
 from raysweep.laws import study
 from raysweep.report import build as report
 from raysweep.report import summary
+from raysweep.run import resume
 from raysweep.store import results, storage
 from raysweep.sweep import gpus, memory, plan, spec
 
@@ -87,6 +88,15 @@ def parser(prog: str, doc: str) -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true",
                    help="print the report's full tables (and each adaptive round's proposals) "
                         "before the summary; they are in OUT/report/report.md either way")
+    p.add_argument("--old-ids", choices=resume.OLD_IDS,
+                   help="results in OUT whose ids an earlier raysweep made (an earlier id scheme):"
+                        " adopt (file each under its id now, it counts as done) or ignore (keep "
+                        "them unused, run the trials again); asked for when there are any, then "
+                        "kept in OUT")
+    p.add_argument("--other-code", choices=resume.OTHER_CODE,
+                   help="results in OUT made by other raysweep code: keep (use them; the default"
+                        ", but results of a newer raysweep need it said) or rerun (run this "
+                        "command's trials among them again)")
     return p
 
 
@@ -178,10 +188,16 @@ def interrupted(prog: str, argv: list[str] | None, out: str | None) -> int:
     return INTERRUPTED
 
 
-def outcome(trial_ids: set[str], out: str) -> int:
-    """OK when every trial of TRIAL_IDS has an ok record in OUT; else TRIALS_FAILED, with a line
-    saying how many did not and where their messages are."""
-    status = {r["trial_id"]: r["status"] for r in results.read(out).to_pylist()}
+def resumed(args, out: str, trials: list[plan.Trial]) -> resume.Found:
+    """What OUT holds for TRIALS, read once and settled before anything runs (run.resume):
+    records of an earlier id scheme (--old-ids), of other code (--other-code)."""
+    return resume.check(out, {t.trial_id for t in trials}, args.old_ids, args.other_code)
+
+
+def outcome(trial_ids: set[str], out: str, table) -> int:
+    """OK when every trial of TRIAL_IDS has an ok record in TABLE (OUT's results, read); else
+    TRIALS_FAILED, with a line saying how many did not and where their messages are."""
+    status = dict(zip(table["trial_id"].to_pylist(), table["status"].to_pylist()))
     bad = Counter(status.get(t, "without a record") for t in trial_ids if status.get(t) != "ok")
     if not bad:
         return OK
@@ -208,9 +224,9 @@ def read_overrides(path: str) -> dict:
     return given
 
 
-def status_summary(out: str, verbose: bool = False) -> str:
+def status_summary(table, verbose: bool = False) -> str:
     """Trials by status; with VERBOSE, the best downstream error per model size too."""
-    table = results.read(out).to_pylist()
+    table = table.to_pylist()
     counts = Counter(r["status"] for r in table)
     lines = ["trials by status: " + ", ".join(f"{s} {counts.get(s, 0)}" for s in results.STATUSES)]
     if not verbose:
@@ -224,13 +240,16 @@ def status_summary(out: str, verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
-def finish(out: str, bootstrap: int, offered: dict | None = None, verbose: bool = False) -> None:
+def finish(out: str, bootstrap: int, offered: dict | None = None, verbose: bool = False):
     """Fit (with the sweep's candidate forms OFFERED), boundary and report: what every command
     prints and writes when its trials are done -- the findings in a screen
-    (raysweep.report.summary), the full tables with VERBOSE, and last the report's path. One BLAS
+    (raysweep.report.summary), the full tables with VERBOSE, and last the report's path. Returns
+    the results, read once here for all of them (and for the exit code, `outcome`). One BLAS
     thread: the bootstrap's many small solves run faster so than on a shared pool."""
-    print(status_summary(out, verbose))
+    table = results.read(out)
+    print(status_summary(table, verbose))
     with threadpool_limits(1, "blas"):
         print(summary.summarize(out, bootstrap, offered=offered, verbose=verbose,
-                                size_of=data.train_size))
-    print(f"report: {report.write_report(out, size_of=data.train_size)}")
+                                size_of=data.train_size, table=table))
+    print(f"report: {report.write_report(out, table, size_of=data.train_size)}")
+    return table

@@ -60,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         cli.preflight(args, sweep, trials, None if args.dry_run else out)
         if args.dry_run:
             return cli.OK
+        found = cli.resumed(args, out, trials)
         ctx = Context(out, sweep.data_root, download=args.download,
                       eval_every=sweep.monitor["eval_every"])
         n = executor.run(trials, ctx, name=sweep.name, retries=sweep.retries,
-                         address=args.address, tracker=tracker)
+                         address=args.address, tracker=tracker, done=found.done)
     except InputError as err:  # a missing dataset, an unwritable OUT, a node-local OUT, ...
         cli.say_error(err)
         return cli.BAD_INPUT
@@ -72,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{sweep.name}: {len(trials)} trials, {n} run now, "
           f"{len(trials) - n} already done; results in {out}/results")
     try:
-        cli.finish(out, args.bootstrap, sweep.laws, args.verbose)
+        table = cli.finish(out, args.bootstrap, sweep.laws, args.verbose)
     except KeyboardInterrupt:
         return cli.interrupted("python -m raysweep.grid", argv, out)
-    return cli.outcome({t.trial_id for t in trials}, out)
+    return cli.outcome({t.trial_id for t in trials}, out, table)
 
 
 if __name__ == "__main__":

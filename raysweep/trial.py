@@ -2,8 +2,9 @@
 
 CONFIG is a JSON or YAML file holding a trial config, as printed by
 `python -m raysweep.grid --dry-run --json` (one entry of "trials") or the `config` column of a
-result record. The trial's id is computed from the config, so its result and checkpoints land
-where the grid's would; its prerequisites' checkpoints must already be in OUT.
+result record. The config is resolved with this code's defaults (raysweep.sweep.identity) and its
+id computed from that, so its result and checkpoints land where the grid's would; its
+prerequisites' checkpoints must already be in OUT.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import yaml
 
 from raysweep.errors import InputError
 from raysweep.run.trial import Context, run
-from raysweep.sweep.plan import STAGES, Trial, trial_id
+from raysweep.sweep import identity
+from raysweep.sweep.plan import STAGES, Trial
 
 
 def trial_from_file(path: str) -> Trial:
@@ -32,7 +34,8 @@ def trial_from_file(path: str) -> Trial:
     if config.get("stage") not in STAGES:
         raise InputError(f"{path}: 'stage' must be one of {sorted(STAGES)}, "
                          f"got {config.get('stage')!r}")
-    return Trial(trial_id(config), config["stage"], config, (), {},
+    config = identity.resolve(config)
+    return Trial(identity.trial_id(config), config["stage"], config, (), {},
                  raw.get("params", 0), raw.get("teacher_params"))
 
 
@@ -49,9 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         trial = trial_from_file(args.config)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         row = run(trial, Context(args.out, args.data_root, device, args.download))
-    except (InputError, OSError, KeyError, TypeError, json.JSONDecodeError,
+    except (InputError, OSError, KeyError, TypeError, ValueError, json.JSONDecodeError,
             yaml.YAMLError) as err:
-        # KeyError, TypeError: a config file missing a field or with one of the wrong kind
+        # KeyError, TypeError, ValueError: a config file missing a field, with one of the wrong
+        # kind or a value training refuses
         print(f"error: {args.config}: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
     print(json.dumps({k: row[k] for k in ("trial_id", "stage", "status", "error", "loss",

@@ -58,7 +58,9 @@ def counting_runner(out: str, launched: list):
 
 
 def test_a_simulated_run_converges_on_an_interval_that_covers_the_truth(tmp_path):
-    sweep = spec.parse(one_slice_raw(noise=0.003))
+    # noise 0.004: the grid's own interval is wider than --tol (0.26 against 0.2), so rounds are
+    # needed; at 0.003 that rested on the draws, which the trial ids seed (0.19 under id scheme 2)
+    sweep = spec.parse(one_slice_raw(noise=0.004))
     truth = true_cross(sweep)
     assert truth == pytest.approx(TRUE_CROSS, rel=1e-6)
     lines, launched = [], []

@@ -139,7 +139,9 @@ def test_options_of_every_shape_compete_and_a_measured_dp_takes_new_seeds(tmp_pa
 
 
 def test_a_simulated_run_with_the_design_rule_converges_on_the_truth(tmp_path):
-    sweep = spec.parse(one_slice_raw(noise=0.003))
+    # noise 0.004: the grid's own interval is wider than --tol (0.26 against 0.2), so rounds are
+    # needed; at 0.003 that rested on the draws, which the trial ids seed (0.19 under id scheme 2)
+    sweep = spec.parse(one_slice_raw(noise=0.004))
     truth = true_cross(sweep)
     lines, launched = [], []
     doc = adaptive.rounds(sweep, str(tmp_path), counting_runner(str(tmp_path), launched),

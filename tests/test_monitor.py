@@ -156,14 +156,45 @@ def test_wandb_offline_writes_one_run_directory_per_trial(ray_local, tmp_path, m
     assert len(runs) == len(trials) == len({r.parent.parent for r in runs})
     for t in trials:
         (run,) = [r for r in runs if r.parent.parent.name.startswith(f"{t.stage}_")]
-        assert next(run.glob("run-*.wandb")).is_file()      # the run's own transaction log
-        # wandb.init logs the run's config in its debug log as it starts the run; the
-        # transaction log's records can land later, after Tune has returned (seen on a loaded
-        # machine: the last trial's log still empty when the experiment ended)
+        # the run's own transaction log, whole once the command returns: its start, every
+        # epoch's report, and the exit record that wandb.finish writes last (a run whose
+        # logging actor was killed before W&B wrote it out was a bare header)
+        records = wandb_records(next(run.glob("run-*.wandb")))
+        kinds = [r.WhichOneof("record_type") for r in records]
+        assert kinds.count("run") >= 1 and kinds.count("history") == EPOCHS, kinds
+        assert "exit" in kinds, kinds
+        history = [r.history for r in records if r.WhichOneof("record_type") == "history"]
+        assert [h.step.num for h in history] == list(range(1, EPOCHS + 1))
+        # wandb.init logs the run's config in its debug log as it starts the run
         config = next(line for line in (run / "logs" / "debug.log").read_text().splitlines()
                       if line.startswith("config: "))
         for key, value in track.labels(t).items():
             assert f"'{key}': {value!r}" in config, (key, config)
+
+
+def wandb_records(path: Path) -> list:
+    """The records of a W&B transaction log (run-*.wandb): a 7-byte header (":W&B", magic
+    0xBEE1, version 0), then LevelDB's log format -- blocks of 32 KiB of records, each a CRC (4
+    bytes), a length (2, little-endian) and a type (1: whole, 2/3/4: first/middle/last part)
+    before its bytes -- each a wandb_internal_pb2.Record."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", path
+    pos, block, part, records = 7, 32 * 1024, b"", []
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:          # a block's tail too short for a header: padding
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        part += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(part)
+            records.append(record)
+            part = b""
+    return records
 
 
 def test_track_wandb_without_the_extra_exits_2_with_the_pip_command(tmp_path):

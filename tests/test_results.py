@@ -161,11 +161,13 @@ def test_a_trial_id_is_a_known_hash_of_its_config_whatever_the_key_order():
 
 
 @pytest.mark.parametrize("name, count, digest", [
-    ("smoke", 22, "e53ba710a5675edb"), ("default", 200, "e483d8124c2fb460"),
-    ("simulate", 175, "e6dbfeaecd21a3ae"),
+    ("smoke", 22, "6d8074fb298b4716"), ("default", 200, "3f3efc16986e2811"),
+    ("simulate", 175, "519caf2a1ade41f1"),
 ])
 def test_the_shipped_sweeps_keep_their_trial_ids(name, count, digest):
-    """Ids name results already on disk: a change here orphans every OUT (§1)."""
+    """Ids name results already on disk: a change here orphans every OUT (§1), so it is a new
+    id scheme (sweep.identity.SCHEME; these are scheme 2's), whose commands then ask what to do
+    with the records of the earlier one (--old-ids)."""
     ids = sorted(t.trial_id for t in plan.plan(spec.load(cli.sweep_path(name))))
     assert len(ids) == count
     assert hashlib.sha256(" ".join(ids).encode()).hexdigest()[:16] == digest

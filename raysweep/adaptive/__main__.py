@@ -36,18 +36,21 @@ def boundary_target(args, sweep: Sweep, out: str) -> int:
     grid = plan.plan(sweep)
     limit = budget.parse(args.budget, sum(t.flops for t in grid), args.throughput)
     cli.preflight(args, sweep, grid, out)
+    rerun = cli.resumed(args, out, grid).rerun   # --other-code rerun: the grid's, once
     ctx = trial_mod.Context(out, sweep.data_root, download=args.download,
                             eval_every=sweep.monitor["eval_every"])
 
     def runner(trials: list) -> int:
+        done = results.finished_ids(out) - rerun
+        rerun.difference_update(t.trial_id for t in trials)
         return executor.run(trials, ctx, name=sweep.name, retries=sweep.retries,
-                            address=args.address, tracker=tracker)
+                            address=args.address, tracker=tracker, done=done)
     loop.rounds(sweep, out, runner, limit, args.batch, args.tol, args.bootstrap,
                 choose=loop.RULES[args.rule], verbose=args.verbose)
-    cli.finish(out, args.bootstrap, sweep.laws, args.verbose)
+    table = cli.finish(out, args.bootstrap, sweep.laws, args.verbose)
     # the grid's trials and every trial the rounds ran (all of them have a record in OUT)
-    recorded = {r["trial_id"] for r in results.read(out).to_pylist()}
-    return cli.outcome({t.trial_id for t in grid} | recorded, out)
+    recorded = set(table["trial_id"].to_pylist())
+    return cli.outcome({t.trial_id for t in grid} | recorded, out, table)
 
 
 def hparams_target(args, sweep: Sweep, out: str) -> int:

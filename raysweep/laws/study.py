@@ -223,12 +223,14 @@ def fit_results(table, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
 
 
 def write_fits(out: str, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-               offered: Mapping | None = None) -> tuple[dict, list]:
-    """Fit OUT's results; write OUT/fits.json and OUT/boundary.json; return both objects.
-    Without OFFERED, the candidates a previous fits.json under OUT recorded are fitted again."""
+               offered: Mapping | None = None, table=None) -> tuple[dict, list]:
+    """Fit OUT's results (TABLE, when the caller has read them: results.read); write
+    OUT/fits.json and OUT/boundary.json; return both objects. Without OFFERED, the candidates a
+    previous fits.json under OUT recorded are fitted again."""
     if offered is None:
         offered = previous_candidates(out)
-    doc, slices = fit_results(results.read(out), bootstrap, seed, offered)
+    doc, slices = fit_results(results.read(out) if table is None else table, bootstrap, seed,
+                              offered)
     for rel, obj in ((layout.FITS, doc), (layout.BOUNDARY, slices)):
         storage.write_bytes(out, rel, json.dumps(finite(obj), indent=1).encode())
     return doc, slices

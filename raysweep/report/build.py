@@ -17,6 +17,7 @@ several upstream sets in one OUT (fits.json is keyed by downstream set alone).
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 
@@ -38,7 +39,7 @@ from raysweep.report.figures_boundary import (
 from raysweep.report.figures_laws import fig_parity, fig_vs_data, fig_vs_size
 from raysweep.report.inputs import read_inputs
 from raysweep.report.render import Heading, Image, Note, to_html, to_markdown
-from raysweep.store import layout, storage
+from raysweep.store import layout, provenance, storage
 
 NOTES = {
     "no_results": "No results yet: {out}/results holds no trial records, so there is nothing to "
@@ -182,6 +183,7 @@ def build(inputs: dict, notes: list[str], out: str) -> list:
               Note(f"Built {when} by raysweep {__version__} from {out}: {len(rows)} trials"
                    + (f"; fits.json created {fits.get('created', '?')} with "
                       f"{fits.get('bootstrap', '?')} bootstrap resamples." if fits else "."))]
+    blocks += [Note(code_note(rows))] if rows else []
     blocks += [Note(n) for n in notes]
     blocks += guarded("What the study found", partial(opening.findings_section, inputs))
     blocks += [Heading("Runs"), tables.runs_table(rows) if rows else note("no_results", out=out)]
@@ -202,6 +204,13 @@ def build(inputs: dict, notes: list[str], out: str) -> list:
     return (blocks + guarded("The adaptive section", partial(adaptive_section, inputs["adaptive"]))
             + guarded("The hyper-parameter section",
                       partial(hparams_section, inputs["hparams"], rows)))
+
+
+def code_note(rows: list[dict]) -> str:
+    """Which code made the rows (store.provenance), most rows first."""
+    counts = Counter(provenance.of_row(r).label() for r in rows)
+    return "Rows made by: " + "; ".join(f"{label} ({n})" for label, n in counts.most_common()) \
+        + "."
 
 
 def adaptive_section(adaptive: dict | None) -> list:
@@ -228,15 +237,16 @@ def hparams_section(hparams: dict | None, rows: list[dict]) -> list:
                     partial(fig_hparams, best, params, "best hyper-parameters"))]
 
 
-def write_report(out: str, size_of: Callable | None = None) -> str:
-    """Build OUT/report/ from whatever OUT holds; returns the path (or URI) of report.html.
-    SIZE_OF(name, params) -> training images (data.train_size, given by the commands: the report
-    does not import the data registry) lets the findings give amounts as dataset fractions."""
+def write_report(out: str, table=None, size_of: Callable | None = None) -> str:
+    """Build OUT/report/ from whatever OUT holds (its results: TABLE, when the caller has read
+    them); returns the path (or URI) of report.html. SIZE_OF(name, params) -> training images
+    (data.train_size, given by the commands: the report does not import the data registry) lets
+    the findings give amounts as dataset fractions."""
     out = storage.absolute(out)
     fs, root = storage.resolve(out)
     if not storage.is_remote(out) and fs.get_file_info(root).type != pafs.FileType.Directory:
         raise InputError(f"output directory {out!r} does not exist")  # object stores have no dirs
-    inputs, notes = read_inputs(out)
+    inputs, notes = read_inputs(out, table)
     inputs["sizes"] = reading.dataset_sizes(inputs["rows"], size_of)
     blocks = build(inputs, notes, out)
     figures = {layout.report_file(f"figures/{b.name}.png"): b.png

@@ -45,10 +45,10 @@ def _clean(row: dict) -> dict:
     return row
 
 
-def read_rows(out: str, notes: list[str]) -> list[dict]:
-    """Result rows as plain dicts, one per trial id."""
+def read_rows(out: str, notes: list[str], table: pa.Table | None = None) -> list[dict]:
+    """Result rows as plain dicts, one per trial id (of TABLE, when the caller read them)."""
     try:
-        table = results.read(out)
+        table = results.read(out) if table is None else table
     except (OSError, ValueError, pa.ArrowException) as err:
         notes.append(f"The results could not be read ({err}); the report shows none.")
         return []
@@ -71,10 +71,11 @@ def read_optional(out: str, name: str, notes: list[str]):
     return value
 
 
-def read_inputs(out: str) -> tuple[dict, list[str]]:
-    """{"rows": [...], "fits": ..., "boundary": ..., "adaptive": ..., "hparams": ...}, notes."""
+def read_inputs(out: str, table: pa.Table | None = None) -> tuple[dict, list[str]]:
+    """{"rows": [...], "fits": ..., "boundary": ..., "adaptive": ..., "hparams": ...}, notes.
+    TABLE: the results, when the caller has read them already (results.read)."""
     notes: list[str] = []
-    inputs = {"rows": read_rows(out, notes)}
+    inputs = {"rows": read_rows(out, notes, table)}
     for name in OPTIONAL:
         inputs[name] = read_optional(out, name, notes)
     return inputs, notes

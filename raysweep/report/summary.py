@@ -22,15 +22,16 @@ MAX_LINES = 30   # lines of the summary, the report's path excluded
 
 
 def summarize(out: str, bootstrap: int = study.DEFAULT_BOOTSTRAP, seed: int = 0,
-              offered: dict | None = None, verbose: bool = False, size_of=None) -> str:
-    """Fit OUT's results (with the candidate forms OFFERED, {law: {name: expression}}), write
-    OUT/fits.json and OUT/boundary.json, return what the study found (and before it the full
-    tables, when VERBOSE). SIZE_OF(name, params) -> training images (data.train_size) lets the
-    findings give amounts as fractions of the datasets."""
-    fits, slices = study.write_fits(out, bootstrap, seed, offered)
+              offered: dict | None = None, verbose: bool = False, size_of=None,
+              table=None) -> str:
+    """Fit OUT's results (TABLE, when already read; with the candidate forms OFFERED, {law:
+    {name: expression}}), write OUT/fits.json and OUT/boundary.json, return what the study found
+    (and before it the full tables, when VERBOSE). SIZE_OF(name, params) -> training images
+    (data.train_size) lets the findings give amounts as fractions of the datasets."""
+    fits, slices = study.write_fits(out, bootstrap, seed, offered, table)
     if not fits["downstream"]:
         return f"no ok fine-tuning or distillation results under {out} yet: nothing to fit"
-    sizes = reading.dataset_sizes(read_rows(out, []), size_of) if size_of else {}
+    sizes = reading.dataset_sizes(read_rows(out, [], table), size_of) if size_of else {}
     adaptive = read_optional(out, "adaptive", [])
     short = summary_lines(found.findings(fits, slices, adaptive, sizes), sizes)
     wrote = f"wrote {out}/{layout.FITS} and {out}/{layout.BOUNDARY}"

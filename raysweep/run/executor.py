@@ -22,6 +22,7 @@ tune.with_parameters, keyed by id.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import os
@@ -49,34 +50,67 @@ RESUBMITS = 3
 
 class ReadySearcher(Searcher):
     """Suggests trials whose prerequisites have all succeeded, costliest chain first
-    (plan.critical_first)."""
+    (plan.critical_first).
+
+    Each waiting trial counts its prerequisites not yet ok; one that reaches zero goes on a heap
+    of ready trials keyed by its place in critical-first order. So a suggestion pops the heap and
+    a finished trial touches its own dependants only, never the whole waiting list: a grid of
+    n trials costs O(n log n) in all, where a scan per suggestion cost O(n^2)."""
 
     def __init__(self, pending: list[Trial], done: set[str], on_skip: Callable[[Trial, str], None]):
         super().__init__()
-        self.waiting = critical_first(pending)
+        order = critical_first(pending)
+        self.waiting = {t.trial_id: t for t in order}   # not yet handed to Tune, nor skipped
+        self.rank = {t.trial_id: i for i, t in enumerate(order)}
         self.ok = set(done)           # trial ids finished ok (prerequisites satisfied)
         self.dead: set[str] = set()   # failed or diverged: dependants cannot run
         self.running: dict[str, Trial] = {}
         self.resubmits: dict[str, int] = {}   # trial id -> times suggested again after Tune gave up
         self.on_skip = on_skip
+        self.children: dict[str, list[str]] = {}  # prerequisite -> waiting trials needing it
+        self.unmet: dict[str, int] = {}           # waiting trial -> prerequisites not yet ok
+        self.ready: list[tuple[int, str]] = []    # heap of (rank, trial id)
+        self.orphans: list[str] = []              # waiting trials with a dead prerequisite
+        self.front = 0                            # ranks below 0: trials handed out again
+        for t in order:
+            unmet = [d for d in t.depends_on if d not in self.ok]
+            for d in unmet:
+                self.children.setdefault(d, []).append(t.trial_id)
+            self.unmet[t.trial_id] = len(unmet)
+            if not unmet:
+                heapq.heappush(self.ready, (self.rank[t.trial_id], t.trial_id))
 
     def suggest(self, tune_trial_id: str):
         if cluster.interrupted():   # Ctrl-C: start nothing, and record no orphan as failed
             return Searcher.FINISHED
         self.skip_orphans()
-        for i, t in enumerate(self.waiting):
-            if all(d in self.ok for d in t.depends_on):
-                del self.waiting[i]
+        while self.ready:
+            _, tid = heapq.heappop(self.ready)
+            t = self.waiting.pop(tid, None)
+            if t is not None:         # else skipped since it was pushed
                 self.running[tune_trial_id] = t
                 return track.labels(t)
         return Searcher.FINISHED if not self.waiting and not self.running else None
 
     def skip_orphans(self) -> None:
-        for t in [t for t in self.waiting if any(d in self.dead for d in t.depends_on)]:
-            self.waiting.remove(t)
-            self.dead.add(t.trial_id)
+        while self.orphans:
+            t = self.waiting.pop(self.orphans.pop(0), None)
+            if t is None:
+                continue
             bad = next(d for d in t.depends_on if d in self.dead)
+            self.died(t.trial_id)
             self.on_skip(t, f"prerequisite {bad} did not finish ok")
+
+    def succeeded(self, tid: str) -> None:
+        self.ok.add(tid)
+        for child in self.children.pop(tid, ()):
+            self.unmet[child] -= 1
+            if not self.unmet[child]:
+                heapq.heappush(self.ready, (self.rank[child], child))
+
+    def died(self, tid: str) -> None:
+        self.dead.add(tid)
+        self.orphans += [c for c in self.children.pop(tid, ()) if c in self.waiting]
 
     # Resume reads the results dataset, never Tune's state (docs/design.md §5): nothing to save.
     def save(self, checkpoint_path: str) -> None:
@@ -92,10 +126,15 @@ class ReadySearcher(Searcher):
             return
         if error and self.resubmits.get(t.trial_id, 0) < RESUBMITS:   # its worker was lost
             self.resubmits[t.trial_id] = self.resubmits.get(t.trial_id, 0) + 1
-            self.waiting.insert(0, t)
+            self.waiting[t.trial_id] = t
+            self.front -= 1           # ahead of every other ready trial
+            heapq.heappush(self.ready, (self.front, t.trial_id))
             return
         status = (result or {}).get("status")
-        (self.ok if not error and status == "ok" else self.dead).add(t.trial_id)
+        if not error and status == "ok":
+            self.succeeded(t.trial_id)
+        else:
+            self.died(t.trial_id)
 
 
 class Progress(tune.Callback):
@@ -218,10 +257,11 @@ def to_run(trials: list[Trial], done: set[str]) -> list[Trial]:
 
 def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int = 2,
         address: str | None = None, echo: Callable[[str], None] = cluster.say,
-        tracker: track.Tracker | None = None) -> int:
+        tracker: track.Tracker | None = None, done: set[str] | None = None) -> int:
     """Run every trial of `trials` that has no result yet; returns how many were launched.
-    `tracker` adds one run per trial in W&B or MLflow, grouped by `name`."""
-    done = results.finished_ids(ctx.out)
+    `tracker` adds one run per trial in W&B or MLflow, grouped by `name`. `done`: the ids that
+    need no run, when the caller has read OUT already (run.resume); else OUT is read here."""
+    done = results.finished_ids(ctx.out) if done is None else done
     pending = to_run(trials, done)
     if not pending:
         return 0

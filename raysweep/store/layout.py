@@ -17,6 +17,7 @@ HPARAMS = "hparams.yaml"       # best hyper-parameters per model size (an overla
 HPARAMS_SCRATCH = "hparams"    # hparams/: the proxy trials' own results and checkpoints
 STUDY_DB = "optuna.db"         # hparams/optuna.db: the Optuna studies (SQLite)
 REPORT = "report"              # report/report.html, report/report.md, report/figures/*.png
+ID_SCHEMES = "id-schemes.json"  # what to do with records of an earlier id scheme (run.resume)
 TUNE = "tune"                  # Ray Tune's experiment logs (TensorBoard), local OUT only
 PHASES = ("pretrain", "finetune")   # the phases of a trial that keep a per-epoch partial state
 

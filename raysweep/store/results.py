@@ -9,7 +9,14 @@ unreadable file with a warning, so a stray copy or a torn upload never breaks a 
 another schema (missing columns, or values that do not cast) is skipped the same way, with a
 warning naming what it lacks, rather than stopping the command: one foreign file must not block a
 fit of hundreds of trials, and the trial it stood for, if any, simply runs again (its new record
-replaces the file). Columns added since a file was written (OPTIONAL) read as null instead.
+replaces the file). Columns added since a file was written (OPTIONAL) read as null instead
+(`id_scheme` as 1, the scheme of the records written before the column).
+
+Each record says how its id was made (`id_scheme`, raysweep.sweep.identity) and which code made
+it (`code_version`, `code_source`, `code_commit`: raysweep.store.provenance). `read` keeps the
+records of the newest id scheme in OUT, so records of two schemes, which may stand for the same
+trial under two ids, are never fitted together; `read_all` keeps them all, for the commands that
+decide what to do with the older ones (raysweep.run.resume).
 """
 
 from __future__ import annotations
@@ -18,12 +25,13 @@ import io
 import json
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from raysweep import __version__
-from raysweep.store import layout, storage
+from raysweep.store import layout, provenance, storage
 
 STATUSES = ("ok", "diverged", "failed")
 
@@ -49,11 +57,17 @@ SCHEMA = pa.schema([
     ("node", pa.string()),                  # host that ran it
     ("started_at", pa.timestamp("ms", tz="UTC")),
     ("finished_at", pa.timestamp("ms", tz="UTC")),
-    ("code_version", pa.string()),
-    ("config", pa.string()),                # the normalised trial config, JSON
+    ("code_version", pa.string()),          # raysweep's package version (store.provenance)
+    ("config", pa.string()),                # the resolved trial config, JSON
+    ("code_source", pa.string()),           # hash of the source deciding results (provenance)
+    ("code_commit", pa.string()),           # git commit it ran from; null outside a checkout
+    ("id_scheme", pa.int32()),              # how trial_id was made (sweep.identity.SCHEME)
 ])
-OPTIONAL = {"flops": pa.float64()}    # columns added later: a file without them reads as null
+# Columns added later -> (type, what a file without them reads as).
+OPTIONAL = {"flops": (pa.float64(), None), "code_source": (pa.string(), None),
+            "code_commit": (pa.string(), None), "id_scheme": (pa.int32(), 1)}
 _RANK = {"ok": 0, "diverged": 1, "failed": 2}
+READ_THREADS = 32   # object-store GETs in flight while reading OUT's records
 
 
 def record(trial, *, status: str, error=None, loss=None, message=None, wall_s=0.0,
@@ -63,6 +77,7 @@ def record(trial, *, status: str, error=None, loss=None, message=None, wall_s=0.
     if status not in STATUSES:
         raise ValueError(f"status {status!r} is not one of {STATUSES}")
     c = trial.config
+    code = provenance.current()
     return {
         "trial_id": trial.trial_id, "stage": trial.stage, "upstream": c["upstream"]["name"],
         "downstream": (c.get("downstream") or {}).get("name"), "heads": c["model"]["heads"],
@@ -71,8 +86,8 @@ def record(trial, *, status: str, error=None, loss=None, message=None, wall_s=0.
         "seed": c["seed"], "error": error, "loss": loss, "status": status, "message": message,
         "wall_s": float(wall_s), "flops": float(trial.flops), "attempts": attempts, "node": node,
         "started_at": now_ms - int(wall_s * 1000), "finished_at": now_ms,
-        "code_version": __version__,
-        "config": json.dumps(c, sort_keys=True),
+        "code_version": code.version, "code_source": code.source, "code_commit": code.commit,
+        "config": json.dumps(c, sort_keys=True), "id_scheme": c.get("id_scheme", 1),
     }
 
 
@@ -84,29 +99,66 @@ def write(out: str, row: dict) -> None:
 
 
 def read(out: str) -> pa.Table:
-    """All records under OUT, one per trial_id; unreadable files are skipped with a warning."""
+    """The records under OUT that are results to use: one per trial_id, of the newest id scheme
+    found (`usable`); unreadable files are skipped with a warning."""
+    return usable(read_all(out))
+
+
+def read_all(out: str) -> pa.Table:
+    """Every record under OUT, one per trial_id, of any id scheme. On object storage the files
+    are fetched READ_THREADS at a time: each GET waits a network round trip, not the CPU."""
+    rels = storage.list_files(out, layout.RESULTS, ".parquet")
+    if storage.is_remote(out) and len(rels) > 1:
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            loaded = list(pool.map(lambda rel: read_file(out, rel), rels))
+    else:
+        loaded = [read_file(out, rel) for rel in rels]
     tables = []
-    for rel in storage.list_files(out, layout.RESULTS, ".parquet"):
-        try:
-            table = pq.read_table(io.BytesIO(storage.read_bytes(out, rel)))
-        except Exception as err:  # noqa: BLE001 - any corrupt file is skipped, never fatal
-            warnings.warn(f"skipping unreadable result file {out}/{rel}: {err}", stacklevel=2)
-            continue
-        for name, kind in OPTIONAL.items():
-            if name not in table.column_names:
-                table = table.append_column(name, pa.nulls(table.num_rows, kind))
-        missing = [n for n in SCHEMA.names if n not in table.column_names]
-        try:
-            if missing:
-                raise ValueError(f"it lacks the columns {', '.join(missing)}")
-            tables.append(table.select(SCHEMA.names).cast(SCHEMA))
-        except Exception as err:  # noqa: BLE001 - as above: one foreign file never stops a fit
-            warnings.warn(f"skipping result file {out}/{rel} of another schema: {err} "
-                          f"(expected raysweep's results schema, raysweep.store.results.SCHEMA)",
-                          stacklevel=2)
+    for table, problem in loaded:
+        if problem:   # warned here, not in a pool's thread, so callers can catch it
+            warnings.warn(problem, stacklevel=3)
+        else:
+            tables.append(table)
     if not tables:
         return SCHEMA.empty_table()
     return dedupe(pa.concat_tables(tables))
+
+
+def read_file(out: str, rel: str) -> tuple[pa.Table | None, str | None]:
+    """(OUT/REL as a table of SCHEMA, None), or (None, why it is skipped)."""
+    try:
+        table = pq.read_table(io.BytesIO(storage.read_bytes(out, rel)))
+    except Exception as err:  # noqa: BLE001 - any corrupt file is skipped, never fatal
+        return None, f"skipping unreadable result file {out}/{rel}: {err}"
+    for name, (kind, fill) in OPTIONAL.items():
+        if name not in table.column_names:
+            table = table.append_column(name, pa.array([fill] * table.num_rows, kind))
+    missing = [n for n in SCHEMA.names if n not in table.column_names]
+    try:
+        if missing:
+            raise ValueError(f"it lacks the columns {', '.join(missing)}")
+        return filled(table.select(SCHEMA.names).cast(SCHEMA)), None
+    except Exception as err:  # noqa: BLE001 - as above: one foreign file never stops a fit
+        return None, (f"skipping result file {out}/{rel} of another schema: {err} (expected "
+                      f"raysweep's results schema, raysweep.store.results.SCHEMA)")
+
+
+def filled(table: pa.Table) -> pa.Table:
+    """Nulls of an OPTIONAL column with a value to read as (a row written without it) -> it."""
+    for name, (_, fill) in OPTIONAL.items():
+        if fill is not None and table[name].null_count:
+            i = table.schema.get_field_index(name)
+            table = table.set_column(i, name, pc.fill_null(table[name], fill))
+    return table
+
+
+def usable(table: pa.Table) -> pa.Table:
+    """The rows of TABLE of its newest id scheme: records of an older scheme may be the same
+    trials under other ids, so they are used only while nothing newer is there."""
+    if table.num_rows == 0:
+        return table
+    newest = pc.max(table["id_scheme"]).as_py()
+    return table.filter(pc.equal(table["id_scheme"], newest))
 
 
 def dedupe(table: pa.Table) -> pa.Table:

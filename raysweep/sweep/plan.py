@@ -1,8 +1,9 @@
 """A Sweep -> the trial DAG (pretrain -> finetune -> distill), named by content hashes.
 
-A trial's id is a hash of its normalised config: everything that changes its result (datasets,
-model, amounts in images, seed, training settings, prerequisites' ids) and nothing about where output
-goes. Prerequisites are explicit ids, so the executor can start a trial the moment they are done.
+A trial's id is a hash of its config resolved down to every default (raysweep.sweep.identity):
+everything that changes its result (datasets, model, amounts in images, seed, training and
+distillation settings, prerequisites' ids) and nothing about where output goes. Prerequisites are
+explicit ids, so the executor can start a trial the moment they are done.
 
   pretrain(M, Dp, seed)                      -> checkpoint
   finetune(pretrain, downstream, Df)         -> E(Dp, M, Df)         (eq. 1 / 2)
@@ -19,12 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterable
 
 from raysweep import data
+from raysweep.sweep import identity
 from raysweep.sweep.spec import Sweep
 from raysweep.train import shape
 from raysweep.train.settings import TrainSettings
@@ -36,7 +36,7 @@ STAGES = ("pretrain", "finetune", "distill")
 class Trial:
     trial_id: str
     stage: str
-    config: dict                    # normalised; hashed into trial_id; what trial.py runs
+    config: dict                    # resolved (identity.resolve); hashed into trial_id; what runs
     depends_on: tuple[str, ...]
     resources: dict                 # {"GPU": fraction, "CPU": threads}
     params: int                     # student parameters
@@ -55,9 +55,7 @@ class Trial:
         return flops(self)
 
 
-def trial_id(config: dict) -> str:
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+trial_id = identity.trial_id   # of a resolved config (identity.resolve)
 
 
 class Planner:
@@ -80,7 +78,7 @@ class Planner:
 
     def add(self, stage: str, config: dict, depends_on: Iterable[str], classes: int,
             teacher_heads: tuple[int, ...] = ()) -> str:
-        config = {"stage": stage, **config}
+        config = identity.resolve({"stage": stage, **config})
         tid = trial_id(config)
         if tid not in self.trials:
             model = config["model"]

@@ -1,0 +1,94 @@
+"""How the whole `python -m raysweep.grid` scales with the number of trials, on the simulate backend:
+seconds per trial and the driver's peak memory at 175 x SEEDS trials (issue 37).
+
+    flock /tmp/raysweep-cpu.lock python tests/benchmarks/bench_scale.py --trials 175 700 \
+        --repo /work/wt/37-base --repo /work/wt/37
+
+The shipped simulate sweep plans 175 trials a seed (28 pretrainings, 84 fine-tunes, 63
+distillations), so N trials are N / 175 seeds. Each run is a fresh process with its own local Ray
+(all of this machine's cores), a fresh OUT and `--bootstrap 0`, from trial planning to the report;
+`--repo` puts that checkout's raysweep first on PYTHONPATH, so the code before and after a change
+run side by side under the same load. The driver's peak resident memory is its VmHWM, read from
+/proc while it runs (Ray's own processes are not counted: they are not the driver), and the same peak as it was when
+the trials had ended (before the fits and the report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PER_SEED = 175
+
+
+def sweep_file(folder: Path, trials: int) -> Path:
+    raw = yaml.safe_load((ROOT / "sweeps" / "simulate.yaml").read_text())
+    seeds = max(1, round(trials / PER_SEED))
+    raw |= {"name": f"scale{trials}", "seeds": list(range(seeds))}
+    path = folder / f"scale{trials}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def peak_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run(repo: str, trials: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep = sweep_file(Path(tmp), trials)
+        env = {**os.environ, "PYTHONPATH": repo, "RAY_AUTH_MODE": "disabled"}
+        cmd = [sys.executable, "-m", "raysweep.grid", "--sweep", str(sweep), "--out",
+               f"{tmp}/out", "--bootstrap", "0"]
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        peak, trials_done_at, trials_peak, lines = 0, None, 0, []
+        os.set_blocking(proc.stdout.fileno(), False)
+        while proc.poll() is None:
+            peak = max(peak, peak_kib(proc.pid))
+            for line in iter(proc.stdout.readline, ""):
+                lines.append(line)
+                if " run now, " in line:
+                    trials_done_at = time.perf_counter() - start
+                    trials_peak = peak_kib(proc.pid)
+            time.sleep(0.2)
+        lines += proc.stdout.readlines()
+        wall = time.perf_counter() - start
+        ran = next((ln for ln in lines if " run now, " in ln), "").strip()
+        n = len(list(Path(f"{tmp}/out/results").glob("*.parquet")))
+    return {"repo": repo, "trials": n, "planned": trials, "rc": proc.returncode,
+            "wall_s": round(wall, 1), "trials_s": round(trials_done_at or wall, 1),
+            "s_per_trial": round(wall / max(n, 1), 4), "driver_peak_mb": round(peak / 1024),
+            "peak_by_trials_end_mb": round(trials_peak / 1024),
+            "line": ran, "tail": "" if proc.returncode in (0, 1) else "".join(lines[-15:])}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, nargs="+", default=[175, 700])
+    p.add_argument("--repo", action="append", default=None,
+                   help="a checkout whose raysweep runs (repeat to compare; default: this one)")
+    args = p.parse_args()
+    for trials in args.trials:
+        for repo in args.repo or [str(ROOT)]:
+            print(json.dumps(run(repo, trials)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
