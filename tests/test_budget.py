@@ -53,7 +53,7 @@ def test_rounds_under_a_flop_budget_spend_no_more_and_say_what_is_left(tmp_path)
     lines = []
     # tol 0.01 is out of reach: only the budget stops the rounds
     doc = adaptive.rounds(sweep, out, adaptive.inline_runner(out), limit, batch=2, tol=0.01,
-                          bootstrap=20, echo=lines.append)
+                          bootstrap=20, echo=lines.append, verbose=True)
     assert doc["stopped"].startswith("budget spent: ") and "FLOPs left" in doc["stopped"]
     rounds = doc["rounds"][1:]
     assert rounds and all(r["flops_run"] > 0 for r in rounds)
@@ -62,9 +62,10 @@ def test_rounds_under_a_flop_budget_spend_no_more_and_say_what_is_left(tmp_path)
                              "spent": pytest.approx(spent), "left": pytest.approx(0.3 * grid - spent)}
     assert 0 < spent <= 0.3 * grid
     assert doc["flops_run"] == pytest.approx(grid + spent)
-    # every round line says what it ran and how much of the budget is gone
-    assert all(" FLOPs (spent " in line and " of 9e" not in line for line in lines[1:-1])
-    last = lines[len(doc["rounds"]) - 1]
-    assert f"spent {spent:.3g} of {0.3 * grid:.3g} FLOPs" in last
+    # every round's --verbose line says what it ran and how much of the budget is gone
+    full = [line for line in lines if line.startswith("  round ")]
+    assert len(full) == len(doc["rounds"])
+    assert all(" FLOPs (spent " in line and " of 9e" not in line for line in full[1:])
+    assert f"spent {spent:.3g} of {0.3 * grid:.3g} FLOPs" in full[-1]
     assert json.loads((tmp_path / "adaptive.json").read_text())["budget"]["left"] == \
         pytest.approx(0.3 * grid - spent)

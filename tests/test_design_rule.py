@@ -68,7 +68,10 @@ def test_no_gradient_where_the_laws_do_not_cross():
 
 
 def test_an_options_drop_is_the_exact_change_of_the_summed_variance(tmp_path):
-    sit = grid_situation(one_slice_raw(noise=0.005), str(tmp_path), batch=2)
+    # noise 0.004: with the simulator's draws of this grid's ids, 0.005 and 0.006 fit the
+    # distilled law's floor to 0 (a zero Jacobian column), and the identity below needs the
+    # information matrix of each law to be invertible
+    sit = grid_situation(one_slice_raw(noise=0.004), str(tmp_path), batch=2)
     ds = sit.targets[0]["downstream"]
     laws = dr._Laws(sit.fits[ds], sit.rows, sit.targets)
 
