@@ -23,11 +23,12 @@ from raysweep import __version__
 
 PACKAGE = Path(__file__).resolve().parents[1]   # raysweep/
 # The source that decides a result, relative to the package: folders whole, or single files.
+# The simulator evaluates its truths in the law language, so that language is its source too.
 SOURCES = {
     "training": ("train",),
     "data": ("data",),
     "trial running": ("run/trial.py", "run/stages.py"),
-    "simulation": ("sweep/simulate.py",),
+    "simulation": ("sweep/simulate.py", "laws/form.py", "laws/derivatives.py"),
 }
 
 
