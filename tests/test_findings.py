@@ -123,6 +123,14 @@ def test_the_boundary_sentence_gives_each_students_range_and_its_share():
     text = findings.boundary_sentence([CROSSING, other, big, a_slice(df=25_000)], SIZES)
     assert "in 3 of 4 slices: 4-head students at 350k-400k pretraining images (27-31 % of the " \
            "upstream set), 8-head students at 700k (54 %); below that, distilling helps." in text
+    assert text.endswith("distilling helps.")   # every interval closed: no caveat
+    open_above = CROSSING | {"d_cross_ci": [200_000.0, None]}
+    outside = CROSSING | {"df": 50_000, "d_cross_ci": [0.3, 600_000.0],
+                          "dp_range": [65_000.0, 1_300_000.0]}
+    inside = CROSSING | {"df": 25_000, "dp_range": [65_000.0, 1_300_000.0]}
+    text = findings.boundary_sentence([open_above, outside, inside], SIZES)
+    assert text.endswith("distilling helps. In 2 of these 3 the 95 % interval is open or runs "
+                         "outside the measured Dp: the data do not yet pin where.")
     assert "Theorem 1" in findings.theorem1_sentence([CROSSING]) and \
         "seen in 1 of the 1 slices that can tell, at Df 5k." in findings.theorem1_sentence([CROSSING])
 

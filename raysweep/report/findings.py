@@ -185,9 +185,12 @@ def boundary_sentence(mine: list[dict], sizes: dict) -> str:
         unit = " pretraining images" if not where else ""
         of = (" of the upstream set" if not where else "") if pct else ""
         where.append(f"{h}-head students at {images}{unit}" + (f" ({pct}{of})" if pct else ""))
+    loose = sum(not reading.pinned(crossing[id(s)], s) for s in found)
+    caveat = (f" In {loose} of these {len(found)} the 95 % interval is open or runs outside the "
+              f"measured Dp: the data do not yet pin where." if loose else "")
     return (f"Plain training overtakes distillation from the smaller teachers inside the measured "
             f"Dp in {len(found)} of {len(mine)} slices: {', '.join(where)}; below that, "
-            f"distilling helps.")
+            f"distilling helps.{caveat}")
 
 
 def _span(values: list[float], total) -> tuple[str, str]:

@@ -127,6 +127,17 @@ def measured_crossing(s: dict) -> Crossing | None:
                      "model_free_no_cross_fraction", "measurements")
 
 
+def pinned(c: Crossing, s: dict) -> bool:
+    """C's 95 % interval is closed and lies inside the slice's measured Dp (`dp_range`, where
+    boundary.json gives it): the data say where the crossing is, not only that there is one."""
+    if c.lo is None or c.hi is None:
+        return False
+    span = s.get("dp_range")
+    if isinstance(span, (list, tuple)) and len(span) == 2 and all(map(_positive, span)):
+        return span[0] <= c.lo and c.hi <= span[1]
+    return True
+
+
 def ends(s: dict) -> tuple[dict, dict] | None:
     """The measured advantage (plain minus distilled error) at the smallest and largest Dp."""
     found = s.get("measured_ends") or {}
