@@ -34,6 +34,7 @@ from raysweep.laws.form import parse
 from raysweep.laws.starts import check_init
 from raysweep.report import summary, tables
 from raysweep.report.render import to_text
+from raysweep.store import results
 
 READERS = {".csv": pacsv.read_csv, ".parquet": pq.read_table, ".pq": pq.read_table}
 
@@ -156,7 +157,7 @@ def run(args) -> str:
     if args.out is not None:
         boot = study.DEFAULT_BOOTSTRAP if args.bootstrap is None else args.bootstrap
         return summary.summarize(args.out, boot, args.seed, verbose=args.verbose,
-                                 size_of=data.train_size)
+                                 size_of=data.train_size, table=results.read(args.out))
     if not args.target or not (args.inputs or args.law):
         raise InputError("--table needs --target COL and --inputs COL[,COL...] or --law EXPR")
     inputs = [c.strip() for c in (args.inputs or "").split(",") if c.strip()]

@@ -10,7 +10,7 @@ import legacy_ids
 import pytest
 import yaml
 
-from raysweep import grid
+from raysweep import fit, grid
 from raysweep.errors import InputError
 from raysweep.report import build as report
 from raysweep.run import resume
@@ -144,3 +144,6 @@ def test_a_command_with_nothing_to_run_reads_the_results_once(tmp_path, capsys, 
     assert command(path, out) == 0
     assert len(reads) == 1
     assert "report:" in capsys.readouterr().out            # the fits and report did run
+    reads.clear()
+    assert fit.main([str(out), "--bootstrap", "0"]) == 0   # a refit reads them once too
+    assert len(reads) == 1 and "wrote " in capsys.readouterr().out
