@@ -2,16 +2,23 @@
 the config the planner wrote then -- the sweep's stage settings only, dataset params and the
 simulate section as given -- and the hash of it. For the tests of adopting such records."""
 
+import hashlib
 import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raysweep.store import layout, results, storage
-from raysweep.sweep import identity, plan
+from raysweep.sweep import plan
 from raysweep.sweep.spec import Sweep
 
 NEW_COLUMNS = ("code_source", "code_commit", "id_scheme")   # absent from scheme-1 records
+
+
+def legacy_id(config: dict) -> str:
+    """The id scheme 1 gave CONFIG (as written then): the hash of the config as it was."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def legacy_config(t: plan.Trial, sweep: Sweep, old_ids: dict[str, str]) -> dict:
@@ -41,7 +48,7 @@ def legacy_trials(sweep: Sweep) -> dict[str, tuple[str, dict]]:
     old_ids, out = {}, {}
     for t in plan.plan(sweep):                      # prerequisites come first in a plan
         c = legacy_config(t, sweep, old_ids)
-        old_ids[t.trial_id] = identity.legacy_id(c)
+        old_ids[t.trial_id] = legacy_id(c)
         out[t.trial_id] = (old_ids[t.trial_id], c)
     return out
 

@@ -113,12 +113,6 @@ def trial_id(config: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def legacy_id(config: dict) -> str:
-    """The id scheme 1 gave CONFIG (as written then): the hash of the config as it was."""
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
 def rekey(configs: dict[str, dict]) -> dict[str, tuple[str, dict]]:
     """Records of an earlier scheme, {old id: config as recorded} -> {old id: (id, config) under
     this scheme}: each config resolved with this code's defaults, its prerequisites' ids
