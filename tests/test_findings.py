@@ -207,6 +207,13 @@ def test_dataset_sizes_come_from_the_rows_configs():
     assert reading.dataset_sizes(rows, train_size) == {"upstream": 1_300_000, "digits": 1437}
     assert reading.dataset_sizes(rows, None) == {}
     assert reading.dataset_sizes([{"downstream": "x", "config": "not json"}], train_size) == {}
+    # a row that names only known sizes is skipped; a later downstream set is still found
+    other = config.replace('"digits", "params": {}', '"fractal", "params": {"classes": 10, '
+                           '"images_per_class": 7}')
+    rows = [{"downstream": "x", "config": "not json"}] + rows + [
+        {"downstream": "fractal", "config": other}]
+    assert reading.dataset_sizes(rows, train_size) == {"upstream": 1_300_000, "digits": 1437,
+                                                        "fractal": 70}
 
 
 def test_findings_tolerate_missing_files_and_keys():

@@ -164,11 +164,14 @@ def theorem1(s: dict) -> bool | None:
 def dataset_sizes(rows: list[dict], size_of) -> dict[str, int]:
     """{"upstream": training images, <downstream name>: training images} from the rows' configs,
     with SIZE_OF(name, params) -> images (data.train_size, given by the command: the report does
-    not import the data registry); {} where a config or a size cannot be read."""
+    not import the data registry); {} where a config or a size cannot be read. A row's config is
+    parsed only while it can name a size not yet known: a few rows, not every row of a study."""
     sizes: dict[str, int] = {}
     if size_of is None:
         return sizes
     for r in rows:
+        if "upstream" in sizes and (r.get("downstream") or "upstream") in sizes:
+            continue
         try:
             config = json.loads(r.get("config") or "{}")
             for role, spec in (("upstream", config.get("upstream")),
