@@ -156,6 +156,24 @@ def test_the_law_sentences_give_form_exponents_and_the_misfit():
     assert distilled == "Distilled error: not fitted (too few rows: 3 for 7)."
 
 
+ASKS = {"two inputs": ({"dp": 71.0, "df": 1000.0}, 0.2,
+                       ("most at Dp 71 x Df 1k (the rows 22 % above it, 5.0 se): the data ask "
+                        "for a term joining Dp and Df")),
+        "one input": ({"params": 7322.0}, -0.07,
+                      ("most at M 7.32k (the rows 6.8 % below it, 1.8 se): the data ask for "
+                       "another shape of the M term"))}
+
+
+@pytest.mark.parametrize("at, miss, says", ASKS.values(), ids=ASKS)
+def test_a_rejected_law_names_where_it_misses_most_and_the_term_asked_for(at, miss, says):
+    lof = {"misfits": True, "p": 1e-4, "largest_miss": {"at": at, "miss": miss, "se": 0.04}}
+    text = findings.law_sentences({"downstream": {"c": {"error": law_entry(lack_of_fit=lof)}}},
+                                  "c")[0]
+    assert f"(p 0.0001), {says}; exponents" in text
+    kept = law_entry(lack_of_fit=lof | {"misfits": False, "p": 0.4})   # not rejected: no ask
+    assert "ask for" not in findings.law_sentences({"downstream": {"c": {"error": kept}}}, "c")[0]
+
+
 def test_a_selected_form_is_named_with_its_expression():
     entry = law_entry(selected="size_x_data", expression="E + A * dp**mu / params**beta",
                       params={"E": 0.1, "A": 3.0, "mu": 0.08, "beta": 0.3},

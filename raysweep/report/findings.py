@@ -14,6 +14,7 @@ Left out: D*p (where the advantage peaks) -- the tables carry it; a boundary's u
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from raysweep.laws.catalogue import SYMBOLS
 from raysweep.report import reading
@@ -162,8 +163,26 @@ def law_sentences(fits: dict | None, ds: str) -> list[str]:
                    f"it misses its grid means beyond the seeds' noise (p {fit[1]:.2g})"
                    if fit[0] else "within the seeds' noise of its grid means")
         floor = "; no floor in the rows (E left out)" if "E_left_out" in entry else ""
-        out.append(f"{what}: {reading.form(entry)}, {verdict}; {exponents(entry)}{floor}.")
+        out.append(f"{what}: {reading.form(entry)}, {verdict}{asks(entry)}; "
+                   f"{exponents(entry)}{floor}.")
     return out
+
+
+def asks(entry: dict) -> str:
+    """Where a rejected law misses most and so what the data still ask for: a term joining two
+    inputs (the cell of two inputs' values) or another shape of one input's term."""
+    found = reading.largest_miss(entry)
+    if found is None:
+        return ""
+    at, miss, se = found
+    names = [SYMBOLS[k].measures if k in SYMBOLS else k for k in at]
+    where = " x ".join(f"{n} {short(v)}" for n, v in zip(names, at.values()))
+    side = "above" if miss > 0 else "below"
+    size = f"{100 * abs(math.expm1(miss)):.2g} % {side} it" + (f", {abs(miss) / se:.1f} se"
+                                                                if se > 0 else "")
+    term = (f"a term joining {names[0]} and {names[1]}" if len(names) == 2
+            else f"another shape of the {names[0]} term")
+    return f", most at {where} (the rows {size}): the data ask for {term}"
 
 
 def boundary_sentence(mine: list[dict], sizes: dict) -> str:

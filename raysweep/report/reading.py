@@ -83,6 +83,16 @@ def misfit(entry: dict) -> tuple[bool, float] | None:
     return bool(lof["misfits"]), lof.get("p")
 
 
+def largest_miss(entry: dict) -> tuple[dict, float, float] | None:
+    """({input: value}, miss, se) of the cell a misfitting law misses most (log y - log law, so
+    > 0: the rows lie above it), or None where the law is not rejected or the cell is unknown."""
+    lof = entry.get("lack_of_fit") or {}
+    cell = lof.get("largest_miss") or {}
+    if not lof.get("misfits") or not cell.get("at") or cell.get("miss") is None:
+        return None
+    return dict(cell["at"]), float(cell["miss"]), float(cell.get("se") or 0.0)
+
+
 def slices(boundary: list | None, ds: str) -> list[dict]:
     """DS's slices, by student size, teacher set and Df."""
     mine = [s for s in boundary or [] if isinstance(s, dict) and s.get("downstream") == ds]
