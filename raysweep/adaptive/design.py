@@ -93,7 +93,7 @@ class _Laws:
     """One downstream set: its fits, the inverse information of each law, the chased slices'
     gradients."""
 
-    def __init__(self, fits: dict, rows: list[dict], targets: list[dict]):
+    def __init__(self, fits: dict, rows: list[dict], targets: list):
         self.fits = fits
         self.inv = {}
         for name in BOUNDARY_LAWS:
@@ -102,7 +102,7 @@ class _Laws:
                   and all(r.get(k) is not None for k in fits[name].form.inputs)]
             J = log_jacobian(fits[name], xs)
             self.inv[name] = np.linalg.pinv(J.T @ J)
-        found = [cross_gradient(fits, bnd.fixed_inputs(s), s["dp_range"]) for s in targets]
+        found = [cross_gradient(fits, s.fixed_inputs(), s.dp_range) for s in targets]
         self.grads = {name: np.array([g[i] for g in found if g is not None])
                       for i, name in enumerate(BOUNDARY_LAWS)}
 
@@ -225,7 +225,7 @@ def _candidate_dps(sit: Situation, band: bool = True) -> list[int]:
     yet, or no BAND: CANDIDATES over the whole range). A log-spaced value within REPEAT_GAP of a
     measured one gives way to it."""
     full = (*sit.dp_range, CANDIDATES)
-    spans = [(*s["d_cross_ci"], BAND_POINTS) if s["d_cross_ci"] else full
+    spans = [(*s.cross_interval(), BAND_POINTS) if s.cross_interval() else full
              for s in sit.targets] if band else [full]
     measured = np.array(sorted({r["dp"] for r in sit.rows}), dtype=float)
     out: set[int] = set()
