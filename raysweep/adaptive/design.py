@@ -150,8 +150,8 @@ def design_rule(sit: Situation, per: str = "FLOP", shapes=SHAPES, band: bool = T
     The arguments are for benchmarks (BENCHMARKS.md): PER "trial" ranks per trial added, SHAPES
     limits the options, BAND False lets options sit anywhere in the sweep's Dp range."""
     laws = {ds: _Laws(sit.fits[ds], [r for r in sit.rows if r["downstream"] == ds],
-                      [s for s in sit.targets if s["downstream"] == ds])
-            for ds in {s["downstream"] for s in sit.targets}}
+                      [s for s in sit.targets if s.downstream == ds])
+            for ds in {s.downstream for s in sit.targets}}
     taken = set(sit.done) | {r["trial_id"] for r in sit.rows}
     dps = _candidate_dps(sit, band)
     p_win = _winning_shares(sit, dps)
@@ -288,7 +288,7 @@ def _winning_shares(sit: Situation, dps: list[int]) -> dict[tuple, float]:
     grid = np.array(sorted(dps))
     out = {}
     for s in sit.targets:
-        p = proposals.winning_share(advantage_samples(sit.fits[s["downstream"]], s, grid))
+        p = proposals.winning_share(advantage_samples(sit.fits[s.downstream], s, grid))
         if p is not None:
             out |= {(bnd.slice_key(s), int(d)): float(q) for d, q in zip(grid, p)}
     return out

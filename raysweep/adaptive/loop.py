@@ -256,7 +256,7 @@ def short_line(number: int, ran: tuple[int, float], slices: list[Slice], tol: fl
     done = sum(width(s) <= tol for s in chased_)
     w = max(chased_, key=width)
     value, ci = judged(w)
-    at = f"{_num(value)}" + (f" [{_num(ci[0])}, {_num(ci[1])}]" if ci else "")
+    at = f"{_num(value)}" + (f" [{_end(ci[0])}, {_end(ci[1])}]" if ci else "")
     h, teachers, df = w.student_heads, "+".join(map(str, w.teacher_heads)), _num(w.df)
     for who in (f"{h}h<-{teachers}h Df {df}", f"{h}h Df {df}", f"{h}h/{df}"):  # as room allows
         line = f"{head}; {done}/{len(chased_)} pinned; widest {who}: {at}"
@@ -273,10 +273,13 @@ def judged(s: Slice) -> tuple[float, tuple[float, float] | None]:
     return s.d_cross, s.cross_interval()
 
 
+def _end(x: float) -> str:
+    """An interval's end in a round's line: 'open' at 0 or infinity."""
+    return _num(x) if 0 < x < math.inf else "open"
+
+
 def _num(x: float) -> str:
     """An amount for a round's line: 775000 -> '775k', 1.06e13 -> '1.1e13' (FLOPs: 2 digits)."""
-    if not math.isfinite(x) or x == 0:
-        return "open"
     for scale, suffix in ((1e9, None), (1e6, "M"), (1e3, "k")):
         if abs(x) >= scale:
             return f"{x:.2g}".replace("e+", "e") if suffix is None else f"{x / scale:.3g}{suffix}"

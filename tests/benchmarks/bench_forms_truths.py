@@ -98,7 +98,7 @@ def main() -> None:
             print(f"seed {seed}: selected {selected}; slices crossing {len(covered)}, covered "
                   f"selected {sum(c[0] for c in covered)}, paper {sum(c[1] for c in covered)}",
                   flush=True)
-        studies.append(covered)
+            studies.append(covered)
     n = max(len(cover), 1)
     whole = [sum(all(c[i] for c in st) for st in studies if st) for i in (0, 1)]
     print(f"truth {args.truth}: true family selected {hits} of {args.seeds} studies; D**p 95 % "
