@@ -4,6 +4,9 @@ the terminal's summary must fit the last screen."""
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 
 from raysweep.laws.boundary import STATUS
@@ -246,3 +249,16 @@ def test_findings_tolerate_missing_files_and_keys():
     assert only.laws[0] == "Plain error: not fitted (no entry)."
     bare = findings.findings(None, [{"downstream": "cifar100"}], None)[0]
     assert bare.slices == [("?h <- no h, Df n/a", "cannot tell: no boundary")]
+
+
+def test_a_boundary_json_the_report_cannot_read_is_a_note_not_an_exception(tmp_path):
+    """boundary.json is read as Slices (report.inputs): an entry without its downstream set is
+    named in a note and the report goes on without the file; an older file reads."""
+    from raysweep.report import inputs
+    (tmp_path / "boundary.json").write_text(json.dumps([{"student_heads": 4, "df": 10}]))
+    notes: list[str] = []
+    assert inputs.read_optional(str(tmp_path), "boundary", notes) is None
+    assert "boundary.json could not be read" in notes[0] and "downstream" in notes[0]
+    (tmp_path / "boundary.json").write_text(json.dumps([CROSSING | {"no_cross_fraction": 0.3}]))
+    [s] = inputs.read_optional(str(tmp_path), "boundary", notes)
+    assert s.cross_interval() == (200_000.0, math.inf) and len(notes) == 1
