@@ -15,6 +15,7 @@ from raysweep.adaptive.proposals import Candidate
 from raysweep.laws import boundary as bnd
 from raysweep.laws import study
 from raysweep.laws.law import additive
+from raysweep.laws.slices import Slice
 from raysweep.store import results
 from raysweep.sweep import plan, spec
 
@@ -161,7 +162,7 @@ def test_a_slice_whose_laws_do_not_cross_is_reported_not_chased(tmp_path):
     assert [r["round"] for r in doc["rounds"]] == [0]
     assert doc["stopped"].startswith("no slice's laws cross")
     assert doc["boundary"][0]["status"] == "no crossing" and doc["trials_run"] == 20
-    assert not choice.chased(doc["boundary"][0])
+    assert not choice.chased(Slice.from_json(doc["boundary"][0]))
     assert any(line.startswith("  not chased: cifar100 4h<-2h") for line in lines)
 
 
@@ -192,7 +193,7 @@ def test_when_every_uncertain_dp_is_measured_the_rule_proposes_replicates(tmp_pa
                            choice.dp_range(sweep), batch=3, rows=rows)
     picked = choice.crossing_rule(sit)
     assert len(picked) == 3 and all(c.replicate == 1 and c.dp in everywhere for c in picked)
-    lo, hi = slices[0]["d_cross_ci"]
+    lo, hi = slices[0].cross_interval()
     assert all(lo / 1.015 <= c.dp <= hi * 1.015 for c in picked)   # still inside the band
     kept, trials = choice.affordable(sweep, picked, results.finished_ids(out), left=100)
     assert kept == picked and {t.config["seed"] for t in trials} == {1}
@@ -201,18 +202,30 @@ def test_when_every_uncertain_dp_is_measured_the_rule_proposes_replicates(tmp_pa
     assert "3 pairs in 1 slice at Dp" in line and ", 3 at a measured Dp with new seeds (" in line
 
 
+def S(d: dict) -> Slice:
+    """A slice as boundary.json (or adaptive.json) gives it."""
+    return Slice.from_json({"downstream": "cifar100", "student_heads": 4, "teacher_heads": [2],
+                            "df": 50_000} | d)
+
+
 def test_a_round_line_says_in_words_what_an_infinite_width_means():
-    s = {"status": "ok", "d_cross": 5e4, "d_cross_ci": [3e4, 9e4], "no_cross_fraction": 0.3}
-    assert adaptive.width_words(s) == ("no upper bound: 30% of the bootstrap fits do not cross "
-                                       "in the plausible Dp range")
-    assert adaptive.width_words(s | {"no_cross_fraction": 0.0}) == "width 1.20"
+    s = {"status": "ok", "d_cross": 5e4, "d_cross_ci": [3e4, None], "no_cross_fraction": 0.3,
+         "no_cross_below": 0.0, "no_cross_above": 0.3}
+    assert adaptive.width_words(S(s)) == ("no upper bound: 30% of the bootstrap fits do not cross "
+                                          "in the plausible Dp range")
+    below = s | {"d_cross_ci": [0, 9e4], "no_cross_below": 0.3, "no_cross_above": 0.0}
+    assert adaptive.width_words(S(below)).startswith("no lower bound: 30% of the bootstrap fits")
+    closed = s | {"d_cross_ci": [3e4, 9e4], "no_cross_fraction": 0.0, "no_cross_above": 0.0}
+    assert adaptive.width_words(S(closed)) == "width 1.20"
+    old = {"status": "ok", "d_cross": 5e4, "d_cross_ci": [3e4, 9e4], "no_cross_fraction": 0.3}
+    assert adaptive.width_words(S(old)) == adaptive.width_words(S(s))  # an older file: the same
     free = {"status": "no crossing", "d_cross": None, "d_cross_ci": None,
             "model_free_cross": 100.0, "model_free_cross_ci": [80.0, 150.0],
             "model_free_no_cross_fraction": 0.2}
-    assert adaptive.width_words(free) == ("no bound: in 20% of the seed draws the measured "
-                                          "differences do not cross")
-    assert adaptive.width_words(free | {"model_free_no_cross_fraction": 0.0}) == "width 0.70"
-    assert adaptive.width_words(free | {"model_free_cross_ci": None}).startswith("no interval")
+    assert adaptive.width_words(S(free)) == ("no bound: in 20% of the seed draws the measured "
+                                             "differences do not cross")
+    assert adaptive.width_words(S(free | {"model_free_no_cross_fraction": 0.0})) == "width 0.70"
+    assert adaptive.width_words(S(free | {"model_free_cross_ci": None})).startswith("no interval")
 
 
 def test_a_slice_crossing_only_in_its_measurements_is_chased_on_them():
@@ -232,24 +245,24 @@ def test_a_slice_crossing_only_in_its_measurements_is_chased_on_them():
             "model_free_cross_ci": [lo * 1.05, hi * 0.95], "model_free_no_cross_fraction": 0.1}
     done = {t.trial_id for t in grid}
     args = (sweep, rows, done, 0.2, 8, 1e9, adaptive.Budget("trials", 1e9, "1e9"), None, {})
-    _, chosen, trials, stop = adaptive.decide(*args, [free])
+    _, chosen, trials, stop = adaptive.decide(*args, [S(free)])
     assert stop is None and all(c.reason == choice.MEASURED for c in chosen)
     assert [(c.dp, c.replicate) for c in chosen] == [(round((lo * hi) ** 0.5), 0), (lo, 1),
                                                       (hi, 1)]
     by_stage = {(t.stage, t.config["dp"], t.config["seed"]) for t in trials}
     assert ("distill", lo, 2) in by_stage and ("distill", hi, 3) in by_stage
     assert ("pretrain", round((lo * hi) ** 0.5), 0) in by_stage   # the midpoint's own student
-    line = adaptive.round_line(1, chosen, (len(trials), 0.0), [free], 0.2)
+    line = adaptive.round_line(1, chosen, (len(trials), 0.0), [S(free)], 0.2)
     assert "0/1 slices (1 by the measured crossing) within 0.2" in line
     assert "widest cifar100 4h<-2h Df=50000: model-free crossing" in line
     settled = free | {"model_free_cross_ci": [free["model_free_cross"] * 0.95,
                                               free["model_free_cross"] * 1.05],
                       "model_free_no_cross_fraction": 0.0}
-    assert adaptive.decide(*args, [settled])[3] == (
+    assert adaptive.decide(*args, [S(settled)])[3] == (
         "every chased slice's D**p interval is within --tol")
     noise = free | {"model_free_no_cross_fraction": 0.6}
-    assert not choice.chased_measured(noise)
-    assert adaptive.decide(*args, [noise])[3].startswith("no slice's laws cross")
+    assert not choice.chased_measured(S(noise))
+    assert adaptive.decide(*args, [S(noise)])[3].startswith("no slice's laws cross")
 
 
 def test_a_law_crossing_the_measurements_do_not_show_is_not_chased():
@@ -260,13 +273,13 @@ def test_a_law_crossing_the_measurements_do_not_show_is_not_chased():
             "status": bnd.STATUS["ok"], "d_cross": 2.5e5, "d_cross_ci": [1e5, 6e5],
             "no_cross_fraction": 0.3, "model_free_cross": None, "model_free_cross_ci": None,
             "model_free_no_cross_fraction": 0.7}
-    assert choice.contradicted(laws) and not choice.chased(laws)
-    assert not choice.chased_measured(laws) and not choice.pursued(laws)
-    assert choice.chased(laws | {"model_free_no_cross_fraction": None})   # one seed: no draws
-    assert choice.chased(laws | {"model_free_no_cross_fraction": 0.4})
+    assert choice.contradicted(S(laws)) and not choice.chased(S(laws))
+    assert not choice.chased_measured(S(laws)) and not choice.pursued(S(laws))
+    assert choice.chased(S(laws | {"model_free_no_cross_fraction": None}))   # one seed: no draws
+    assert choice.chased(S(laws | {"model_free_no_cross_fraction": 0.4}))
     args = (sweep, [], set(), 0.2, 8, 1e9, adaptive.Budget("trials", 1e9, "1e9"), None, {})
-    assert adaptive.decide(*args, [laws])[3].startswith("no slice's laws cross")
-    assert adaptive.end_lines([laws]) == [(
+    assert adaptive.decide(*args, [S(laws)])[3].startswith("no slice's laws cross")
+    assert adaptive.end_lines([S(laws)]) == [(
         "  not chased: cifar100 4h<-2h Df=50000: the laws cross at 2.5e+05, but in 70% of the "
         "seed draws the measured differences do not cross")]
 
@@ -277,21 +290,22 @@ def test_a_round_prints_one_short_line_spent_left_pinned_widest():
              "no_cross_fraction": 0.0, "model_free_no_cross_fraction": None}
     narrow = small | {"d_cross": 4e5, "d_cross_ci": [3.9e5, 4.1e5]}
     trials = adaptive.Budget("trials", 120, "120")
-    line = adaptive.short_line(3, (58, 2e12), [narrow, small], 0.2, trials, 58)
+    line = adaptive.short_line(3, (58, 2e12), [S(narrow), S(small)], 0.2, trials, 58)
     assert line == ("round 3: 58 trials, spent 58 trials, 62 left; 1/2 pinned; widest 4h<-2h Df "
                     "10: 50.6 [12.8, 89.8]")
     flops = adaptive.Budget("FLOPs", 1.06e13, "1x")
-    assert adaptive.short_line(3, (58, 2e12), [narrow, small], 0.2, flops, 5.2e12).startswith(
+    assert adaptive.short_line(3, (58, 2e12), [S(narrow), S(small)], 0.2, flops,
+                               5.2e12).startswith(
         "round 3: 58 trials, spent 5.2e12 FLOPs, 5.4e12 left; 1/2 pinned; widest 4h")
     wide = small | {"student_heads": 8, "teacher_heads": [2, 4, 6], "df": 50_000,
                     "d_cross": 775_000.0, "d_cross_ci": [518_000.0, 996_000.0]}
     many = adaptive.Budget("trials", 1_000_000, "1000000")
-    long_ = adaptive.short_line(12, (146, 1e13), [wide], 0.2, many, 123_456)
+    long_ = adaptive.short_line(12, (146, 1e13), [S(wide)], 0.2, many, 123_456)
     assert len(long_) <= adaptive.WIDTH and long_.endswith(": 775k [518k, 996k]")
     assert "widest 8h Df 50k" in long_ or "widest 8h/50k" in long_   # the teachers had no room
     free = wide | {"status": bnd.STATUS["none"], "model_free_cross": 6e5,
                    "model_free_cross_ci": None, "model_free_no_cross_fraction": 0.1}
-    grid = adaptive.short_line(0, (175, 0.0), [free], 0.2, flops, 0.0)
+    grid = adaptive.short_line(0, (175, 0.0), [S(free)], 0.2, flops, 0.0)
     assert grid.startswith("round 0: 175 trials (the grid), spent 0 FLOPs, 1.1e13 left; 0/1 ")
     assert grid.endswith(" Df 50k: 600k")   # the measured turn, which has no interval
     assert adaptive.short_line(1, (8, 1.0), [], 0.2, flops, 1.0).endswith("; no slice to pin")
@@ -305,9 +319,9 @@ def test_the_boundary_fit_does_not_depend_on_the_order_results_arrived_in(tmp_pa
     table = results.read(out).to_pylist()
     _, first = choice.fit_boundary(bnd.ok_rows(table), bootstrap=30)
     _, flipped = choice.fit_boundary(bnd.ok_rows(table[::-1]), bootstrap=30)
-    assert first[0]["d_cross_ci"] is not None
-    assert [s["d_cross_ci"] for s in flipped] == [s["d_cross_ci"] for s in first]
+    assert first[0].cross_interval() is not None
+    assert [s.cross_interval() for s in flipped] == [s.cross_interval() for s in first]
     # the study's fit (fits.json, boundary.json) reads rows the same way
     _, study_first = study.fit_results(table, bootstrap=30)
     _, study_flipped = study.fit_results(table[::-1], bootstrap=30)
-    assert [s["d_cross_ci"] for s in study_flipped] == [s["d_cross_ci"] for s in study_first]
+    assert [s.to_json() for s in study_flipped] == [s.to_json() for s in study_first]

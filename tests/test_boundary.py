@@ -5,6 +5,7 @@ The closed forms: with alpha' = 2 alpha and u = Dp^-alpha, F = c u - c' u^2 + De
 in u, so F = 0 at u = (c -+ sqrt(c^2 + 4 c' Delta)) / (2 c') and F peaks at u = c / (2 c').
 """
 
+import json
 import math
 
 import numpy as np
@@ -15,6 +16,7 @@ from raysweep.laws import boundary, measured
 from raysweep.laws.fitting import fit_law
 from raysweep.laws.law import Fit, Law
 from raysweep.laws.law import additive as law_of
+from raysweep.laws.slices import Slice
 from raysweep.sweep.simulate import law_value
 
 STUDENT_PARAMS, TEACHER_PARAMS, DF = 4.6e6, 1.3e6, 500.0  # parameters, parameters, images
@@ -193,6 +195,33 @@ def test_intervals_come_from_paired_members():
     assert lo < out["d_cross"] < hi
     assert out["no_cross_fraction"] == pytest.approx(15 / 75)
     assert out["d_star_ci"][0] < out["d_star"] < out["d_star_ci"][1]
+    # the 15 that do not cross still favour distilling at the top of the range: their crossing
+    # lies above it, so the interval is open above (20 % of the members > 2.5 %)
+    assert out["no_cross_above"] == pytest.approx(15 / 75) and out["no_cross_below"] == 0
+    assert hi == math.inf
+
+
+@pytest.mark.parametrize("extra, side", [(1, None), (3, "below"), (3, "above")])
+def test_members_that_do_not_cross_open_the_interval_on_their_side(extra, side):
+    """A hand-made ensemble: 97 members crossing near the point fit, and EXTRA that do not cross
+    at all: distilling never wins (below: F <= 0 everywhere) or always wins (above). More than
+    2.5 % of the 100 on one side opens the interval there; one member (1 %) does not."""
+    rng = np.random.default_rng(3)
+    crossing = [law_of(PLAIN.E, PLAIN.terms | {"dp": (3.0 * math.exp(0.05 * z), 0.3)})
+                for z in rng.standard_normal(100 - extra)]
+    odd = law_of(0.01, PLAIN.terms) if side == "below" else law_of(0.5, PLAIN.terms)
+    plain = fitted(PLAIN, crossing + [odd] * extra)
+    out = boundary.slice_boundary(plain, fitted(DISTILLED, [DISTILLED] * 100), FIXED,
+                                  np.geomspace(1e3, 1e6, 7))
+    lo, hi = out["d_cross_ci"]
+    assert (lo == 0) is (side == "below") and (hi == math.inf) is (side == "above")
+    assert 0 <= lo < out["d_cross"] < hi
+    shares = (out["no_cross_below"], out["no_cross_above"])
+    assert shares == ((extra / 100, 0.0) if side == "below" else (0.0, extra / 100))
+    if side is None:   # within one tail: the ends are the ordinary percentiles of all 100
+        values = boundary.crossings(plain.ensemble, [DISTILLED] * 100, FIXED, out["dp_range"])
+        want = np.percentile(np.where(np.isnan(values), np.inf, values), (2.5, 97.5))
+        assert (lo, hi) == pytest.approx(tuple(want), rel=1e-12)
 
 
 # ---- statuses, through boundaries(rows, fits) ----------------------------------------------
@@ -249,15 +278,15 @@ def test_every_status_is_reachable(key):
     [out] = boundary.boundaries(rows, {"digits": {"error": wrap(plain),
                                                   "distilled_error": wrap(distilled)}})
     prefix = boundary.STATUS[key].split("{")[0]
-    assert out["status"].startswith(prefix), (key, out["status"])
-    assert out["in_range"] is (key == "ok")
-    assert (out["student_heads"], out["teacher_heads"], out["df"]) == (4, [2], 500)
+    assert out.status.startswith(prefix), (key, out.status)
+    assert out.in_range is (key == "ok")
+    assert (out.student_heads, out.teacher_heads, out.df) == (4, (2,), 500)
     if key in ("ok", "outside"):
-        assert out["d_cross"] == pytest.approx(closed_forms(PLAIN, DISTILLED)[1], rel=1e-9)
+        assert out.d_cross == pytest.approx(closed_forms(PLAIN, DISTILLED)[1], rel=1e-9)
     if key in ("ok", "unfitted"):   # the measurements need no law: the same rows, the same answer
         truth = closed_forms(PLAIN, DISTILLED)[1]
-        assert truth / 10 ** 0.5 < out["model_free_cross"] < truth * 10 ** 0.5
-        assert out["measured_ends"]["largest"]["mean"] < 0
+        assert truth / 10 ** 0.5 < out.model_free_cross < truth * 10 ** 0.5
+        assert out.measured_ends["largest"]["mean"] < 0
 
 
 def test_model_free_cross_of_exact_rows_brackets_the_truth():
@@ -266,7 +295,7 @@ def test_model_free_cross_of_exact_rows_brackets_the_truth():
                                                   "distilled_error": fitted(DISTILLED)}})
     truth = closed_forms(PLAIN, DISTILLED)[1]
     step = WIDE[1] / WIDE[0]  # measured Dp are half a decade apart
-    assert truth / step < out["model_free_cross"] < truth * step
+    assert truth / step < out.model_free_cross < truth * step
 
 
 def test_fitted_laws_locate_the_boundary_with_intervals():
@@ -282,17 +311,38 @@ def test_fitted_laws_locate_the_boundary_with_intervals():
         fits[name] = fit_law(X, np.array([r["error"] for r in mine]), bootstrap=40, seed=2)
     [out] = boundary.boundaries(rows, {"digits": fits})
     star, cross = closed_forms(PLAIN, DISTILLED)
-    assert out["status"] == "ok"
-    assert out["d_cross_ci"][0] < cross < out["d_cross_ci"][1]
-    assert out["d_star_ci"][0] < star < out["d_star_ci"][1]
-    assert out["d_cross"] == pytest.approx(cross, rel=0.3)
+    assert out.status == "ok"
+    assert out.cross_interval()[0] < cross < out.cross_interval()[1]
+    assert out.d_star_ci[0] < star < out.d_star_ci[1]
+    assert out.d_cross == pytest.approx(cross, rel=0.3)
 
 
-def test_every_slice_has_the_same_keys():
+def test_every_slice_writes_the_same_keys():
+    """boundary.json's entries have one set of keys whatever the status (notes aside)."""
+    keys = set()
     for rows, (plain, distilled) in SCENARIOS.values():
         [out] = boundary.boundaries(rows, {"digits": {"error": wrap(plain),
                                                       "distilled_error": wrap(distilled)}})
-        assert set(boundary.EMPTY) | {"status", "downstream"} <= set(out)
+        keys.add(frozenset(k for k in out.to_json() if not k.endswith("_note")))
+    assert len(keys) == 1 and {"status", "downstream", "d_cross_ci", "no_cross_above"} <= keys.pop()
+
+
+def test_a_slice_round_trips_through_its_json():
+    """boundary.json's entry is the Slice: every status, an open interval with its shares and
+    notes, and the paper forms' boundary beside a selected form's read back equal."""
+    found = [boundary.boundaries(rows, {"digits": {"error": wrap(p), "distilled_error": wrap(d)}})
+             for rows, (p, d) in SCENARIOS.values()]
+    rng = np.random.default_rng(0)
+    members = [law_of(PLAIN.E, PLAIN.terms | {"dp": (3.0 * math.exp(0.05 * z), 0.3)})
+               for z in rng.standard_normal(20)] + [law_of(0.5, PLAIN.terms)] * 5
+    laws = {"error": fitted(PLAIN, members), "distilled_error": fitted(DISTILLED, [DISTILLED] * 25)}
+    [mine] = boundary.boundaries(SCENARIOS["ok"][0], {"digits": laws},
+                                 paper={"digits": {k: fitted(v.law, v.ensemble)
+                                                   for k, v in laws.items()}})
+    assert mine.cross_interval()[1] == math.inf and mine.paper is not None
+    for s in [mine] + [one for many in found for one in many]:
+        text = json.dumps(s.to_json(), allow_nan=False)     # JSON proper: no Infinity, no NaN
+        assert Slice.from_json(json.loads(text)) == s
 
 
 def test_an_estimate_is_never_outside_its_own_interval():
@@ -343,14 +393,14 @@ def test_every_slice_carries_its_measured_ends():
     plain = {(r["dp"], r["seed"]): r["error"] for r in rows if r["stage"] == "finetune"}
     want = [plain[(r["dp"], r["seed"])] - r["error"] for r in rows
             if r["stage"] == "distill" and r["dp"] == int(WIDE[0])]
-    small = out["measured_ends"]["smallest"]
+    small = out.measured_ends["smallest"]
     assert small["dp"] == int(WIDE[0]) and small["seeds"] == 3
     assert small["mean"] == pytest.approx(np.mean(want))
     assert small["se"] == pytest.approx(np.std(want, ddof=1) / math.sqrt(3))
     # F = -0.019 at 1e3 images, +0.028 at 3e3, -0.037 at 1e6 (seed noise ~0.007 per pair): from
     # 1e3 distilling never helps at the smallest Dp; from 3e3 it helps there and hurts at the end
-    assert out["theorem1"] is False
+    assert out.theorem1 is False
     rows = grid_rows(PLAIN, DISTILLED, np.geomspace(3e3, 1e6, 6), noise=0.01, seeds=range(3))
     [out] = boundary.boundaries(rows, {"digits": {"error": fitted(PLAIN),
                                                   "distilled_error": fitted(DISTILLED)}})
-    assert out["theorem1"] is True
+    assert out.theorem1 is True

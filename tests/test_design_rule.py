@@ -72,7 +72,7 @@ def test_an_options_drop_is_the_exact_change_of_the_summed_variance(tmp_path):
     # distilled law's floor to 0 (a zero Jacobian column), and the identity below needs the
     # information matrix of each law to be invertible
     sit = grid_situation(one_slice_raw(noise=0.004), str(tmp_path), batch=2)
-    ds = sit.targets[0]["downstream"]
+    ds = sit.targets[0].downstream
     laws = dr._Laws(sit.fits[ds], sit.rows, sit.targets)
 
     def summed(extra: dict) -> float:

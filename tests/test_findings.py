@@ -4,11 +4,17 @@ the terminal's summary must fit the last screen."""
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 
 from raysweep.laws.boundary import STATUS
+from raysweep.laws.slices import Slice
 from raysweep.report import findings, reading, summary
 from raysweep.report.findings import slice_cell, slice_finding
+
+S = Slice.from_json   # a slice as boundary.json gives it
 
 SIZES = {"upstream": 1_300_000, "cifar100": 50_000}
 
@@ -32,43 +38,69 @@ CROSSING = a_slice(status=STATUS["ok"], d_cross=400_000.0, d_cross_ci=[200_000.0
 
 
 def test_a_crossing_gives_the_boundary_its_interval_and_its_share_of_the_upstream_set():
-    text = slice_finding(CROSSING, SIZES)
+    text = slice_finding(S(CROSSING), SIZES)
     assert text.startswith("helps below, plain wins above Dp 400k [200k, 600k]")
     assert "(31 % [15 %, 46 %] of the upstream set) (laws)" in text
-    assert slice_cell(CROSSING) == "400k [200k, 600k]"
-    assert findings.slice_label(CROSSING, SIZES) == "4h <- 2h, Df 5k (10 %)"
+    assert slice_cell(S(CROSSING)) == "400k [200k, 600k]"
+    assert findings.slice_label(S(CROSSING), SIZES) == "4h <- 2h, Df 5k (10 %)"
 
 
 def test_an_unbounded_interval_is_said_open_never_given_its_upper_number():
     open_ = CROSSING | {"no_cross_fraction": 0.3}
-    text = slice_finding(open_, SIZES)
+    text = slice_finding(S(open_), SIZES)
     assert "400k [200k, no upper end: 30% of the draws do not cross]" in text
     assert "600k" not in text and "46 %" not in text
-    assert slice_cell(open_) == "400k [200k, open]"
+    assert slice_cell(S(open_)) == "400k [200k, open]"
+
+
+def test_an_interval_open_below_is_said_open_below():
+    """More than 2.5 % of the members never favour distilling (below the plausible range)."""
+    below = CROSSING | {"d_cross_ci": [0, 600_000.0], "no_cross_fraction": 0.05,
+                        "no_cross_below": 0.05, "no_cross_above": 0.0}
+    text = slice_finding(S(below), SIZES)
+    assert "400k [no lower end: 5% of the draws never favour distilling, 600k]" in text
+    assert "200k" not in text
+    assert slice_cell(S(below)) == "400k [open, 600k]"
+
+
+def test_old_and_new_boundary_json_give_the_same_findings():
+    """An older boundary.json (no no_cross_above: its interval holds the crossing members and
+    the share not crossing reads as open above) and the same slices written as this version
+    writes them (Slice.to_json) give the same sentences, the same slices."""
+    old = [CROSSING, CROSSING | {"df": 50_000, "no_cross_fraction": 0.3},
+           a_slice(df=25_000, model_free_cross=120_000.0, model_free_cross_ci=[90_000.0, 2e5],
+                   model_free_no_cross_fraction=0.1)]
+    new = [S(s).to_json() for s in old]
+    assert all("no_cross_above" in s for s in new) and new[1]["d_cross_ci"] == [200_000.0, None]
+    fits = {"downstream": {"cifar100": {"error": law_entry()}}}
+    before, after = (findings.findings(fits, b, None, SIZES) for b in (old, new))
+    assert before == after
+    assert any("no upper end: 30% of the draws do not cross" in t for _, t in before[0].slices)
+    assert [S(s) for s in new] == [S(s) for s in old]
 
 
 def test_measured_ends_that_contradict_the_laws_crossing_are_said():
     against = CROSSING | {"measured_ends": {"smallest": end(65_000, -0.03, 0.005),
                                             "largest": end(1_300_000, 0.02, 0.005)}}
-    assert slice_finding(against, SIZES).endswith(
+    assert slice_finding(S(against), SIZES).endswith(
         "(laws); but measured, plain wins at the smallest Dp (-0.030) and distilling still helps "
         "at the largest (+0.020)")
-    assert "but measured" not in slice_finding(CROSSING, SIZES)
+    assert "but measured" not in slice_finding(S(CROSSING), SIZES)
 
 
 def test_a_crossing_without_an_interval_says_why():
     one_seed = a_slice(model_free_cross=120_000.0, model_free_cross_ci=None)
-    assert "120k (no interval: one seed a Dp)" in slice_finding(one_seed, SIZES)
-    assert slice_cell(one_seed) == "120k (no interval) meas."
+    assert "120k (no interval: one seed a Dp)" in slice_finding(S(one_seed), SIZES)
+    assert slice_cell(S(one_seed)) == "120k (no interval) meas."
     no_boot = CROSSING | {"d_cross_ci": None}
     assert "400k (no interval: no bootstrap) (31 % of the upstream set) (laws)" in \
-        slice_finding(no_boot, SIZES)
+        slice_finding(S(no_boot), SIZES)
 
 
 def test_a_crossing_outside_the_measured_range_is_not_the_boundary():
     outside = a_slice(status=STATUS["outside"].format(dp=9e6), d_cross=9e6,
                       d_cross_ci=[5e6, 2e7], no_cross_fraction=0.0)
-    text = slice_finding(outside, SIZES)
+    text = slice_finding(S(outside), SIZES)
     assert "9M" not in text and "helps below" not in text
     assert text.startswith("no crossing in Dp 65k-1.3M")
 
@@ -76,10 +108,10 @@ def test_a_crossing_outside_the_measured_range_is_not_the_boundary():
 def test_a_measured_turn_where_the_laws_do_not_cross_is_named_as_measured():
     measured = a_slice(model_free_cross=120_000.0, model_free_cross_ci=[90_000.0, 200_000.0],
                        model_free_no_cross_fraction=0.01)
-    text = slice_finding(measured, SIZES)
+    text = slice_finding(S(measured), SIZES)
     assert text.startswith("helps below, plain wins above Dp 120k [90k, 200k]")
     assert "(measured; the laws: no crossing)" in text
-    assert slice_cell(measured) == "120k [90k, 200k] meas."
+    assert slice_cell(S(measured)) == "120k [90k, 200k] meas."
 
 
 @pytest.mark.parametrize("small, large, said, cell", [
@@ -93,17 +125,17 @@ def test_a_measured_turn_where_the_laws_do_not_cross_is_named_as_measured():
 def test_without_a_crossing_the_ends_say_only_what_their_standard_errors_allow(small, large,
                                                                               said, cell):
     s = a_slice(measured_ends={"smallest": end(65_000, *small), "largest": end(1_300_000, *large)})
-    assert slice_finding(s, SIZES) == said
-    assert slice_cell(s) == cell
+    assert slice_finding(S(s), SIZES) == said
+    assert slice_cell(S(s)) == cell
 
 
 def test_one_seed_claims_no_sign():
     s = a_slice(measured_ends={"smallest": end(65_000, 0.013, None, 1),
                                "largest": end(1_300_000, -0.006, None, 1)})
-    text = slice_finding(s, SIZES)
+    text = slice_finding(S(s), SIZES)
     assert text.endswith("(1 seed): no standard error")
     assert "wins" not in text and "helps" not in text
-    assert "cannot be judged" in findings.theorem1_sentence([s])
+    assert "cannot be judged" in findings.theorem1_sentence([S(s)])
 
 
 def test_the_phenomenon_absent_is_said_absent():
@@ -111,16 +143,17 @@ def test_the_phenomenon_absent_is_said_absent():
                       measured_ends={"smallest": end(65_000, -0.03, 0.005),
                                      "largest": end(1_300_000, -0.05, 0.005)})
               for df in (5000, 50_000)]
-    assert findings.boundary_sentence(absent, SIZES) == (
+    assert findings.boundary_sentence(list(map(S, absent)), SIZES) == (
         "No slice's laws or measurements cross inside the measured Dp (2 slices): the data "
         "place no boundary.")
-    assert "is seen in 0 of the 2 slices that can tell." in findings.theorem1_sentence(absent)
+    assert "is seen in 0 of the 2 slices that can tell." in findings.theorem1_sentence(list(map(S, absent)))
 
 
 def test_the_boundary_sentence_gives_each_students_range_and_its_share():
     other = CROSSING | {"df": 50_000, "d_cross": 350_000.0}
     big = CROSSING | {"student_heads": 8, "teacher_heads": [2, 4, 6], "d_cross": 700_000.0}
-    text = findings.boundary_sentence([CROSSING, other, big, a_slice(df=25_000)], SIZES)
+    text = findings.boundary_sentence([S(CROSSING), S(other), S(big), S(a_slice(df=25_000))],
+                                      SIZES)
     assert "in 3 of 4 slices: 4-head students at 350k-400k pretraining images (27-31 % of the " \
            "upstream set), 8-head students at 700k (54 %); below that, distilling helps." in text
     assert text.endswith("distilling helps.")   # every interval closed: no caveat
@@ -128,11 +161,11 @@ def test_the_boundary_sentence_gives_each_students_range_and_its_share():
     outside = CROSSING | {"df": 50_000, "d_cross_ci": [0.3, 600_000.0],
                           "dp_range": [65_000.0, 1_300_000.0]}
     inside = CROSSING | {"df": 25_000, "dp_range": [65_000.0, 1_300_000.0]}
-    text = findings.boundary_sentence([open_above, outside, inside], SIZES)
+    text = findings.boundary_sentence([S(open_above), S(outside), S(inside)], SIZES)
     assert text.endswith("distilling helps. In 2 of these 3 the 95 % interval is open or runs "
                          "outside the measured Dp: the data do not yet pin where.")
-    assert "Theorem 1" in findings.theorem1_sentence([CROSSING]) and \
-        "seen in 1 of the 1 slices that can tell, at Df 5k." in findings.theorem1_sentence([CROSSING])
+    said = findings.theorem1_sentence([S(CROSSING)])
+    assert "Theorem 1" in said and "seen in 1 of the 1 slices that can tell, at Df 5k." in said
 
 
 def law_entry(**kw) -> dict:
@@ -191,14 +224,14 @@ def test_the_adaptive_rounds_say_what_they_spent_and_why_they_stopped():
     doc = {"rounds": [{"round": 0}, {"round": 1}, {"round": 2}], "trials_run": 146,
            "stopped": "budget spent", "budget": {"unit": "FLOPs", "amount": 1.06e13,
                                                  "spent": 1.03e13}}
-    assert findings.compute_sentence([CROSSING], doc) == (
+    assert findings.compute_sentence([S(CROSSING)], doc) == (
         "The adaptive rounds ran 2 round(s), 146 trials, spending 1.03e+13 of 1.06e+13 FLOPs "
         "(97%); they stopped: budget spent.")
     assert ": 1 of the 1 boundaries here have an interval wider than +-10 %." in \
-        findings.compute_sentence([CROSSING], None)
+        findings.compute_sentence([S(CROSSING)], None)
     narrow = CROSSING | {"d_cross_ci": [390_000.0, 410_000.0]}
-    assert ": 0 of the 1 boundaries" in findings.compute_sentence([narrow, a_slice()], None)
-    assert findings.compute_sentence([a_slice()], None).startswith(
+    assert ": 0 of the 1 boundaries" in findings.compute_sentence([S(narrow), S(a_slice())], None)
+    assert findings.compute_sentence([S(a_slice())], None).startswith(
         "More compute: no slice has a boundary")
 
 
@@ -241,3 +274,16 @@ def test_findings_tolerate_missing_files_and_keys():
     assert only.laws[0] == "Plain error: not fitted (no entry)."
     bare = findings.findings(None, [{"downstream": "cifar100"}], None)[0]
     assert bare.slices == [("?h <- no h, Df n/a", "cannot tell: no boundary")]
+
+
+def test_a_boundary_json_the_report_cannot_read_is_a_note_not_an_exception(tmp_path):
+    """boundary.json is read as Slices (report.inputs): an entry without its downstream set is
+    named in a note and the report goes on without the file; an older file reads."""
+    from raysweep.report import inputs
+    (tmp_path / "boundary.json").write_text(json.dumps([{"student_heads": 4, "df": 10}]))
+    notes: list[str] = []
+    assert inputs.read_optional(str(tmp_path), "boundary", notes) is None
+    assert "boundary.json could not be read" in notes[0] and "downstream" in notes[0]
+    (tmp_path / "boundary.json").write_text(json.dumps([CROSSING | {"no_cross_fraction": 0.3}]))
+    [s] = inputs.read_optional(str(tmp_path), "boundary", notes)
+    assert s.cross_interval() == (200_000.0, math.inf) and len(notes) == 1

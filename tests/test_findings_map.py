@@ -12,6 +12,7 @@ from matplotlib.patches import Polygon, Rectangle
 from test_report import grid_report  # noqa: F401  (the fixture: a report of a known grid)
 
 from raysweep.laws.boundary import STATUS
+from raysweep.laws.slices import Slice
 from raysweep.report.figures_boundary import fig_boundary
 from raysweep.report.figures_map import fig_findings_map
 
@@ -32,11 +33,12 @@ DISTILLED = rows("distill", lambda dp, df, s: 0.5 - 0.02 * np.log10(dp) - 0.03
                  + 0.02 * np.log(dp / 1_000) / np.log(4))
 
 
-def a_slice(df, **kw) -> dict:
-    return {"downstream": "digits", "student_heads": 4, "teacher_heads": [2], "df": df,
+def a_slice(df, **kw) -> Slice:
+    """A slice as boundary.json gives it (Slice.from_json)."""
+    return Slice.from_json({"downstream": "digits", "student_heads": 4, "teacher_heads": [2], "df": df,
             "status": STATUS["ok"], "d_cross": 6_000.0, "d_cross_ci": [4_000.0, 9_000.0],
             "no_cross_fraction": 0.0, "model_free_cross": 6_500.0,
-            "model_free_cross_ci": [5_000.0, 8_000.0], "model_free_no_cross_fraction": 0.0} | kw
+            "model_free_cross_ci": [5_000.0, 8_000.0], "model_free_no_cross_fraction": 0.0} | kw)
 
 
 def test_the_map_colours_each_measured_point_by_its_seed_mean_difference():
@@ -73,7 +75,7 @@ def test_an_interval_beyond_the_map_is_an_arrow_with_its_number():
     assert "9k" not in {t.get_text() for t in opened.texts}
 
 
-def boundary_axes(bslice: dict):
+def boundary_axes(bslice: Slice):
     plain = [r for r in PLAIN if r["df"] == 300]
     distilled = [r for r in DISTILLED if r["df"] == 300]
     return fig_boundary(plain, distilled, (4, (2,), 300), {}, bslice, "t").axes[0]

@@ -126,7 +126,7 @@ def test_single_valued_input_is_dropped_and_said(tmp_path):
     law = doc["downstream"]["digits"]["error"]
     assert law["status"] == "ok" and law["inputs_dropped"] == {"df": "single value 1000"}
     assert set(law["terms"]) == {"dp", "params"}
-    assert all(s["df"] == 1000 for s in slices)
+    assert all(s.df == 1000 for s in slices)
 
 
 def test_teacher_size_tied_to_student_size_is_dropped():
@@ -192,7 +192,7 @@ def test_thin_grid_gets_statuses_not_exceptions(tmp_path):
     doc, slices = study.fit_results(rows, bootstrap=0)
     for name in LAWS:
         assert doc["downstream"]["digits"][name]["status"] == "no input varies"
-    assert slices[0]["status"].startswith("law not fitted")
+    assert slices[0].status.startswith("law not fitted")
     empty = summarize(write_grid(tmp_path, []), bootstrap=0)
     assert "nothing to fit" in empty
 

@@ -12,6 +12,7 @@ from test_report import DS
 
 from raysweep.laws import boundary
 from raysweep.laws.measured import measured_ends
+from raysweep.laws.slices import Slice
 from raysweep.report.tables import boundary_table, theorem1_table
 from raysweep.store import results
 from raysweep.sweep import plan, spec
@@ -24,8 +25,8 @@ def test_theorem1_table_says_per_slice_what_the_measurements_show():
         300: {1_000: [0.0, 0.02], 64_000: [-0.04, -0.06]},      # no help beyond noise
         400: {1_000: [0.05], 64_000: [-0.04, -0.06]},           # one seed: no standard error
     }
-    slices = [{"downstream": DS, "student_heads": 8, "teacher_heads": [2], "df": df}
-              | measured_ends(per_dp) for df, per_dp in cases.items()]
+    slices = [Slice.from_json({"downstream": DS, "student_heads": 8, "teacher_heads": [2],
+                               "df": df} | measured_ends(per_dp)) for df, per_dp in cases.items()]
     table = theorem1_table(slices)
     assert "in 1 of the 3 slices that can tell (4 in all; by Df: 100: 1 of 1, 200: 0 of 1, " \
         "300: 0 of 1)" in table.caption     # Df 400 cannot tell: left out of the breakdown
@@ -51,7 +52,7 @@ def test_teachers_reused_from_one_dp_are_named_with_it(teacher_dp):
     rows = [results.record(t, status="ok", error=0.5, loss=1.0) for t in trials]
     slices = boundary.boundaries(rows, {})
     full = max(t.config["dp"] for t in trials)
-    assert slices and all(s["teacher_dp"] == (full if teacher_dp else None) for s in slices)
+    assert slices and all(s.teacher_dp == (full if teacher_dp else None) for s in slices)
     for table in (boundary_table(slices), theorem1_table(slices)):
         assert {row[2] for row in table.rows} == (
             {f"1+2 heads (Dp {full})"} if teacher_dp else {"1+2 heads"})
@@ -59,8 +60,9 @@ def test_teachers_reused_from_one_dp_are_named_with_it(teacher_dp):
 
 def test_boundary_caption_says_why_every_slice_has_one_d_star():
     def one(ds, df, star):
-        return {"downstream": ds, "student_heads": 8, "teacher_heads": [2], "df": df,
-                "d_star": star, "d_star_ci": [star / 2, star * 2], "status": "ok"}
+        return Slice.from_json({"downstream": ds, "student_heads": 8, "teacher_heads": [2],
+                                "df": df, "d_star": star, "d_star_ci": [star / 2, star * 2],
+                                "status": "ok"})
     why = "so every slice of a downstream set has the same D*p"
     assert why in boundary_table([one("a", 10, 33.2), one("a", 100, 33.2),
                                   one("b", 10, 5.0)]).caption

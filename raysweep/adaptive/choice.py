@@ -44,6 +44,7 @@ from raysweep.adaptive import proposals
 from raysweep.laws import boundary as bnd
 from raysweep.laws import study as fit
 from raysweep.laws.catalogue import BOUNDARY_LAWS, LAWS, paper_form
+from raysweep.laws.slices import Slice
 from raysweep.sweep import plan
 from raysweep.sweep.spec import Sweep
 
@@ -61,7 +62,7 @@ class Situation:
     """What a chooser sees at the start of a round."""
     sweep: Sweep
     fits: dict                        # downstream -> {"error": Fit | why, "distilled_error": ...}
-    targets: list[dict]               # boundary slices still to pin down
+    targets: list[Slice]              # boundary slices still to pin down
     measured: dict[tuple, list[int]]  # slice key -> Dp (images) of each distilled result, sorted
     dp_range: tuple[int, int]         # the sweep's smallest and largest Dp, images
     batch: int                        # pairs to propose
@@ -76,7 +77,7 @@ class Situation:
 # ---- where the boundary stands -------------------------------------------------------------
 
 def fit_boundary(rows: list[dict], bootstrap: int, seed: int = 0, forms: dict | None = None
-                 ) -> tuple[dict, list[dict]]:
+                 ) -> tuple[dict, list[Slice]]:
     """(fits per downstream set, boundary slices) from ok rows (`bnd.ok_rows`: in trial-id order,
     so the intervals, and every later choice, do not depend on the order results arrived in).
     BLAS is held to one thread: the fit's matrices are tiny, and threads spin-waiting for a core
@@ -121,50 +122,51 @@ def measured_dps(rows: list[dict]) -> dict[tuple, list[int]]:
     return {k: sorted(v) for k, v in found.items()}
 
 
-def chased(s: dict) -> bool:
+def chased(s: Slice) -> bool:
     """The slice's laws cross inside the measured Dp range and its measurements do not say
     otherwise (contradicted): D**p is what the rounds pin down."""
-    return s["status"] == bnd.STATUS["ok"] and not contradicted(s)
+    return s.status == bnd.STATUS["ok"] and not contradicted(s)
 
 
-def contradicted(s: dict) -> bool:
+def contradicted(s: Slice) -> bool:
     """The seeds give draws of the measured differences, and more than 1 - CROSSING_SHARE of
     them do not cross: a crossing of the laws there is the form's, not the data's (eq. 1 and
     eq. 4 give F one shape in every slice), and measuring at it pins down nothing the slice
     shows: the design rule spent much of a budget on such a crossing, gone a round later
     (BENCHMARKS.md, "Adaptive sampling in compute")."""
-    share = s.get("model_free_no_cross_fraction")
+    share = s.model_free_no_cross_fraction
     return share is not None and share > 1.0 - CROSSING_SHARE
 
 
-def chased_measured(s: dict) -> bool:
+def chased_measured(s: Slice) -> bool:
     """The laws do not cross in range, the measured differences do, in at least CROSSING_SHARE
     of their seed draws: the model-free crossing is what the rounds pin down."""
-    return not chased(s) and s.get("model_free_cross") is not None and not contradicted(s)
+    return not chased(s) and s.model_free_cross is not None and not contradicted(s)
 
 
-def pursued(s: dict) -> bool:
+def pursued(s: Slice) -> bool:
     return chased(s) or chased_measured(s)
 
 
-def rel_width(s: dict) -> float:
-    """(hi - lo) / D**p of the 95 % interval; infinite while too many members do not cross."""
-    if s["d_cross_ci"] is None or (s["no_cross_fraction"] or 0.0) > proposals.TAIL:
+def rel_width(s: Slice) -> float:
+    """(hi - lo) / D**p of the 95 % interval; infinite while it is open (more than 2.5 % of the
+    members do not cross: Slice.cross_interval) or there is no crossing."""
+    ci = s.cross_interval()
+    if ci is None or s.d_cross is None or ci[0] <= 0:
         return math.inf
-    lo, hi = s["d_cross_ci"]
-    return (hi - lo) / s["d_cross"]
+    return (ci[1] - ci[0]) / s.d_cross
 
 
-def width(s: dict) -> float:
+def width(s: Slice) -> float:
     """The relative width a pursued slice is judged by: its laws' D**p (rel_width), or, when
     chased on the measurements, the model-free crossing's, infinite while more than 2.5 % of the
     seed draws do not cross."""
     if not chased_measured(s):
         return rel_width(s)
-    ci = s.get("model_free_cross_ci")
-    if ci is None or (s.get("model_free_no_cross_fraction") or 0.0) > proposals.TAIL:
+    ci = s.measured_interval()
+    if ci is None:
         return math.inf
-    return (ci[1] - ci[0]) / s["model_free_cross"]
+    return (ci[1] - ci[0]) / s.model_free_cross
 
 
 # ---- where to measure ----------------------------------------------------------------------
@@ -175,15 +177,15 @@ def crossing_rule(sit: Situation) -> list[proposals.Candidate]:
     dps = proposals.candidate_dps(*sit.dp_range, CANDIDATES)
     found = []
     for s in sit.targets:
-        f = advantage_samples(sit.fits[s["downstream"]], s, dps)
-        cost = pair_cost(sit.sweep, dps, s["df"])
+        f = advantage_samples(sit.fits[s.downstream], s, dps)
+        cost = pair_cost(sit.sweep, dps, s.df)
         done = sit.measured.get(bnd.slice_key(s), [])
         found += replicates(proposals.score_slice(bnd.slice_key(s), f, dps, cost), done,
                             len(sit.sweep.seeds))
     return proposals.pick(found, sit.batch, spacing(sit.targets, sit.batch))
 
 
-def measured_rule(targets: list[dict], measured: dict[tuple, list[int]], seeds: int,
+def measured_rule(targets: list[Slice], measured: dict[tuple, list[int]], seeds: int,
                   batch: int) -> list[proposals.Candidate]:
     """Up to BATCH pairs for the slices chased on their measurements (chased_measured): first
     the geometric midpoint of each slice's bracket (the measured Dp on either side of its
@@ -193,7 +195,7 @@ def measured_rule(targets: list[dict], measured: dict[tuple, list[int]], seeds: 
     mids, ends = [], []
     for s in sorted(targets, key=width, reverse=True):
         key, done = bnd.slice_key(s), measured.get(bnd.slice_key(s), [])
-        dps, cross = np.unique(done), s["model_free_cross"]
+        dps, cross = np.unique(done), s.model_free_cross
         below, above = dps[dps < cross], dps[dps >= cross]
         if not below.size or not above.size:  # the rows moved since the fit; nothing to aim at
             continue
@@ -225,18 +227,19 @@ def replicates(found: list[proposals.Candidate], done: list[int], seeds: int
     return list(out.values())
 
 
-def spacing(targets: list[dict], batch: int) -> float:
-    """Decades between one round's proposals: 1/(2K) of the narrowest interval's width."""
-    widths = [math.log10(s["d_cross_ci"][1] / s["d_cross_ci"][0]) for s in targets
-              if s["d_cross_ci"]]
+def spacing(targets: list[Slice], batch: int) -> float:
+    """Decades between one round's proposals: 1/(2K) of the narrowest interval's width (an
+    open one is infinitely wide)."""
+    widths = [math.log10(ci[1] / ci[0]) if ci[0] > 0 else math.inf for s in targets
+              if (ci := s.cross_interval())]
     return min(MAX_GAP, max(REPEAT_GAP, min(widths, default=MAX_GAP) / (2 * batch)))
 
 
-def advantage_samples(laws: dict, s: dict, dps: np.ndarray) -> np.ndarray:
+def advantage_samples(laws: dict, s: Slice, dps: np.ndarray) -> np.ndarray:
     """(members, Dp values): F of each bootstrap pair (plain member i, distilled member i)."""
     pairs = zip(laws["error"].ensemble, laws["distilled_error"].ensemble)
     with np.errstate(over="ignore", invalid="ignore"):  # wild members: NaN, counted for nothing
-        return np.array([bnd.advantage(p, d, bnd.fixed_inputs(s), dps) for p, d in pairs])
+        return np.array([bnd.advantage(p, d, s.fixed_inputs(), dps) for p, d in pairs])
 
 
 def pair_cost(sweep: Sweep, dps: np.ndarray, df: int) -> np.ndarray:

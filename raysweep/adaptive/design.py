@@ -93,7 +93,7 @@ class _Laws:
     """One downstream set: its fits, the inverse information of each law, the chased slices'
     gradients."""
 
-    def __init__(self, fits: dict, rows: list[dict], targets: list[dict]):
+    def __init__(self, fits: dict, rows: list[dict], targets: list):
         self.fits = fits
         self.inv = {}
         for name in BOUNDARY_LAWS:
@@ -102,7 +102,7 @@ class _Laws:
                   and all(r.get(k) is not None for k in fits[name].form.inputs)]
             J = log_jacobian(fits[name], xs)
             self.inv[name] = np.linalg.pinv(J.T @ J)
-        found = [cross_gradient(fits, bnd.fixed_inputs(s), s["dp_range"]) for s in targets]
+        found = [cross_gradient(fits, s.fixed_inputs(), s.dp_range) for s in targets]
         self.grads = {name: np.array([g[i] for g in found if g is not None])
                       for i, name in enumerate(BOUNDARY_LAWS)}
 
@@ -150,8 +150,8 @@ def design_rule(sit: Situation, per: str = "FLOP", shapes=SHAPES, band: bool = T
     The arguments are for benchmarks (BENCHMARKS.md): PER "trial" ranks per trial added, SHAPES
     limits the options, BAND False lets options sit anywhere in the sweep's Dp range."""
     laws = {ds: _Laws(sit.fits[ds], [r for r in sit.rows if r["downstream"] == ds],
-                      [s for s in sit.targets if s["downstream"] == ds])
-            for ds in {s["downstream"] for s in sit.targets}}
+                      [s for s in sit.targets if s.downstream == ds])
+            for ds in {s.downstream for s in sit.targets}}
     taken = set(sit.done) | {r["trial_id"] for r in sit.rows}
     dps = _candidate_dps(sit, band)
     p_win = _winning_shares(sit, dps)
@@ -225,7 +225,7 @@ def _candidate_dps(sit: Situation, band: bool = True) -> list[int]:
     yet, or no BAND: CANDIDATES over the whole range). A log-spaced value within REPEAT_GAP of a
     measured one gives way to it."""
     full = (*sit.dp_range, CANDIDATES)
-    spans = [(*s["d_cross_ci"], BAND_POINTS) if s["d_cross_ci"] else full
+    spans = [(*s.cross_interval(), BAND_POINTS) if s.cross_interval() else full
              for s in sit.targets] if band else [full]
     measured = np.array(sorted({r["dp"] for r in sit.rows}), dtype=float)
     out: set[int] = set()
@@ -288,7 +288,7 @@ def _winning_shares(sit: Situation, dps: list[int]) -> dict[tuple, float]:
     grid = np.array(sorted(dps))
     out = {}
     for s in sit.targets:
-        p = proposals.winning_share(advantage_samples(sit.fits[s["downstream"]], s, grid))
+        p = proposals.winning_share(advantage_samples(sit.fits[s.downstream], s, grid))
         if p is not None:
             out |= {(bnd.slice_key(s), int(d)): float(q) for d, q in zip(grid, p)}
     return out

@@ -75,6 +75,7 @@ from raysweep.adaptive.design import design_rule
 from raysweep.errors import InputError
 from raysweep.laws import boundary as bnd
 from raysweep.laws import study as fit
+from raysweep.laws.slices import Slice
 from raysweep.run import trial as trial_mod
 from raysweep.store import layout, results, storage
 from raysweep.sweep import plan
@@ -134,7 +135,7 @@ def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: Budget
             break
         picked = chosen
         ran = (runner(trials), sum(t.flops for t in trials))
-    doc |= {"boundary": slices, "stopped": stop, "trials_total": table.num_rows,
+    doc |= {"boundary": [s.to_json() for s in slices], "stopped": stop, "trials_total": table.num_rows,
             "budget": limit.json(spent(doc, limit))}
     write_doc(out, doc)
     echo(f"stopped: {stop}")
@@ -148,7 +149,7 @@ def rounds(sweep: Sweep, out: str, runner: Callable[[list], int], budget: Budget
 
 
 def decide(sweep: Sweep, rows: list[dict], done: set[str], tol: float, batch: int, left: float,
-           limit: Budget, choose: Callable, fits: dict, slices: list[dict]) -> tuple:
+           limit: Budget, choose: Callable, fits: dict, slices: list[Slice]) -> tuple:
     """(slices, proposals, their trials, why the rounds stop or None) of a round, from its fit:
     CHOOSE places the trials for the slices whose laws cross, measured_rule for those chased on
     their measurements."""
@@ -181,7 +182,7 @@ def _charge(ran: tuple[int, float], limit: Budget) -> float:
     return float(ran[0] if limit.unit == "trials" else ran[1])
 
 
-def stop_reason(slices: list[dict], targets: list, wanted: list, picked: list,
+def stop_reason(slices: list[Slice], targets: list, wanted: list, picked: list,
                 left: float, limit: Budget) -> str | None:
     if not any(pursued(s) for s in slices):
         return ("no slice's laws cross inside the measured Dp range where its measurements "
@@ -196,13 +197,14 @@ def stop_reason(slices: list[dict], targets: list, wanted: list, picked: list,
     return None
 
 
-def record(doc: dict, out: str, picked: list, ran: tuple[int, float], slices: list[dict],
+def record(doc: dict, out: str, picked: list, ran: tuple[int, float], slices: list[Slice],
            tol: float, limit: Budget, echo, verbose: bool = False) -> None:
     """Append a round (PICKED proposals, RAN trials and FLOPs, the refitted SLICES) to DOC, write
     adaptive.json and print the round's short line (and with VERBOSE its full one)."""
     number = max((r["round"] for r in doc["rounds"]), default=0) + 1 if picked else 0
     doc["rounds"].append({"round": number, "proposals": [proposal_json(c) for c in picked],
-                          "trials_run": ran[0], "flops_run": ran[1], "boundary": slices})
+                          "trials_run": ran[0], "flops_run": ran[1],
+                          "boundary": [s.to_json() for s in slices]})
     doc["trials_run"] = doc.get("trials_run", 0) + ran[0]
     doc["flops_run"] = (doc.get("flops_run") or 0.0) + ran[1]
     doc["budget"] = limit.json(spent(doc, limit))
@@ -236,12 +238,12 @@ def write_doc(out: str, doc: dict) -> None:
 
 # ---- printed lines -------------------------------------------------------------------------
 
-def label(s: dict) -> str:
-    teachers = "+".join(map(str, s["teacher_heads"]))
-    return f"{s['downstream']} {s['student_heads']}h<-{teachers}h Df={s['df']}"
+def label(s: Slice) -> str:
+    teachers = "+".join(map(str, s.teacher_heads))
+    return f"{s.downstream} {s.student_heads}h<-{teachers}h Df={s.df}"
 
 
-def short_line(number: int, ran: tuple[int, float], slices: list[dict], tol: float,
+def short_line(number: int, ran: tuple[int, float], slices: list[Slice], tol: float,
                limit: Budget, used: float) -> str:
     """'round 2: 58 trials, spent 5.2e12 FLOPs, 5.4e12 left; 1/3 pinned; widest 4h<-2h Df 10:
     50.6 [41, 57.5]': a round in one line of at most WIDTH columns (round_line has the rest)."""
@@ -253,15 +255,27 @@ def short_line(number: int, ran: tuple[int, float], slices: list[dict], tol: flo
         return f"{head}; no slice to pin"
     done = sum(width(s) <= tol for s in chased_)
     w = max(chased_, key=width)
-    value, ci = ((w["model_free_cross"], w.get("model_free_cross_ci")) if chased_measured(w)
-                 else (w["d_cross"], w["d_cross_ci"]))
-    at = f"{_num(value)}" + (f" [{_num(ci[0])}, {_num(ci[1])}]" if ci else "")
-    h, teachers, df = w["student_heads"], "+".join(map(str, w["teacher_heads"])), _num(w["df"])
+    value, ci = judged(w)
+    at = f"{_num(value)}" + (f" [{_end(ci[0])}, {_end(ci[1])}]" if ci else "")
+    h, teachers, df = w.student_heads, "+".join(map(str, w.teacher_heads)), _num(w.df)
     for who in (f"{h}h<-{teachers}h Df {df}", f"{h}h Df {df}", f"{h}h/{df}"):  # as room allows
         line = f"{head}; {done}/{len(chased_)} pinned; widest {who}: {at}"
         if len(line) <= WIDTH:
             break
     return line
+
+
+def judged(s: Slice) -> tuple[float, tuple[float, float] | None]:
+    """(value, 95 % interval) a pursued slice is judged by: the model-free crossing's where it is
+    chased on its measurements, else D**p's (0 / inf ends: open)."""
+    if chased_measured(s):
+        return s.model_free_cross, s.measured_interval()
+    return s.d_cross, s.cross_interval()
+
+
+def _end(x: float) -> str:
+    """An interval's end in a round's line: 'open' at 0 or infinity."""
+    return _num(x) if 0 < x < math.inf else "open"
 
 
 def _num(x: float) -> str:
@@ -272,7 +286,7 @@ def _num(x: float) -> str:
     return f"{x:.3g}"
 
 
-def round_line(number: int, picked: list, ran: tuple[int, float], slices: list[dict],
+def round_line(number: int, picked: list, ran: tuple[int, float], slices: list[Slice],
                tol: float, spending: str = "") -> str:
     what = _proposed(picked) if number else "the sweep's grid"
     chased_ = [s for s in slices if pursued(s)]
@@ -288,46 +302,48 @@ def round_line(number: int, picked: list, ran: tuple[int, float], slices: list[d
     return f"{head}; widest {label(widest)}: {name} {interval_words(widest)}"
 
 
-def end_lines(slices: list[dict]) -> list[str]:
+def end_lines(slices: list[Slice]) -> list[str]:
     """A line for each slice not chased by its laws at the end: chased on its measurements, or
     not chased and why."""
     lines = []
     for s in slices:
         if chased_measured(s):
             lines.append(f"  chased on its measurements: {label(s)}: model-free crossing "
-                         f"{interval_words(s)}; the laws: {s['status']}")
-        elif contradicted(s) and s["status"] == bnd.STATUS["ok"]:
-            lines.append(f"  not chased: {label(s)}: the laws cross at {s['d_cross']:.4g}, but "
-                         f"in {s['model_free_no_cross_fraction']:.0%} of the seed draws the "
+                         f"{interval_words(s)}; the laws: {s.status}")
+        elif contradicted(s) and s.status == bnd.STATUS["ok"]:
+            lines.append(f"  not chased: {label(s)}: the laws cross at {s.d_cross:.4g}, but "
+                         f"in {s.model_free_no_cross_fraction:.0%} of the seed draws the "
                          f"measured differences do not cross")
         elif not chased(s):
-            lines.append(f"  not chased: {label(s)}: {s['status']}")
+            lines.append(f"  not chased: {label(s)}: {s.status}")
     return lines
 
 
-def interval_words(s: dict) -> str:
+def interval_words(s: Slice) -> str:
     """'117 [84.2, 160] (width 0.65)': the value a pursued slice is judged by, its interval, and
     its relative width or in words why it has none."""
-    value, ci = ((s["model_free_cross"], s.get("model_free_cross_ci")) if chased_measured(s)
-                 else (s["d_cross"], s["d_cross_ci"]))
+    value, ci = judged(s)
     ci = ci or [math.nan, math.nan]
     return f"{value:.4g} [{ci[0]:.4g}, {ci[1]:.4g}] ({width_words(s)})"
 
 
-def width_words(s: dict) -> str:
+def width_words(s: Slice) -> str:
     """The relative width of a slice's interval, or in words why it has none."""
     w = width(s)
     if math.isfinite(w):
         return f"width {w:.2f}"
     if chased_measured(s):
-        if s.get("model_free_cross_ci") is None:
+        if s.model_free_cross_ci is None:
             return "no interval: one seed per Dp, no spread to draw from"
-        share = s.get("model_free_no_cross_fraction") or 0.0
+        share = s.model_free_no_cross_fraction or 0.0
         return (f"no bound: in {share:.0%} of the seed draws the measured differences do not "
                 f"cross")
-    share = s.get("no_cross_fraction") or 0.0
-    return (f"no upper bound: {share:.0%} of the bootstrap fits do not cross in the plausible "
-            f"Dp range")
+    if s.cross_interval() is None:
+        return "no interval: no bootstrap"
+    below, above = s.no_cross_below or 0.0, s.no_cross_above or 0.0
+    side = ("no lower bound" if below > above else "no upper bound")
+    return (f"{side}: {max(below, above):.0%} of the bootstrap fits do not cross in the "
+            f"plausible Dp range")
 
 
 def _proposed(picked: list) -> str:

@@ -11,7 +11,9 @@ or size x data term gives each slice its own:
 Both are bracketed on a log-spaced scan of a plausible range (measured range widened by
 DP_RANGE_FACTOR each side) and refined by bisection in log Dp, every bootstrap member at once.
 - intervals: both over the paired bootstrap ensembles (member i of one law with member i of the
-  other), percentile 95 %, with the share of members that do not cross.
+  other), percentile 95 %; D**p's counts a member that does not cross as above or below the
+  plausible range (laws/intervals.py), so it is open on a side where > 2.5 % of members sit.
+Each slice is a `Slice` (laws/slices.py), whose to_json is boundary.json's entry.
 - beside them, what the seed replicates say without a law (laws/measured.py): the model-free
   crossing with its interval, and Theorem 1's pattern at the two ends of the measured Dp; and,
   where a sweep's candidates replaced a paper form, the paper forms' own D*p and D**p ("paper").
@@ -28,6 +30,7 @@ Left out: slices over teacher sets (each teacher set is its own slice, as in the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -35,8 +38,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from raysweep.laws.fitting import percentile
+from raysweep.laws.intervals import beyond_range, holding, open_percentile
 from raysweep.laws.law import Fit, Law
 from raysweep.laws.measured import measured_ends, model_free, paired_by_dp
+from raysweep.laws.slices import Paper, Slice
 
 DP = "dp"                 # the input the boundary is over (pretraining images)
 DP_RANGE_FACTOR = 100.0   # plausible range: [min measured / 100, max measured * 100] images
@@ -50,17 +55,6 @@ STATUS = {
     "no_plain": "no plain rows",
     "unfitted": "law not fitted: {law}: {why}",
 }
-# Every slice has these keys (None / False until found); "dp_range" when computed, and a
-# "d_star_note" / "d_cross_note" where a value is missing or its interval had to be widened.
-EMPTY = {"d_star": None, "d_star_ci": None, "d_cross": None, "d_cross_ci": None,
-         "model_free_cross": None, "model_free_cross_ci": None,
-         "model_free_no_cross_fraction": None, "model_free_spread": None,
-         "no_cross_fraction": None, "no_peak_fraction": None,
-         "in_range": False, "measured_ends": None, "theorem1": None}
-PAPER_KEYS = ("d_star", "d_star_ci", "d_cross", "d_cross_ci", "no_cross_fraction", "in_range",
-              "status")   # what a slice says of the paper forms beside the selected ones
-
-
 def d_star(plain: Law, distilled: Law, fixed: Mapping[str, float] | None = None,
            dp_range: tuple[float, float] = DSTAR_RANGE) -> float | None:
     """Dp (images) where F peaks in DP_RANGE, other inputs from FIXED, or None when F has no
@@ -156,16 +150,17 @@ def peaks(plain: Sequence[Law], distilled: Sequence[Law], fixed, dp_range) -> np
 
 def slice_boundary(plain: Fit, distilled: Fit, fixed: Mapping[str, float], measured_dp,
                    dp_range=None) -> dict:
-    """D*p and D**p of the fitted laws, with intervals, and a status for one slice."""
+    """D*p and D**p of the fitted laws, with intervals, and a status for one slice: the Slice
+    fields they fill (notes as "<field>_note")."""
     measured = np.unique(np.asarray(measured_dp, dtype=float))
-    out = dict(EMPTY)
+    out = {}
     if measured.size < 2:
         return out | {"status": STATUS["few_dp"].format(n=measured.size)}
     lo_meas, hi_meas = float(measured[0]), float(measured[-1])
     dp_range = dp_range or (lo_meas / DP_RANGE_FACTOR, hi_meas * DP_RANGE_FACTOR)
     star, why_no_star = _d_star(plain.law, distilled.law, fixed, dp_range)
     cross = d_cross(plain.law, distilled.law, fixed, dp_range)
-    out |= {"d_star": star, "d_cross": cross, "dp_range": list(dp_range),
+    out |= {"d_star": star, "d_cross": cross, "dp_range": tuple(dp_range),
             "in_range": cross is not None and lo_meas <= cross <= hi_meas}
     if why_no_star:
         out["d_star_note"] = why_no_star
@@ -180,29 +175,35 @@ def _status(cross: float | None, in_range: bool) -> str:
 
 
 def _ensemble_intervals(plain: Fit, distilled: Fit, fixed, dp_range, star, cross) -> dict:
-    """Percentile intervals over the members that have the value, given only where the point
-    estimate exists (an interval around "no peak" would read as a peak); the shares of members
-    without one are always given."""
+    """95 % intervals over the paired members (member i of one law with member i of the other).
+    D*p's over the members with a peak, given only where the point fit has one (an interval
+    around "no peak" would read as a peak). D**p's over every member (beyond_range): one that
+    does not cross sits above the plausible range or below it, so the interval is open on the
+    side where more than 2.5 % of the members sit (open_percentile); the point fit is placed the
+    same way where it does not cross."""
     if not plain.ensemble or not distilled.ensemble:
         return {}
     members = min(len(plain.ensemble), len(distilled.ensemble))   # member i with member i
     pair = plain.ensemble[:members], distilled.ensemble[:members]
-    stars = [None if np.isnan(v) else float(v) for v in peaks(*pair, fixed, dp_range)]
-    crosses = [None if np.isnan(v) else float(v) for v in crossings(*pair, fixed, dp_range)]
-    out = {"no_cross_fraction": sum(c is None for c in crosses) / members,
-           "no_peak_fraction": sum(s is None for s in stars) / members}
-    for name, value, members in (("d_star", star, stars), ("d_cross", cross, crosses)):
-        ci = percentile(members) if value is not None else None
-        if ci is not None and not ci[0] <= value <= ci[1]:
-            # The point fit is atypical of its resamples (e.g. it crosses outside the measured
-            # range while the members that cross do so inside). The answer stays the point fit's,
-            # and its interval is widened to hold it, so an estimate is never outside its own.
-            out[f"{name}_note"] = (f"the point fit gives {value:.4g}, outside the bootstrap "
-                                   f"members' 95 % interval [{ci[0]:.4g}, {ci[1]:.4g}]; the "
-                                   f"interval is widened to include it")
-            ci = [min(ci[0], value), max(ci[1], value)]
-        out[f"{name}_ci"] = ci
+    stars = peaks(*pair, fixed, dp_range)
+    crosses = beyond_range(crossings(*pair, fixed, dp_range), _top(pair, fixed, dp_range))
+    out = {"no_cross_fraction": float(np.mean(~np.isfinite(crosses) | (crosses == 0))),
+           "no_cross_below": float(np.mean(crosses == 0)),
+           "no_cross_above": float(np.mean(np.isinf(crosses))),
+           "no_peak_fraction": float(np.mean(np.isnan(stars)))}
+    if star is not None:
+        ci = percentile([float(v) for v in stars if not np.isnan(v)])
+        out |= holding("d_star", star, ci and tuple(ci))
+    point = beyond_range(np.array([np.nan if cross is None else cross]),
+                         _top(([plain.law], [distilled.law]), fixed, dp_range))[0]
+    if not np.isnan(point):
+        out |= holding("d_cross", float(point), open_percentile(crosses))
     return out
+
+
+def _top(pair, fixed, dp_range) -> np.ndarray:
+    """(S,): F of each pair at the top of DP_RANGE."""
+    return _batch_advantage(*pair, fixed, np.full((len(pair[0]), 1), math.log(dp_range[1])))[:, 0]
 
 
 # ---- every slice of a results table ----------------------------------------------------------
@@ -219,9 +220,11 @@ def ok_rows(rows) -> list[dict]:
     return sorted(ok, key=lambda r: str(r.get("trial_id") or ""))
 
 
-def slice_key(s: dict) -> tuple:
+def slice_key(s: dict | Slice) -> tuple:
     """(downstream, student heads, teacher heads, Df): a slice of boundary.json's, or the slice of a
     distilled result row (whose student is its `heads`)."""
+    if isinstance(s, Slice):
+        return s.key
     student = s["student_heads"] if "student_heads" in s else s["heads"]
     return (s["downstream"], student, tuple(s["teacher_heads"] or ()), s["df"])
 
@@ -236,10 +239,10 @@ def distilled_by_slice(rows: list[dict]) -> dict[tuple, list[dict]]:
 
 
 def boundaries(rows, fits: Mapping[str, Mapping[str, Fit | str]], dp_range=None,
-               paper: Mapping[str, Mapping[str, Fit | str]] | None = None) -> list[dict]:
-    """One boundary dict per slice. FITS: downstream -> {"error": Fit or why-not string,
+               paper: Mapping[str, Mapping[str, Fit | str]] | None = None) -> list[Slice]:
+    """One Slice per slice. FITS: downstream -> {"error": Fit or why-not string,
     "distilled_error": ...}; PAPER: the same for the paper's forms, where a candidate was
-    selected instead (each slice then also says, under "paper", where those cross). A thin or
+    selected instead (each slice then also says, in `paper`, where those cross). A thin or
     unfitted slice gets a status, never an exception."""
     ok = ok_rows(rows)
     dp_of = {r["trial_id"]: r["dp"] for r in ok if "trial_id" in r}
@@ -249,17 +252,24 @@ def boundaries(rows, fits: Mapping[str, Mapping[str, Fit | str]], dp_range=None,
         downstream, heads, teachers, df = key
         plain = [r for r in ok if r["stage"] == "finetune" and r["downstream"] == downstream
                  and r["heads"] == heads and r["df"] == df]
-        head = {"downstream": downstream, "student_heads": heads, "teacher_heads": list(teachers),
+        head = {"downstream": downstream, "student_heads": heads, "teacher_heads": teachers,
                 "df": df, "student_params": distilled[0]["params"],
                 "teacher_params": float(np.mean([r["teacher_params"] for r in distilled])),
                 "teacher_dp": reused_teacher_dp(distilled, dp_of)}
-        one = _one_slice(head, plain, distilled, fits.get(downstream, {}), dp_range)
+        mine = fits.get(downstream, {})
+        one = _slice(head, _one_slice(head, plain, distilled, mine, dp_range))
         theirs = (paper or {}).get(downstream, {})
-        if any(theirs.get(k) is not fits.get(downstream, {}).get(k) for k in theirs):
-            found_by_paper = _one_slice(head, plain, distilled, theirs, dp_range)
-            one["paper"] = {k: found_by_paper.get(k) for k in PAPER_KEYS}
-        out.append(head | one)
+        if any(theirs.get(k) is not mine.get(k) for k in theirs):
+            by_paper = _slice(head, _one_slice(head, plain, distilled, theirs, dp_range))
+            one = dataclasses.replace(one, paper=Paper.of(by_paper))
+        out.append(one)
     return out
+
+
+def _slice(head: dict, found: dict) -> Slice:
+    """A Slice of HEAD and what _one_slice FOUND ("<field>_note" keys become its notes)."""
+    notes = {k.removesuffix("_note"): found.pop(k) for k in list(found) if k.endswith("_note")}
+    return Slice(**head, **found, notes=notes)
 
 
 def reused_teacher_dp(distilled: list[dict], dp_of: Mapping[str, float]) -> float | None:
@@ -277,18 +287,21 @@ def reused_teacher_dp(distilled: list[dict], dp_of: Mapping[str, float]) -> floa
 
 
 def _one_slice(head: dict, plain, distilled, laws: Mapping, dp_range) -> dict:
+    """The Slice fields of one slice: the model-free ones, and the laws' (slice_boundary)."""
     if not plain:
-        return EMPTY | {"status": STATUS["no_plain"]}
+        return {"status": STATUS["no_plain"]}
     per_dp = paired_by_dp(plain, distilled)
     measured = model_free(per_dp) | measured_ends(per_dp)   # these need no law
     for name in ("error", "distilled_error"):
         fit = laws.get(name, "no fit for this downstream set")
         if not isinstance(fit, Fit):
-            return EMPTY | measured | {"status": STATUS["unfitted"].format(law=name, why=fit)}
+            return measured | {"status": STATUS["unfitted"].format(law=name, why=fit)}
     return (slice_boundary(laws["error"], laws["distilled_error"], fixed_inputs(head),
                            np.array(list(per_dp), dtype=float), dp_range) | measured)
 
 
-def fixed_inputs(s: Mapping) -> dict:
-    """The law inputs a slice (its boundary dict) holds fixed along Dp."""
+def fixed_inputs(s: Mapping | Slice) -> dict:
+    """The law inputs a slice (a Slice, or its head) holds fixed along Dp."""
+    if isinstance(s, Slice):
+        return s.fixed_inputs()
     return {"params": s["student_params"], "df": s["df"], "teacher_params": s["teacher_params"]}

@@ -22,6 +22,7 @@ the extrapolation check in `--table` mode, which fits one law to a table of the 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -37,6 +38,7 @@ from raysweep.laws.checks import extrapolation_check, lack_of_fit
 from raysweep.laws.fitting import fit_form
 from raysweep.laws.form import EXPONENT, Form, parse
 from raysweep.laws.law import Fit
+from raysweep.laws.slices import Slice
 from raysweep.store import layout, results, storage
 
 DEFAULT_BOOTSTRAP = 200  # resamples for a grid (the grid command's default too)
@@ -196,7 +198,7 @@ def fit_law_forms(rows: list[dict], name: str, forms: Mapping[str, Form], bootst
 
 
 def fit_results(table, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-                offered: Mapping | None = None) -> tuple[dict, list]:
+                offered: Mapping | None = None) -> tuple[dict, list[Slice]]:
     """(fits.json object, boundary.json list) for a results table (pyarrow.Table, dict of
     columns or list of row dicts; only status == "ok" rows are used). OFFERED: candidate forms
     per law ({law: {name: expression}}) compared with the paper's."""
@@ -215,15 +217,14 @@ def fit_results(table, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
     doc = {"downstream": per_ds, "bootstrap": bootstrap, "created": created,
            "candidates": {law: {k: f.expression for k, f in fs.items() if k != PAPER}
                           for law, fs in forms.items() if len(fs) > 1}}
-    slices = bnd.boundaries(rows, fits, paper=paper)
-    for s in slices:
-        s["forms"] = {law: per_ds.get(s["downstream"], {}).get(law, {}).get("selected")
-                      for law in BOUNDARY_LAWS}
+    slices = [dataclasses.replace(s, forms={law: per_ds.get(s.downstream, {}).get(law, {})
+                                            .get("selected") for law in BOUNDARY_LAWS})
+              for s in bnd.boundaries(rows, fits, paper=paper)]
     return doc, slices
 
 
 def write_fits(out: str, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-               offered: Mapping | None = None, table=None) -> tuple[dict, list]:
+               offered: Mapping | None = None, table=None) -> tuple[dict, list[Slice]]:
     """Fit OUT's results (TABLE, when the caller has read them: results.read); write
     OUT/fits.json and OUT/boundary.json; return both objects. Without OFFERED, the candidates a
     previous fits.json under OUT recorded are fitted again."""
@@ -231,7 +232,7 @@ def write_fits(out: str, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
         offered = previous_candidates(out)
     doc, slices = fit_results(results.read(out) if table is None else table, bootstrap, seed,
                               offered)
-    for rel, obj in ((layout.FITS, doc), (layout.BOUNDARY, slices)):
+    for rel, obj in ((layout.FITS, doc), (layout.BOUNDARY, [s.to_json() for s in slices])):
         storage.write_bytes(out, rel, json.dumps(finite(obj), indent=1).encode())
     return doc, slices
 

@@ -120,7 +120,7 @@ def scaling_figures(ds: str, plain: list[dict], laws: dict) -> list:
 def distill_figures(ds: str, plain: list, distilled: list, laws: dict, boundary) -> list:
     if not distilled:
         return [note("no_distill", ds=ds)]
-    by_key = {slice_key(b)[1:]: b for b in boundary or [] if b.get("downstream") == ds}
+    by_key = {slice_key(b)[1:]: b for b in boundary or [] if b.downstream == ds}
     blocks = [] if boundary is not None else [note("no_boundary")]
     for key in sorted({(r["heads"], r["teacher_heads"], r["df"]) for r in distilled}):
         who = f"{key[0]}-head student, teachers {teachers_label(key[1])}, Df = {short(key[2])}"
@@ -133,7 +133,7 @@ def distill_figures(ds: str, plain: list, distilled: list, laws: dict, boundary)
             "and distilled (open); lines are the fitted eq. 1 and eq. 4 where fitted (paper "
             "Fig. 5).", partial(fig_distill_vs_plain, plain, distilled, key, laws, title))
         bslice = by_key.get(key)
-        status = bslice.get("status", "?") if bslice else "not in boundary.json"
+        status = bslice.status if bslice else "not in boundary.json"
         unfitted = [n for n in ("error", "distilled_error") if not law_ok(laws.get(n))]
         line = (f"no fitted line: {' and '.join(unfitted)} not fitted" if unfitted
                 else "the line is fitted eq. 1 minus fitted eq. 4")
@@ -198,7 +198,7 @@ def build(inputs: dict, notes: list[str], out: str) -> list:
         tables.lack_of_fit_table(fits)]) \
         if fits else [note("no_fits")]
     sets = {r["downstream"] for r in rows if r.get("downstream")}
-    sets |= set((fits or {}).get("downstream", {})) | {b.get("downstream") for b in boundary or []}
+    sets |= set((fits or {}).get("downstream", {})) | {b.downstream for b in boundary or []}
     for ds in sorted(s for s in sets if s):
         blocks += downstream_section(ds, rows, fits, boundary)
     return (blocks + guarded("The adaptive section", partial(adaptive_section, inputs["adaptive"]))

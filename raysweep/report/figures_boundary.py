@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter
 
 from raysweep.laws.measured import paired_by_dp
+from raysweep.laws.slices import Slice
 from raysweep.report.figures import (
     draw_points,
     head_colour,
@@ -36,9 +37,9 @@ from raysweep.report.figures import (
 
 OFF_PLOT = 10.0  # a D*p / D**p more than 10x beyond the measured Dp is named, not drawn
 BAR_HEIGHTS = {"d_star": 0.93, "d_cross": 0.84}  # axes fraction of an open interval's bar
-BOUNDARY_MARKS = {  # boundary.json field -> (its interval field, line style, legend text)
-    "d_star": ("d_star_ci", "--", "$D^{*}_p$ (advantage peaks)"),
-    "d_cross": ("d_cross_ci", "-", "$D^{**}_p$ (plain overtakes)"),
+BOUNDARY_MARKS = {  # Slice field -> (its interval, line style, legend text)
+    "d_star": (lambda s: s.d_star_ci, "--", "$D^{*}_p$ (advantage peaks)"),
+    "d_cross": (Slice.cross_interval, "-", "$D^{**}_p$ (plain overtakes)"),
 }
 
 
@@ -115,11 +116,16 @@ def _finite(v) -> bool:
     return v is not None and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
 
 
-def _mark(ax, bslice: dict, field: str, xlim: tuple[float, float]) -> None:
+def _end(x: float) -> str:
+    """An interval's end: 'open' at 0 or infinity (laws/intervals.py), else its images."""
+    return short(x) if _finite(x) else "open"
+
+
+def _mark(ax, bslice: Slice, field: str, xlim: tuple[float, float]) -> None:
     """A boundary value as a vertical line, its interval as a shaded band where it lies inside
     the axes, else as a bar with open ends and its numbers (open_interval)."""
-    ci_field, line, text = BOUNDARY_MARKS[field]
-    value, ci = bslice.get(field), bslice.get(ci_field)
+    interval, line, text = BOUNDARY_MARKS[field]
+    value, ci = getattr(bslice, field), interval(bslice)
     if not _finite(value):
         return
     inside = xlim[0] <= value <= xlim[1]
@@ -128,10 +134,10 @@ def _mark(ax, bslice: dict, field: str, xlim: tuple[float, float]) -> None:
         ax.plot([], [], color="black", linestyle=line, linewidth=1, label=label)
         return
     ax.axvline(value, color="black", linestyle=line, linewidth=1, label=label)
-    if not (ci and _finite(ci[0]) and _finite(ci[1])):
+    if not ci:
         return
-    words = f"95 % interval [{short(ci[0])}, {short(ci[1])}]"
-    if xlim[0] <= ci[0] and ci[1] <= xlim[1]:
+    words = f"95 % interval [{_end(ci[0])}, {_end(ci[1])}]"
+    if _finite(ci[0]) and _finite(ci[1]) and xlim[0] <= ci[0] and ci[1] <= xlim[1]:
         ax.axvspan(ci[0], ci[1], color="black", alpha=0.12, linewidth=0, label=words)
     else:   # shading clipped to the axes would read as a bound: a bar with open ends instead
         open_interval(ax, ci, xlim, BAR_HEIGHTS[field], line, words + " (runs off the plot)")
@@ -149,12 +155,12 @@ def open_interval(ax, ci, xlim: tuple[float, float], height: float, line: str,
         if (end < edge) if marker == "<" else (end > edge):
             ax.plot([edge], [height], marker=marker, color="black", markersize=6, transform=y,
                     clip_on=False)
-    ax.text((lo * hi) ** 0.5, height + 0.02, f"[{short(ci[0])}, {short(ci[1])}]", fontsize=7,
+    ax.text((lo * hi) ** 0.5, height + 0.02, f"[{_end(ci[0])}, {_end(ci[1])}]", fontsize=7,
             ha="center", va="bottom", transform=y)
 
 
 def fig_boundary(plain: list[dict], distilled: list[dict], key: tuple, laws: dict,
-                 bslice: dict | None, title: str):
+                 bslice: Slice | None, title: str):
     """F(Dp) = E_plain - E_distilled: measured paired differences (points), the fitted difference
     eq. 1 - eq. 4 (line), D*p and D**p with their 95 % intervals (lines; shaded bands, or bars
     with open ends where an interval runs off the plot)."""
@@ -162,8 +168,7 @@ def fig_boundary(plain: list[dict], distilled: list[dict], key: tuple, laws: dic
     ax = axes[0, 0]
     mine, theirs = slice_rows(plain, distilled, key)
     diffs = paired_differences(mine, theirs)
-    bslice = bslice or {}
-    marks = [bslice[f] for f in BOUNDARY_MARKS if _finite(bslice.get(f))]
+    marks = [getattr(bslice, f) for f in BOUNDARY_MARKS if bslice and _finite(getattr(bslice, f))]
     dps = list(diffs) or [r["dp"] for r in mine + theirs]
     if not dps:
         note_axes(ax, "no plain and distilled trials to pair in this slice")
@@ -178,10 +183,10 @@ def fig_boundary(plain: list[dict], distilled: list[dict], key: tuple, laws: dic
         fitted = (predict(laws["error"], _inputs(mine, grid))
                   - predict(laws["distilled_error"], _inputs(theirs, grid)))
         ax.plot(grid, fitted, color=head_colour(key[0]), linewidth=1.5, label="fitted F(Dp)")
-    for field in BOUNDARY_MARKS:
+    for field in BOUNDARY_MARKS if bslice else ():
         _mark(ax, bslice, field, xlim)
-    if _finite(bslice.get("model_free_cross")):
-        free, ci = bslice["model_free_cross"], bslice.get("model_free_cross_ci")
+    if bslice and _finite(bslice.model_free_cross):
+        free, ci = bslice.model_free_cross, bslice.model_free_cross_ci
         words = f" [{short(ci[0])}, {short(ci[1])}]" if ci else ""
         ax.scatter([free], [0.0], marker="X", color="black", zorder=4,
                    label=f"model-free crossing = {short(free)}{words}")
@@ -189,7 +194,7 @@ def fig_boundary(plain: list[dict], distilled: list[dict], key: tuple, laws: dic
             ax.plot(ci, [0.0, 0.0], color="black", linewidth=3, alpha=0.5, zorder=3,
                     solid_capstyle="butt")
     ax.set_xlim(*xlim)
-    status = bslice.get("status", "no boundary.json entry")
+    status = bslice.status if bslice else "no boundary.json entry"
     if status != "ok":  # wrapped: a long status ran into the legend beside the axes
         title += "\n" + textwrap.fill(f"boundary: {status}", 44)
     style_axes(ax, "dp", "E_plain - E_distilled (top-1 error)\nabove 0: distillation better",

@@ -21,6 +21,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from raysweep.laws.slices import Slice
 from raysweep.report import reading
 from raysweep.report.figures import DPI, _log_axis, short
 from raysweep.report.figures_boundary import paired_differences, slice_rows, teachers_label
@@ -31,10 +32,9 @@ MAX_ROW_HEIGHT_IN = 3.6
 CMAP = "RdBu"           # diverging: red below 0 (plain won), blue above (distilling helped)
 
 
-def panel_keys(slices: list[dict]) -> list[tuple]:
+def panel_keys(slices: list[Slice]) -> list[tuple]:
     """(student heads, teacher heads) of every slice, in order: one panel each."""
-    return sorted({(s.get("student_heads"), tuple(s.get("teacher_heads") or ())) for s in slices
-                   if s.get("student_heads") is not None})
+    return sorted({(s.student_heads, s.teacher_heads) for s in slices})
 
 
 def cells(plain: list[dict], distilled: list[dict], key: tuple, dfs: list) -> dict:
@@ -72,7 +72,7 @@ def mark_crossing(ax, c: reading.Crossing, y: float, xlim: tuple, marker: str, f
         a, b = max(c.lo, lo), min(c.hi if c.hi else math.inf, hi)
         ax.plot([a, b], [y, y], color="black", linewidth=1.6, zorder=4)
         if c.lo < lo:
-            edge_arrow(ax, lo, y, False, f"{short(c.lo)}")
+            edge_arrow(ax, lo, y, False, "open" if c.lo == 0 else short(c.lo))
         if c.hi is None or c.hi > hi:
             edge_arrow(ax, hi, y, True, "open" if c.hi is None else short(c.hi))
     if lo <= c.value <= hi:
@@ -115,12 +115,12 @@ def draw_panel(ax, grid: dict, slices: dict, dfs: list, norm, title: str, df_lab
     return mesh
 
 
-def fig_findings_map(plain: list[dict], distilled: list[dict], slices: list[dict],
+def fig_findings_map(plain: list[dict], distilled: list[dict], slices: list[Slice],
                      df_label=short, title: str = ""):
     """The map of one downstream set (its ok plain and distilled rows, its boundary slices)."""
     keys = panel_keys(slices) or sorted({(r["heads"], tuple(r["teacher_heads"]))
                                          for r in distilled})
-    dfs = sorted({r["df"] for r in distilled} | {s["df"] for s in slices if s.get("df")})
+    dfs = sorted({r["df"] for r in distilled} | {s.df for s in slices if s.df})
     grids = {k: cells(plain, distilled, k, dfs) for k in keys}
     values = [v for g in grids.values() for row in g.values() for v in row.values()]
     reach = max([abs(v) for v in values] + [1e-3])
@@ -131,8 +131,7 @@ def fig_findings_map(plain: list[dict], distilled: list[dict], slices: list[dict
     axes = fig.subplots(nrows, min(PANELS, max(len(keys), 1)), squeeze=False)
     mesh = None
     for ax, key in zip(axes.flat, keys):
-        mine = {s.get("df"): s for s in slices if (s.get("student_heads"),
-                                                  tuple(s.get("teacher_heads") or ())) == key}
+        mine = {s.df: s for s in slices if (s.student_heads, s.teacher_heads) == key}
         got = draw_panel(ax, grids[key], mine, dfs, norm,
                          f"{key[0]}-head student, teachers {teachers_label(key[1])}", df_label)
         mesh = got or mesh

@@ -17,6 +17,7 @@ import dataclasses
 import math
 
 from raysweep.laws.catalogue import SYMBOLS
+from raysweep.laws.slices import Slice
 from raysweep.report import reading
 from raysweep.report.figures import short
 
@@ -28,7 +29,7 @@ class Findings:
     laws: list[str]                # the form and exponents of each error law
     compute: list[str]             # what the adaptive rounds did, or would do
     slices: list[tuple[str, str]]  # (slice label, what it shows), one per slice
-    rows: list[dict]               # the slices themselves (boundary.json)
+    rows: list[Slice]              # the slices themselves (boundary.json)
 
     @property
     def sentences(self) -> list[str]:
@@ -49,6 +50,11 @@ def interval(c: reading.Crossing, total=None) -> str:
     if c.lo is None:
         why = "one seed a Dp" if c.by == "measurements" else "no bootstrap"
         text, ends = f"{short(c.value)} (no interval: {why})", ""
+    elif c.lo == 0:
+        upper = short(c.hi) if c.hi is not None else "no upper end"
+        text = (f"{short(c.value)} [no lower end: {c.below_share:.0%} of the draws never favour "
+                f"distilling, {upper}]")
+        ends = f" [open, {share(c.hi, total) if c.hi is not None else 'open'}]"
     elif c.hi is None:
         text = (f"{short(c.value)} [{short(c.lo)}, no upper end: {c.open_share:.0%} of the "
                 f"draws do not cross]")
@@ -61,11 +67,11 @@ def interval(c: reading.Crossing, total=None) -> str:
     return text
 
 
-def slice_label(s: dict, sizes: dict) -> str:
-    teachers = "+".join(map(str, s.get("teacher_heads") or [])) or "no "
-    of_set = share(s.get("df"), sizes.get(s.get("downstream")))
-    df = f"Df {short(s.get('df'))}" + (f" ({of_set})" if of_set else "")
-    return f"{s.get('student_heads', '?')}h <- {teachers}h, {df}"
+def slice_label(s: Slice, sizes: dict) -> str:
+    teachers = "+".join(map(str, s.teacher_heads)) or "no "
+    of_set = share(s.df, sizes.get(s.downstream))
+    df = f"Df {short(s.df)}" + (f" ({of_set})" if of_set else "")
+    return f"{'?' if s.student_heads is None else s.student_heads}h <- {teachers}h, {df}"
 
 
 def _dp(x) -> str:
@@ -78,11 +84,11 @@ def _end_words(small: dict, large: dict) -> str:
             f"{large['mean']:+.3f} at {_dp(large.get('dp'))} ({seeds} seed{'s' * (seeds != 1)})")
 
 
-def without_crossing(s: dict) -> str:
+def without_crossing(s: Slice) -> str:
     """A slice where neither the laws nor the measurements cross: what its ends show."""
     found = reading.ends(s)
     if found is None:
-        return f"cannot tell: {s.get('status', 'no boundary')}"
+        return f"cannot tell: {s.status}"
     small, large = found
     span = f"Dp {_dp(small.get('dp'))}-{_dp(large.get('dp'))}"
     signs = reading.sign(small), reading.sign(large)
@@ -96,7 +102,7 @@ def without_crossing(s: dict) -> str:
     return f"no crossing in {span}; {_end_words(small, large)}"
 
 
-def slice_finding(s: dict, sizes: dict) -> str:
+def slice_finding(s: Slice, sizes: dict) -> str:
     """Where distilling helps and where plain training wins in one slice, in one line."""
     total = sizes.get("upstream")
     by_laws, by_data = reading.law_crossing(s), reading.measured_crossing(s)
@@ -107,11 +113,11 @@ def slice_finding(s: dict, sizes: dict) -> str:
         return text + disagreement(s)
     if by_data:
         return (f"helps below, plain wins above Dp {interval(by_data, total)} (measured; "
-                f"the laws: {s.get('status', '?')})")
+                f"the laws: {s.status})")
     return without_crossing(s)
 
 
-def disagreement(s: dict) -> str:
+def disagreement(s: Slice) -> str:
     """Where the measured ends contradict a crossing of the laws (beyond 2 se), said so."""
     found = reading.ends(s)
     if not found:
@@ -125,13 +131,14 @@ def disagreement(s: dict) -> str:
     return f"; but measured, {' and '.join(said)}" if said else ""
 
 
-def slice_cell(s: dict) -> str:
+def slice_cell(s: Slice) -> str:
     """The same finding in a table cell of the terminal: the crossing and its interval, or a word."""
     by_laws, by_data = reading.law_crossing(s), reading.measured_crossing(s)
     c = by_laws or by_data
     if c:
         hi = short(c.hi) if c.hi else "open"
-        inner = f" [{short(c.lo)}, {hi}]" if c.lo else " (no interval)"
+        lo = short(c.lo) if c.lo else "open"
+        inner = f" [{lo}, {hi}]" if c.lo is not None else " (no interval)"
         return short(c.value) + inner + ("" if by_laws else " meas.")
     found = reading.ends(s)
     signs = (reading.sign(found[0]), reading.sign(found[1])) if found else (None, None)
@@ -185,7 +192,7 @@ def asks(entry: dict) -> str:
     return f", most at {where} (the rows {size}): the data ask for {term}"
 
 
-def boundary_sentence(mine: list[dict], sizes: dict) -> str:
+def boundary_sentence(mine: list[Slice], sizes: dict) -> str:
     """How many slices cross, where, per student: the overall answer in one sentence."""
     if not mine:
         return "No boundary: no slice has plain and distilled trials to compare."
@@ -196,7 +203,7 @@ def boundary_sentence(mine: list[dict], sizes: dict) -> str:
                 f"slices): the data place no boundary.")
     by_student: dict = {}
     for s in found:
-        by_student.setdefault(s.get("student_heads"), []).append(crossing[id(s)].value)
+        by_student.setdefault(s.student_heads, []).append(crossing[id(s)].value)
     total = sizes.get("upstream")
     where = []
     for h, values in sorted(by_student.items()):
@@ -222,20 +229,20 @@ def _span(values: list[float], total) -> tuple[str, str]:
     return images, (f"{a} %" if a == b else f"{a}-{b} %")
 
 
-def theorem1_sentence(mine: list[dict]) -> str:
+def theorem1_sentence(mine: list[Slice]) -> str:
     told = [s for s in mine if reading.theorem1(s) is not None]
     shown = [s for s in told if reading.theorem1(s)]
     if not told:
         return ("Theorem 1's sign change (help at the smallest Dp, harm at the largest) cannot be "
                 "judged: no slice has a standard error at both ends (one seed a point, or fewer "
                 "than 2 Dp run both ways).")
-    where = sorted({short(s.get("df")) for s in shown}, key=lambda t: t)
+    where = sorted({short(s.df) for s in shown}, key=lambda t: t)
     at = f", at Df {', '.join(where)}" if shown else ""
     return (f"Theorem 1's sign change (help at the smallest Dp, harm at the largest, each beyond "
             f"2 se) is seen in {len(shown)} of the {len(told)} slices that can tell{at}.")
 
 
-def compute_sentence(mine: list[dict], adaptive: dict | None) -> str:
+def compute_sentence(mine: list[Slice], adaptive: dict | None) -> str:
     state = reading.adaptive_state(adaptive)
     if state is None:
         found = [c for s in mine if (c := reading.law_crossing(s) or reading.measured_crossing(s))]
@@ -243,7 +250,7 @@ def compute_sentence(mine: list[dict], adaptive: dict | None) -> str:
             return ("More compute: no slice has a boundary for python -m raysweep.adaptive "
                     "--target boundary to pin; more Dp values or seeds in the sweep would show "
                     "whether one exists.")
-        wide = sum(c.hi is None or (c.hi - c.lo) > 0.2 * c.value for c in found)
+        wide = sum(c.hi is None or not c.lo or (c.hi - c.lo) > 0.2 * c.value for c in found)
         return (f"More compute: python -m raysweep.adaptive --target boundary places runs where "
                 f"a boundary is still uncertain: {wide} of the {len(found)} boundaries here have "
                 f"an interval wider than +-10 %.")
@@ -260,7 +267,8 @@ def findings(fits: dict | None, boundary: list | None, adaptive: dict | None,
     """The findings of every downstream set in FITS or BOUNDARY."""
     sizes = sizes or {}
     sets = set((fits or {}).get("downstream") or {}) | {
-        s.get("downstream") for s in boundary or [] if isinstance(s, dict)}
+        s.downstream if isinstance(s, Slice) else s.get("downstream") for s in boundary or []
+        if isinstance(s, (Slice, dict))}
     out = []
     for ds in sorted(s for s in sets if s):
         mine = reading.slices(boundary, ds)

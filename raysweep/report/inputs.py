@@ -17,6 +17,7 @@ import math
 import pyarrow as pa
 import yaml
 
+from raysweep.laws.slices import Slice
 from raysweep.store import layout, results, storage
 
 
@@ -28,13 +29,22 @@ def _has(key: str, kind: type):
 OPTIONAL = {
     "fits": (layout.FITS, json.loads, _has("downstream", dict),
              "an object with a 'downstream' mapping", "python -m raysweep.fit OUT"),
-    "boundary": (layout.BOUNDARY, json.loads, lambda v: isinstance(v, list),
+    "boundary": (layout.BOUNDARY, lambda text: slices_of(json.loads(text)),
+                 lambda v: isinstance(v, list),
                  "a list of slices", "python -m raysweep.fit OUT"),
     "adaptive": (layout.ADAPTIVE, json.loads, _has("rounds", list),
                  "an object with a 'rounds' list", "python -m raysweep.adaptive --target boundary"),
     "hparams": (layout.HPARAMS, yaml.safe_load, _has("heads", dict),
                 "a mapping with a 'heads' mapping", "the hyper-parameter search"),
 }
+
+
+def slices_of(doc):
+    """boundary.json's list as Slices (Slice.from_json: this version's or an older file's);
+    anything but a list is handed on as it is, for the shape check to refuse."""
+    if not isinstance(doc, list):
+        return doc
+    return [Slice.from_json(d) for d in doc if isinstance(d, dict)]
 
 
 def _clean(row: dict) -> dict:

@@ -40,7 +40,10 @@ def images(x) -> str:
 
 
 def images_ci(value, ci) -> str:
-    inner = f" [{images(ci[0])}, {images(ci[1])}]" if ci and len(ci) == 2 else ""
+    """'403k [232k, 635k]'; an end at 0 or infinity (an interval open there) reads 'open'."""
+    def end(x):
+        return "open" if x is not None and (x == 0 or math.isinf(x)) else images(x)
+    inner = f" [{end(ci[0])}, {end(ci[1])}]" if ci and len(ci) == 2 else ""
     return images(value) + (inner if value is not None else "")
 
 

@@ -5,10 +5,9 @@ change to those files' keys is adapted here and nowhere else in the findings.
                  (the form the data support, when the fit compared forms), why_selected, forms
                  {name: entry}, expression, params {name: value}, ci {name: [lo, hi]},
                  E_left_out, warnings, lack_of_fit {skipped, misfits, p}
-  boundary.json  per slice: downstream, student_heads, teacher_heads, df, status, in_range,
-                 d_cross, d_cross_ci, no_cross_fraction, model_free_cross, model_free_cross_ci,
-                 model_free_no_cross_fraction, measured_ends {smallest, largest: dp, mean, se,
-                 seeds}, theorem1
+  boundary.json  read as Slices (laws/slices.py, its one JSON form): the crossing and its
+                 interval through Slice.cross_interval / measured_interval, measured_ends
+                 {smallest, largest: dp, mean, se, seeds}, theorem1
   adaptive.json  rounds, trials_run, stopped, budget {unit, amount, spent}
 
 Every reader tolerates a missing key (None, or "cannot tell"): a half-written or older file
@@ -26,10 +25,9 @@ from raysweep.laws import boundary as bnd
 from raysweep.laws.catalogue import SYMBOLS
 from raysweep.laws.form import EXPONENT, parse_with_params
 from raysweep.laws.measured import SIGNIFICANT_SE
+from raysweep.laws.slices import Slice
 
 PLAIN, DISTILLED = "error", "distilled_error"   # the laws the boundary is drawn from
-OPEN_SHARE = 0.025   # more bootstrap fits than this (one tail of a 95 % interval) not crossing:
-                     # the interval has no upper end in the plausible Dp range
 PAPER_FORM = "paper"  # fits.json's name of the paper's additive form
 BY_EXPONENT = {s.exponent: s.measures for s in SYMBOLS.values()}   # alpha -> "Dp"
 
@@ -93,64 +91,65 @@ def largest_miss(entry: dict) -> tuple[dict, float, float] | None:
     return dict(cell["at"]), float(cell["miss"]), float(cell.get("se") or 0.0)
 
 
-def slices(boundary: list | None, ds: str) -> list[dict]:
-    """DS's slices, by student size, teacher set and Df."""
-    mine = [s for s in boundary or [] if isinstance(s, dict) and s.get("downstream") == ds]
-    return sorted(mine, key=lambda s: (s.get("student_heads") or 0,
-                                       tuple(s.get("teacher_heads") or ()), s.get("df") or 0))
+def slices(boundary: list | None, ds: str) -> list[Slice]:
+    """DS's slices, by student size, teacher set and Df (boundary.json's entries read as Slices
+    where given as dicts: Slice.from_json)."""
+    every = [s if isinstance(s, Slice) else Slice.from_json(s) for s in boundary or []
+             if isinstance(s, (Slice, dict))]
+    mine = [s for s in every if s.downstream == ds]
+    return sorted(mine, key=lambda s: (s.student_heads or 0, s.teacher_heads, s.df or 0))
 
 
 @dataclasses.dataclass(frozen=True)
 class Crossing:
     """Where plain training overtakes distillation, by the laws or by the measurements."""
     value: float
-    lo: float | None       # None: no interval (one seed a Dp leaves no spread to draw from)
+    lo: float | None       # None: no interval (one seed a Dp leaves no spread to draw from);
+                           # 0: open below (too many draws sit below the plausible range)
     hi: float | None       # None: no interval, or open above (too many draws do not cross)
     by: str                # "laws" or "measurements"
-    open_share: float      # share of draws that do not cross
+    open_share: float      # share of draws beyond the open upper end (that do not cross)
+    below_share: float = 0.0   # share of draws below the plausible range (never positive)
 
 
 def _positive(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
-def _crossing(s: dict, value: str, ci: str, share: str, by: str) -> Crossing | None:
-    if not _positive(s.get(value)):
+def _crossing(value, ci, above: float, below: float, by: str) -> Crossing | None:
+    if not _positive(value):
         return None
-    bounds = s.get(ci) if isinstance(s.get(ci), (list, tuple)) and len(s.get(ci)) == 2 else None
-    lo, hi = bounds if bounds else (None, None)
-    frac = s.get(share) or 0.0
-    if not _positive(lo):
-        return Crossing(s[value], None, None, by, frac)
-    return Crossing(s[value], lo, hi if _positive(hi) and frac <= OPEN_SHARE else None, by, frac)
+    if ci is None or not (_positive(ci[0]) or ci[0] == 0):
+        return Crossing(value, None, None, by, above)
+    return Crossing(value, ci[0], ci[1] if _positive(ci[1]) else None, by, above, below)
 
 
-def law_crossing(s: dict) -> Crossing | None:
+def law_crossing(s: Slice) -> Crossing | None:
     """D**p where the laws cross inside the measured Dp range (status ok), else None."""
-    if s.get("status") != bnd.STATUS["ok"]:
+    if s.status != bnd.STATUS["ok"]:
         return None
-    return _crossing(s, "d_cross", "d_cross_ci", "no_cross_fraction", "laws")
+    return _crossing(s.d_cross, s.cross_interval(), s.no_cross_above or 0.0,
+                     s.no_cross_below or 0.0, "laws")
 
 
-def measured_crossing(s: dict) -> Crossing | None:
-    return _crossing(s, "model_free_cross", "model_free_cross_ci",
-                     "model_free_no_cross_fraction", "measurements")
+def measured_crossing(s: Slice) -> Crossing | None:
+    return _crossing(s.model_free_cross, s.measured_interval(),
+                     s.model_free_no_cross_fraction or 0.0, 0.0, "measurements")
 
 
-def pinned(c: Crossing, s: dict) -> bool:
+def pinned(c: Crossing, s: Slice) -> bool:
     """C's 95 % interval is closed and lies inside the slice's measured Dp (`dp_range`, where
     boundary.json gives it): the data say where the crossing is, not only that there is one."""
-    if c.lo is None or c.hi is None:
+    if not c.lo or c.hi is None:
         return False
-    span = s.get("dp_range")
-    if isinstance(span, (list, tuple)) and len(span) == 2 and all(map(_positive, span)):
-        return span[0] <= c.lo and c.hi <= span[1]
+    if s.dp_range is not None and all(map(_positive, s.dp_range)):
+        return s.dp_range[0] <= c.lo and c.hi <= s.dp_range[1]
     return True
 
 
-def ends(s: dict) -> tuple[dict, dict] | None:
+def ends(s: Slice) -> tuple[dict, dict] | None:
     """The measured advantage (plain minus distilled error) at the smallest and largest Dp."""
-    found = s.get("measured_ends") or {}
+    found = s.measured_ends or {}
     small, large = found.get("smallest"), found.get("largest")
     return (small, large) if small and large else None
 
@@ -166,9 +165,9 @@ def sign(end: dict) -> int | None:
     return 1 if end["mean"] > 0 else -1
 
 
-def theorem1(s: dict) -> bool | None:
+def theorem1(s: Slice) -> bool | None:
     """Theorem 1's sign change seen in the slice's measurements (None: cannot tell)."""
-    return s.get("theorem1")
+    return s.theorem1
 
 
 def dataset_sizes(rows: list[dict], size_of) -> dict[str, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import textwrap
 
 from raysweep.laws import study
+from raysweep.laws.slices import Slice
 from raysweep.report import findings as found
 from raysweep.report import reading, tables
 from raysweep.report.inputs import read_optional, read_rows
@@ -39,7 +40,7 @@ def summarize(out: str, bootstrap: int = study.DEFAULT_BOOTSTRAP, seed: int = 0,
                        + ["\n".join(short), wrote])
 
 
-def tables_text(fits: dict, slices: list[dict]) -> str:
+def tables_text(fits: dict, slices: list[Slice]) -> str:
     """The report's tables as plain text (their rows are wide: --verbose only)."""
     offered = any(len(law.get("forms") or {}) > 1 for laws in fits["downstream"].values()
                   for law in laws.values())
@@ -51,14 +52,13 @@ def tables_text(fits: dict, slices: list[dict]) -> str:
     return "\n\n".join(to_text(t) for t in shown)
 
 
-def crossing_table(f: found.Findings, mine: list[dict], sizes: dict) -> list[str]:
+def crossing_table(f: found.Findings, mine: list[Slice], sizes: dict) -> list[str]:
     """Rows: student <- teachers; columns: Df; cells: where plain training overtakes distilling.
     Columns as wide as their widest cell; more Df than fit in WIDTH: the table in parts."""
-    dfs = sorted({s.get("df") for s in mine if s.get("df") is not None})
+    dfs = sorted({s.df for s in mine if s.df is not None})
     rows: dict = {}
     for s in mine:
-        rows.setdefault(found.slice_label(s, sizes).split(",")[0], {})[s.get("df")] = \
-            found.slice_cell(s)
+        rows.setdefault(found.slice_label(s, sizes).split(",")[0], {})[s.df] = found.slice_cell(s)
     total = sizes.get(f.downstream)
     head = {df: "Df " + found.short(df) + (f" ({found.share(df, total)})" if total else "")
             for df in dfs}

@@ -16,6 +16,7 @@ from collections import Counter
 
 from raysweep.laws.catalogue import SYMBOLS
 from raysweep.laws.measured import SIGNIFICANT_SE
+from raysweep.laws.slices import Slice
 from raysweep.report.figures_boundary import teachers_label
 from raysweep.report.numbers import DASH, fmt, fmt_ci, images, images_ci, percent, with_ci
 from raysweep.report.render import Table
@@ -108,35 +109,31 @@ def lack_of_fit_table(fits: dict) -> Table:
                  rows or [[DASH] * (len(header) - 1) + ["no law fitted"]])
 
 
-def _teachers(s: dict) -> str:
+def _teachers(s: Slice) -> str:
     """A slice's teachers, with the Dp they were pretrained on where it is not the student's."""
-    label = teachers_label(s.get("teacher_heads") or [])
-    return label + (f" (Dp {images(s['teacher_dp'])})" if s.get("teacher_dp") else "")
+    label = teachers_label(list(s.teacher_heads))
+    return label + (f" (Dp {images(s.teacher_dp)})" if s.teacher_dp else "")
 
 
-def boundary_table(slices: list[dict]) -> Table:
+def boundary_table(slices: list[Slice]) -> Table:
     header = ["downstream", "student", "teachers", "Df (images)", "D*p [95 %] (images)",
               "D**p [95 %] (images)", "model-free crossing [95 %]", "in measured range", "status"]
-    rows = [[s.get("downstream", DASH), f"{s.get('student_heads')} heads",
-             _teachers(s), images(s.get("df")),
-             images_ci(s.get("d_star"), s.get("d_star_ci")),
-             images_ci(s.get("d_cross"), s.get("d_cross_ci")),
-             images_ci(s.get("model_free_cross"), s.get("model_free_cross_ci")),
-             "yes" if s.get("in_range") else "no", str(s.get("status", DASH))]
+    rows = [[s.downstream, f"{s.student_heads} heads", _teachers(s), images(s.df),
+             images_ci(s.d_star, s.d_star_ci), images_ci(s.d_cross, s.cross_interval()),
+             images_ci(s.model_free_cross, s.measured_interval()),
+             "yes" if s.in_range else "no", s.status]
             for s in slices]
-    if any("paper" in s for s in slices):   # a candidate form was selected: the paper's beside
+    if any(s.paper for s in slices):   # a candidate form was selected: the paper's beside
         header += ["forms (plain, distilled)", "paper forms' D*p; D**p [95 %]"]
         for row, s in zip(rows, slices):
-            forms = s.get("forms") or {}
-            paper = s.get("paper") or {}
+            forms, paper = s.forms or {}, s.paper
             row += [f"{forms.get('error', 'paper')}, {forms.get('distilled_error', 'paper')}",
-                    f"{images(paper.get('d_star'))}; "
-                    f"{images_ci(paper.get('d_cross'), paper.get('d_cross_ci'))}"
+                    f"{images(paper.d_star)}; {images_ci(paper.d_cross, paper.cross_interval())}"
                     if paper else "same as the selected"]
     stars: dict = {}   # downstream -> its slices' D*p values
     for s in slices:
-        if s.get("d_star") is not None:
-            stars.setdefault(s.get("downstream"), []).append(s["d_star"])
+        if s.d_star is not None:
+            stars.setdefault(s.downstream, []).append(s.d_star)
     same = all(len(set(v)) == 1 for v in stars.values()) and \
         any(len(v) > 1 for v in stars.values())
     note = ("; D*p rests on the laws' Dp terms alone (the paper's eq. 1 and 4 add one term per "
@@ -154,13 +151,13 @@ def _end(end: dict | None) -> str:
     return f"{end['mean']:+.3f}{se} ({end['seeds']} seed{'s' if end['seeds'] != 1 else ''})"
 
 
-def _pattern(s: dict) -> str:
-    if s.get("theorem1") is None:
+def _pattern(s: Slice) -> str:
+    if s.theorem1 is None:
         return "cannot tell: " + ("one seed at an end, no standard error"
-                                  if s.get("measured_ends") else "fewer than 2 Dp paired")
-    if s["theorem1"]:
+                                  if s.measured_ends else "fewer than 2 Dp paired")
+    if s.theorem1:
         return "shown"
-    small, large = s["measured_ends"]["smallest"], s["measured_ends"]["largest"]
+    small, large = s.measured_ends["smallest"], s.measured_ends["largest"]
     bound = SIGNIFICANT_SE
     helps = small["mean"] > bound * small["se"]
     hurts = large["mean"] < -bound * large["se"]
@@ -171,17 +168,17 @@ def _pattern(s: dict) -> str:
     return "not shown: no harm at the largest Dp"
 
 
-def theorem1_table(slices: list[dict]) -> Table:
+def theorem1_table(slices: list[Slice]) -> Table:
     """Theorem 1's pattern in the measurements, without the laws: plain minus distilled error
     (positive: distilling helped) at the smallest and largest Dp, mean ± standard error over the
     seeds run both ways."""
-    shown = sum(bool(s.get("theorem1")) for s in slices)
-    told = sum(s.get("theorem1") is not None for s in slices)
+    shown = sum(bool(s.theorem1) for s in slices)
+    told = sum(s.theorem1 is not None for s in slices)
     by_df: dict = {}   # Df -> (shown, can tell): where in Df the pattern lives, in one line
     for s in slices:
-        if s.get("theorem1") is not None and s.get("df") is not None:
-            n, t = by_df.get(s["df"], (0, 0))
-            by_df[s["df"]] = (n + bool(s["theorem1"]), t + 1)
+        if s.theorem1 is not None and s.df is not None:
+            n, t = by_df.get(s.df, (0, 0))
+            by_df[s.df] = (n + bool(s.theorem1), t + 1)
     per_df = "; by Df: " + ", ".join(f"{images(df)}: {n} of {t}"
                                      for df, (n, t) in sorted(by_df.items())) \
         if len(by_df) > 1 else ""
@@ -190,10 +187,9 @@ def theorem1_table(slices: list[dict]) -> Table:
               "pattern"]
     rows = []
     for s in slices:
-        ends = s.get("measured_ends") or {}
+        ends = s.measured_ends or {}
         small, large = ends.get("smallest"), ends.get("largest")
-        rows.append([s.get("downstream", DASH), f"{s.get('student_heads')} heads",
-                     _teachers(s), images(s.get("df")),
+        rows.append([s.downstream, f"{s.student_heads} heads", _teachers(s), images(s.df),
                      images(small and small["dp"]), _end(small),
                      images(large and large["dp"]), _end(large), _pattern(s)])
     return Table(f"Theorem 1, measured: distilling from smaller teachers helps at the smallest Dp "

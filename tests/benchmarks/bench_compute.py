@@ -41,6 +41,7 @@ from raysweep.adaptive import budget, choice, design
 from raysweep.adaptive import loop as adaptive
 from raysweep.laws import boundary as bnd
 from raysweep.laws.law import additive
+from raysweep.laws.slices import Slice
 from raysweep.store import results
 from raysweep.sweep import plan, simulate, spec
 
@@ -58,7 +59,7 @@ def denser_rows(sit: choice.Situation) -> list:
     until they cost SIT.MIN_FLOPS (at least one a round) and within SIT.LEFT."""
     taken = set(sit.done) | {r["trial_id"] for r in sit.rows}
     measured = {r["dp"] for r in sit.rows}
-    downstreams = sorted({s["downstream"] for s in sit.targets})
+    downstreams = sorted({s.downstream for s in sit.targets})
     picked, flops, left = [], 0.0, sit.left
     while not picked or flops < sit.min_flops:
         logs = np.log(sorted(measured))
@@ -121,19 +122,20 @@ def truths(sweep: spec.Sweep) -> dict[tuple, float]:
     return out
 
 
-def judge(slices: list[dict], truth: dict, dp_range: tuple[int, int]) -> dict:
-    """Median relative width and coverage over the single-teacher slices crossing in range."""
+def judge(slices: list, truth: dict, dp_range: tuple[int, int]) -> dict:
+    """Median relative width and coverage over the single-teacher slices crossing in range
+    (SLICES: Slices, or boundary.json's / adaptive.json's entries)."""
+    slices = [s if isinstance(s, Slice) else Slice.from_json(s) for s in slices]
     found = {bnd.slice_key(s): s for s in slices}
     keys = [k for k, d in truth.items() if len(k[2]) == 1 and d and dp_range[0] <= d <= dp_range[1]]
     widths, covered = [], 0
     for k in keys:
         s = found.get(k)
-        w = choice.rel_width(s) if s and s["d_cross_ci"] else math.inf
-        widths.append(w)
-        covered += bool(s and s["d_cross_ci"] and s["d_cross_ci"][0] <= truth[k]
-                        <= s["d_cross_ci"][1])
+        ci = s.cross_interval() if s else None   # as the report reads it: 0 / inf open
+        widths.append(choice.rel_width(s) if ci else math.inf)
+        covered += bool(ci and ci[0] <= truth[k] <= ci[1])
     crossing = [k for k, d in truth.items() if d and dp_range[0] <= d <= dp_range[1]]
-    every = [choice.rel_width(found[k]) if k in found and found[k]["d_cross_ci"] else math.inf
+    every = [choice.rel_width(found[k]) if k in found and found[k].cross_interval() else math.inf
              for k in crossing]
     return {"width": statistics.median(widths) if widths else math.nan, "covered": covered,
             "slices": len(keys), "widths": widths, "every_slice": every}
