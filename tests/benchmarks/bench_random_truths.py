@@ -272,7 +272,7 @@ def check_commands(k: int, first: int, budgets, bootstrap: int, batch: int,
         for c in command_widths(seed, budgets, bootstrap, batch):
             s = next(e for e in logged if e["seed"] == seed and e["kind"] == c["kind"]
                      and e.get("family") == FAMILY and e.get("bootstrap") == bootstrap
-                     and e.get("strategy") in (None, "design")   # the command's --rule
+                     and e.get("strategy") == compute.COMMAND   # the command's --rule
                      and (e.get("dp_values") == GRIDS[0] or e.get("budget") == c["budget"]))
             same = s["trials"] == c["trials"] and math.isclose(s["width"], c["width"],
                                                                rel_tol=1e-9)
@@ -289,8 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budgets", nargs="+", default=list(BUDGETS),
                    help="adaptive budgets: a multiple of the grid's compute (1x) or trials (300)")
     p.add_argument("--strategies", nargs="+", choices=list(compute.STRATEGIES),
-                   default=["design"], help="where the adaptive rounds put their runs "
-                   "(bench_compute.STRATEGIES; design: the command's default)")
+                   default=[compute.COMMAND], help="where the adaptive rounds put their runs "
+                   f"(bench_compute.STRATEGIES; {compute.COMMAND}: the command's default)")
     p.add_argument("--batch", type=int, default=compute.adaptive.DEFAULTS["batch"])
     p.add_argument("--bootstrap", type=int, default=study.DEFAULT_BOOTSTRAP)
     p.add_argument("--log", help="JSON lines of every run; runs in it are not run again")
