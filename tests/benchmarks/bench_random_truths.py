@@ -272,13 +272,14 @@ def check_commands(k: int, first: int, budgets, bootstrap: int, batch: int,
         for c in command_widths(seed, budgets, bootstrap, batch):
             s = next(e for e in logged if e["seed"] == seed and e["kind"] == c["kind"]
                      and e.get("family") == FAMILY and e.get("bootstrap") == bootstrap
-                     and e.get("strategy") == compute.COMMAND   # the command's --rule
+                     and e.get("strategy") in (None, compute.COMMAND)   # grid; the --rule
                      and (e.get("dp_values") == GRIDS[0] or e.get("budget") == c["budget"]))
             same = s["trials"] == c["trials"] and math.isclose(s["width"], c["width"],
                                                                rel_tol=1e-9)
+            off = abs(c["width"] / s["width"] - 1) if math.isfinite(s["width"]) else math.nan
             lines.append(f"| {seed} | {c['kind']} {c['budget'] or ''} | {c['trials']}, "
-                         f"{c['written']:.3f}; {c['width']:.3f} | {s['trials']}, "
-                         f"{s['width']:.3f} | {'yes' if same else 'NO'} |")
+                         f"{c['written']:.6g}; {c['width']:.6g} | {s['trials']}, "
+                         f"{s['width']:.6g} | {'yes' if same else f'NO (relative {off:.1e})'} |")
     return "\n".join(lines)
 
 
