@@ -32,9 +32,10 @@ the true D**p. Each run also logs its rounds (shapes, replicates, Dp, compute, j
 rerunning the same command. --check-commands K runs the first K truths' 7-value grid and their
 adaptive runs through the real commands (subprocesses, local Ray) and prints their widths beside
 the inline shortcut's: trial ids are content hashes, the simulator's noise is seeded by them and
-the rounds fit their rows in id order, so the runs and their rows, refitted in id order, must
-agree exactly. The width in the command's own boundary.json is printed too: its final fit reads
-the rows in the order Ray finished them, so it differs by the bootstrap's draws alone.
+the rounds fit their rows in id order, so the runs must hold the same trials and their rows,
+refitted in id order, the same widths: exactly, or the relative difference is printed (measured:
+the same trials, widths 1e-7 apart, cause not found; BENCHMARKS.md). The width in the command's
+own boundary.json is printed too: its final fit reads the rows in the order Ray finished them.
 """
 
 from __future__ import annotations
