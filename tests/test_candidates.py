@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from raysweep import fit
-from raysweep.adaptive import choice, design
+from raysweep.adaptive import choice, information
 from raysweep.laws import study
 from raysweep.laws.boundary import fixed_inputs
 from raysweep.laws.catalogue import BOUNDARY_LAWS, PAPER
@@ -212,8 +212,9 @@ def test_the_adaptive_rounds_fit_the_selected_forms():
     fits, slices = choice.fit_boundary(rows, bootstrap=0, forms=forms)
     plain = fits["digits"]["error"]
     assert "kappa" in plain.law.values
-    J = design.log_jacobian(plain, [r for r in rows if r["stage"] == "finetune"][:5])
+    J = information.log_jacobian(plain, [r for r in rows if r["stage"] == "finetune"][:5])
     assert J.shape == (5, len(plain.form.params))
     crossing = next(s for s in slices if s.d_cross is not None)
-    grads = design.cross_gradient(fits["digits"], fixed_inputs(crossing), crossing.dp_range)
+    grads = information.cross_gradient(fits["digits"], fixed_inputs(crossing),
+                                       crossing.dp_range)
     assert grads is not None and len(grads[0]) == len(plain.form.params)

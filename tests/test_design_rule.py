@@ -9,6 +9,7 @@ from test_adaptive import REPORTED, counting_runner, one_slice_raw, true_cross
 
 from raysweep.adaptive import choice
 from raysweep.adaptive import design as dr
+from raysweep.adaptive import information as info
 from raysweep.adaptive import loop as adaptive
 from raysweep.laws import boundary as bnd
 from raysweep.laws.law import Fit, Law, additive
@@ -48,7 +49,7 @@ def grid_situation(raw: dict, out: str, batch: int) -> choice.Situation:
 
 def test_the_gradient_of_log_dpp_matches_finite_differences():
     fits = {"error": as_fit(PLAIN), "distilled_error": as_fit(DISTILLED)}
-    grads = dr.cross_gradient(fits, FIXED)
+    grads = info.cross_gradient(fits, FIXED)
     base = math.log(bnd.d_cross(PLAIN, DISTILLED, FIXED, (1e3, 1e8)))
     for i, name in enumerate(choice.BOUNDARY_LAWS):
         law = fits[name].law
@@ -63,8 +64,8 @@ def test_the_gradient_of_log_dpp_matches_finite_differences():
 
 def test_no_gradient_where_the_laws_do_not_cross():
     never = additive(0.01, DISTILLED.terms)      # distillation wins everywhere
-    assert dr.cross_gradient({"error": as_fit(PLAIN), "distilled_error": as_fit(never)},
-                             FIXED) is None
+    assert info.cross_gradient({"error": as_fit(PLAIN), "distilled_error": as_fit(never)},
+                               FIXED) is None
 
 
 def test_an_options_drop_is_the_exact_change_of_the_summed_variance(tmp_path):
@@ -73,14 +74,14 @@ def test_an_options_drop_is_the_exact_change_of_the_summed_variance(tmp_path):
     # information matrix of each law to be invertible
     sit = grid_situation(one_slice_raw(noise=0.004), str(tmp_path), batch=2)
     ds = sit.targets[0].downstream
-    laws = dr._Laws(sit.fits[ds], sit.rows, sit.targets)
+    laws = info.Laws(sit.fits[ds], sit.rows, sit.targets)
 
     def summed(extra: dict) -> float:
         total = 0.0
         for i, name in enumerate(choice.BOUNDARY_LAWS):
             stage = "finetune" if name == "error" else "distill"
             xs = [r for r in sit.rows if r["stage"] == stage] + extra.get(name, [])
-            J = dr.log_jacobian(sit.fits[ds][name], xs)
+            J = info.log_jacobian(sit.fits[ds][name], xs)
             total += sum(g @ np.linalg.inv(J.T @ J) @ g for g in laws.grads[name])
         return total
 
@@ -109,8 +110,8 @@ def test_an_option_pays_only_for_the_trials_not_yet_run_or_picked(tmp_path):
     both = choice.pair_trials(sit.sweep, [first, second])
     alone = choice.pair_trials(sit.sweep, [first])
     assert len(alone) == 4 and len(both) == 6
-    laws = dr._Laws(sit.fits["cifar100"], sit.rows, sit.targets)
-    rows = {c: laws.jacobians(dr._rows(choice.pair_trials(sit.sweep, [c])))
+    laws = info.Laws(sit.fits["cifar100"], sit.rows, sit.targets)
+    rows = {c: laws.jacobians(info.law_rows(choice.pair_trials(sit.sweep, [c])))
             for c in (first, second)}
     assert first.score == pytest.approx(laws.drop(rows[first]) / sum(t.flops for t in alone),
                                         rel=1e-9)

@@ -79,6 +79,8 @@ def denser_rows(sit: choice.Situation) -> list:
 
 STRATEGIES = {
     "design": design.design_rule,   # the shipped rule: per FLOP, every shape, in the D**p band
+    "design-row": functools.partial(design.design_rule, row_test=True),  # each pick weighed
+                                    # against the plain denser row (adaptive/denser.py)
     "design-trials": functools.partial(design.design_rule, per="trial", shapes=("pair",),
                                        band=False),   # the rule before compute: pairs per trial
     "design-anywhere": functools.partial(design.design_rule, band=False),
@@ -86,6 +88,7 @@ STRATEGIES = {
     "crossing": choice.crossing_rule,
     "rows": denser_rows,            # the grid made denser round by round, no law read
 }
+COMMAND = "design"   # the strategy `python -m raysweep.adaptive` runs (its default --rule)
 
 
 def truth_sweep(seed: int, dps: list[float] | None = None) -> tuple[spec.Sweep, float]:
@@ -196,6 +199,7 @@ def trajectory(doc: dict, truth: dict, span: tuple[int, int]) -> list[dict]:
         j = judge(r["boundary"], truth, span)
         out.append({"round": r["round"], "shapes": shapes, "trials": r["trials_run"],
                     "replicates": sum(c["replicate"] > 0 for c in r["proposals"]),
+                    "denser": sum(c["reason"] == design.DENSER for c in r["proposals"]),
                     "dps": sorted({c["dp"] for c in r["proposals"]}), "flops": flops,
                     "width": j["width"], "covered": j["covered"]})
     return out
@@ -215,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--truths", type=int, default=10)
     p.add_argument("--first", type=int, default=0, help="seed of the first truth")
-    p.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), default=["design"])
+    p.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), default=[COMMAND])
     p.add_argument("--budget", default=budget.DEFAULT)
     p.add_argument("--batch", type=int, default=adaptive.DEFAULTS["batch"])
     p.add_argument("--bootstrap", type=int, default=200)
