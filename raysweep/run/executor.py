@@ -250,6 +250,14 @@ def count(out: str, rel: str, add: int) -> int:
     return n + add
 
 
+def tune_trainable(trials: dict[str, Trial], context: dict, retries: int):
+    """`trainable` as Tune registers it. Tune unpickles it for every trial it starts, so it holds
+    nothing that grows with the grid: the trials go to Ray's object store once (with_parameters)
+    and each trial's request is read from its config (cluster.request)."""
+    fn = tune.with_parameters(trainable, trials=trials, context=context, retries=retries)
+    return tune.with_resources(fn, cluster.request)
+
+
 def to_run(trials: list[Trial], done: set[str]) -> list[Trial]:
     """The trials without a final result (docs/design.md §1: a finished trial never runs again)."""
     return [t for t in trials if t.trial_id not in done]
@@ -279,10 +287,8 @@ def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int 
                "eval_every": ctx.eval_every}
     # Tune restarts whatever dies; our own budget (see `trainable`) decides when to give up.
     restarts = 10 * (retries + 1)
-    fn = tune.with_parameters(trainable, trials=by_id, context=context, retries=retries)
     tuner = tune.Tuner(
-        tune.with_resources(fn, lambda config: cluster.resources_for(
-            by_id[config["raysweep_trial_id"]].resources)),
+        tune_trainable(by_id, context, retries),
         # max_concurrent_trials also sets how many trials Tune keeps pending (placement groups
         # requested ahead of free resources): with a custom searcher it is otherwise 1, and trials
         # would start one by one, each waiting for the previous one's worker to come up.
