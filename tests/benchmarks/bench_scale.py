@@ -10,7 +10,9 @@ distillations), so N trials are N / 175 seeds. Each run is a fresh process with 
 `--repo` puts that checkout's raysweep first on PYTHONPATH, so the code before and after a change
 run side by side under the same load. The driver's peak resident memory is its VmHWM, read from
 /proc while it runs (Ray's own processes are not counted: they are not the driver), and the same peak as it was when
-the trials had ended (before the fits and the report).
+the trials had ended (before the fits and the report); the driver's CPU seconds (user + system)
+by then say how much of a trial's time is the driver's own work, which a loaded machine's wall
+time hides.
 """
 
 from __future__ import annotations
@@ -49,6 +51,15 @@ def peak_kib(pid: int) -> int:
     return 0
 
 
+def cpu_s(pid: int) -> float:
+    """PID's user + system CPU seconds (/proc/PID/stat fields 14 and 15, in clock ticks)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(repo: str, trials: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         sweep = sweep_file(Path(tmp), trials)
@@ -58,7 +69,7 @@ def run(repo: str, trials: int) -> dict:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
-        peak, trials_done_at, trials_peak, lines = 0, None, 0, []
+        peak, trials_done_at, trials_peak, trials_cpu, lines = 0, None, 0, 0.0, []
         os.set_blocking(proc.stdout.fileno(), False)
         while proc.poll() is None:
             peak = max(peak, peak_kib(proc.pid))
@@ -66,7 +77,7 @@ def run(repo: str, trials: int) -> dict:
                 lines.append(line)
                 if " run now, " in line:
                     trials_done_at = time.perf_counter() - start
-                    trials_peak = peak_kib(proc.pid)
+                    trials_peak, trials_cpu = peak_kib(proc.pid), cpu_s(proc.pid)
             time.sleep(0.2)
         lines += proc.stdout.readlines()
         wall = time.perf_counter() - start
@@ -76,6 +87,7 @@ def run(repo: str, trials: int) -> dict:
             "wall_s": round(wall, 1), "trials_s": round(trials_done_at or wall, 1),
             "s_per_trial": round(wall / max(n, 1), 4), "driver_peak_mb": round(peak / 1024),
             "peak_by_trials_end_mb": round(trials_peak / 1024),
+            "driver_cpu_s_by_trials_end": round(trials_cpu, 1),
             "line": ran, "tail": "" if proc.returncode in (0, 1) else "".join(lines[-15:])}
 
 
