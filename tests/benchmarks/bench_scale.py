@@ -12,12 +12,14 @@ run side by side under the same load. The driver's peak resident memory is its V
 /proc while it runs (Ray's own processes are not counted: they are not the driver), and the same peak as it was when
 the trials had ended (before the fits and the report); the driver's CPU seconds (user + system)
 by then say how much of a trial's time is the driver's own work, which a loaded machine's wall
-time hides.
+time hides; and the seconds a trial in each tenth of the run (from the records' finished_at), so
+a cost that grows with the trials already run shows within one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -26,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +63,16 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def by_tenth(results: Path) -> list[float]:
+    """Seconds a trial within each tenth of the finished trials, in the order they finished."""
+    ends = sorted(pq.read_table(f, columns=["finished_at"])["finished_at"][0].as_py().timestamp()
+                  for f in results.glob("*.parquet"))
+    if len(ends) < 20:
+        return []
+    cuts = [ends[round(i * (len(ends) - 1) / 10)] for i in range(11)]
+    return [round((b - a) / (len(ends) / 10), 3) for a, b in itertools.pairwise(cuts)]
+
+
 def run(repo: str, trials: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         sweep = sweep_file(Path(tmp), trials)
@@ -83,11 +96,12 @@ def run(repo: str, trials: int) -> dict:
         wall = time.perf_counter() - start
         ran = next((ln for ln in lines if " run now, " in ln), "").strip()
         n = len(list(Path(f"{tmp}/out/results").glob("*.parquet")))
+        tenths = by_tenth(Path(f"{tmp}/out/results"))
     return {"repo": repo, "trials": n, "planned": trials, "rc": proc.returncode,
             "wall_s": round(wall, 1), "trials_s": round(trials_done_at or wall, 1),
             "s_per_trial": round(wall / max(n, 1), 4), "driver_peak_mb": round(peak / 1024),
             "peak_by_trials_end_mb": round(trials_peak / 1024),
-            "driver_cpu_s_by_trials_end": round(trials_cpu, 1),
+            "driver_cpu_s_by_trials_end": round(trials_cpu, 1), "s_per_trial_by_tenth": tenths,
             "line": ran, "tail": "" if proc.returncode in (0, 1) else "".join(lines[-15:])}
 
 
