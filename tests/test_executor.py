@@ -145,3 +145,15 @@ def test_a_trials_request_is_read_from_its_labels(gpu):
         assert bundle == cluster.resources_for(t.resources).bundles
         assert bundle == ([{"CPU": 2}] if t.config["model"]["heads"] == 2
                           else [{"CPU": 3, "GPU": float(gpu)}])
+
+
+def test_a_worker_process_deserializes_a_grid_once(ray_local):
+    # A reused worker runs many trials: unpickling every planned trial at each start made a
+    # trial's start cost time in proportion to the grid.
+    import ray
+    trials = plan.plan(sim_sweep(dp=[1.0], df=[1.0]))
+    ref = ray.put({t.trial_id: t for t in trials})
+    first = executor.grid(ref)
+    assert executor.grid(ref) is first
+    assert set(first) == {t.trial_id for t in trials}
+    assert executor.grid(ray.put({})) == {} and ref not in executor._GRID

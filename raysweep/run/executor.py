@@ -17,7 +17,8 @@ the trackers (raysweep.run.track) draw learning curves while it runs; its last r
 carries the result (`final`: status, error, loss, wall_s), and only that one counts as the
 trial's end for the searcher and the progress lines. A trial's Tune config is its labels
 (track.labels: what a person compares runs by); the Trial itself reaches the worker through
-tune.with_parameters, keyed by id.
+Ray's object store once, keyed by id, and a worker process deserializes that grid once (`grid`),
+not at each trial it runs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import os
 import time
 from collections.abc import Callable
 
+import ray
 from ray import tune
 from ray.tune.search import Searcher
 
@@ -182,7 +184,20 @@ class Progress(tune.Callback):
         self.line(t, "skipped", None, 0.0)
 
 
-def trainable(config: dict, *, trials: dict[str, Trial], context: dict, retries: int) -> None:
+# In a worker process: the grid's trials by id, deserialized once per process (Tune reuses a worker
+# for many trials), where a get at each trial start unpickled every planned trial each time.
+_GRID: dict = {}
+
+
+def grid(ref: ray.ObjectRef) -> dict[str, Trial]:
+    """The trials behind REF (one grid's by id), cached for this process."""
+    if ref not in _GRID:
+        _GRID.clear()   # a process that ran another grid's trials keeps only this one's
+        _GRID[ref] = ray.get(ref)
+    return _GRID[ref]
+
+
+def trainable(config: dict, *, trials: list[ray.ObjectRef], context: dict, retries: int) -> None:
     """The Tune function: run one trial, reporting each epoch, the last one with its record's
     headline numbers.
 
@@ -191,7 +206,7 @@ def trainable(config: dict, *, trials: dict[str, Trial], context: dict, retries:
     disappears (spot preemption) raises nothing here, so Tune's restart of it costs no budget.
     Once the budget is spent the trial is recorded `failed` with its error and ends cleanly.
     """
-    t = trials[config["raysweep_trial_id"]]
+    t = grid(trials[0])[config["raysweep_trial_id"]]
     ctx = trial_mod.Context(**context)
     share = t.resources.get("GPU", 0)
     ctx.device = cluster.worker_device(t)
@@ -252,9 +267,11 @@ def count(out: str, rel: str, add: int) -> int:
 
 def tune_trainable(trials: dict[str, Trial], context: dict, retries: int):
     """`trainable` as Tune registers it. Tune unpickles it for every trial it starts, so it holds
-    nothing that grows with the grid: the trials go to Ray's object store once (with_parameters)
-    and each trial's request is read from its config (cluster.request)."""
-    fn = tune.with_parameters(trainable, trials=trials, context=context, retries=retries)
+    nothing that grows with the grid: the trials go to Ray's object store once, as a reference in
+    a list (with_parameters gets the list at each start, not the trials: see `grid`), and each
+    trial's request is read from its config (cluster.request)."""
+    fn = tune.with_parameters(trainable, trials=[ray.put(trials)], context=context,
+                              retries=retries)
     return tune.with_resources(fn, cluster.request)
 
 
