@@ -4,11 +4,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ray import cloudpickle
 
-from raysweep.run import executor
+from raysweep.run import cluster, executor, track
 from raysweep.run.trial import Context
 from raysweep.store import results
 from raysweep.sweep import plan, spec
+from raysweep.sweep.fields import GPU_FRACTIONS
 
 ROOT = Path(__file__).parent.parent
 SIM = yaml.safe_load((ROOT / "sweeps" / "simulate.yaml").read_text())
@@ -120,3 +122,38 @@ def test_searcher_orders_by_prerequisites(stage):
     dead = {t.trial_id for t, _ in skipped}
     assert all(t.config["model"]["heads"] == 2 or 2 in t.config.get("teachers", [])
                for t in trials if t.trial_id in dead)
+
+
+def test_what_tune_unpickles_per_trial_start_does_not_carry_the_grid(ray_local):
+    # Tune unpickles the registered trainable for every trial it starts: with the grid's trials
+    # inside it, each start cost time in proportion to the grid, and a grid the square of its size.
+    trials = plan.plan(sim_sweep(seeds=list(range(8))))
+    context = {"out": "/tmp/x", "download": False, "data_root": None, "eval_every": 1}
+    one, grid = ({t.trial_id: t for t in trials[:k]} for k in (1, len(trials)))
+    blobs = [cloudpickle.dumps(executor.tune_trainable(by_id, context, retries=2))
+             for by_id in (one, grid)]
+    assert len(grid) == 8 * 175
+    assert abs(len(blobs[1]) - len(blobs[0])) < 64
+    assert not any(t.trial_id.encode() in blobs[1] for t in trials)
+
+
+@pytest.mark.parametrize("gpu", GPU_FRACTIONS)
+def test_a_trials_request_is_read_from_its_labels(gpu):
+    sweep = sim_sweep(resources={"default": {"gpu": gpu, "cpu": 3}, 2: {"cpu": 2}})
+    for t in plan.plan(sweep):
+        bundle = cluster.request(track.labels(t)).bundles
+        assert bundle == cluster.resources_for(t.resources).bundles
+        assert bundle == ([{"CPU": 2}] if t.config["model"]["heads"] == 2
+                          else [{"CPU": 3, "GPU": float(gpu)}])
+
+
+def test_a_worker_process_deserializes_a_grid_once(ray_local):
+    # A reused worker runs many trials: unpickling every planned trial at each start made a
+    # trial's start cost time in proportion to the grid.
+    import ray
+    trials = plan.plan(sim_sweep(dp=[1.0], df=[1.0]))
+    ref = ray.put({t.trial_id: t for t in trials})
+    first = executor.grid(ref)
+    assert executor.grid(ref) is first
+    assert set(first) == {t.trial_id for t in trials}
+    assert executor.grid(ray.put({})) == {} and ref not in executor._GRID

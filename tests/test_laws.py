@@ -7,6 +7,7 @@ tests/benchmarks/bench_fit.py; here a small one (one input, 40 draws) keeps the 
 
 import math
 import pathlib
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -258,3 +259,29 @@ def test_extrapolation_check_predicts_held_out_scale():
     two = {"dp": np.repeat([1e3, 1e4], 6), "params": np.tile(np.geomspace(1e5, 1e8, 6), 2)}
     assert "2 must remain" in checks.extrapolation_check(two, law.predict(two),
                                                          inputs=["dp"])["dp"]["skipped"]
+
+
+def test_starts_in_blocks_give_the_same_fit(monkeypatch):
+    """Starts take their LM steps in blocks (BLOCK_BYTES): each start has its own damping and
+    acceptance, so the blocks change neither the fit nor its bootstrap."""
+    X, y = chinchilla()
+    whole = laws.fit_law(X, y, bootstrap=8)
+    monkeypatch.setattr(laws, "BLOCK_BYTES", 8 * 5 * len(y) * 100)   # 100 starts a block
+    blocks = laws.fit_law(X, y, bootstrap=8)
+    assert blocks.objective == pytest.approx(whole.objective, rel=1e-12)
+    assert blocks.law.values == pytest.approx(whole.law.values, rel=1e-9)
+    ends = [[x for k in sorted(fit.ci) for x in fit.ci[k]] for fit in (blocks, whole)]
+    assert ends[0] == pytest.approx(ends[1], rel=1e-9)
+
+
+def test_a_fits_memory_is_bounded_by_its_blocks_not_its_rows():
+    # 4,096 starts x 5 parameters x 1,600 rows x 8 B = 262 MB per LM temporary in one block
+    truth_law = additive(0.1, {"dp": (3.0, 0.3), "params": (6.0, 0.3)})
+    X, y = draw(truth_law, 1600, 0.01, np.random.default_rng(5))
+    tracemalloc.start()
+    try:
+        laws.fit_law(X, y, bootstrap=4)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * laws.BLOCK_BYTES, peak / 2**20

@@ -51,6 +51,11 @@ BOOT_REFINE = 200       # then LM on each replicate's winner, before L-BFGS-B: t
                         # starts near the optimum and converges in far fewer iterations
                         # (BENCHMARKS.md, "Bootstrap refits, refined")
 STALL = 5               # ... stopped early once no replicate gains 1e-12 of its loss for 5 steps
+# Jacobian bytes of the starts that take an LM step together, at most. A start's Jacobian is p x n
+# floats: 4,096 starts of a 6-parameter law over 2,400 rows are 4,096 x 6 x 2,400 x 8 B = 470 MB,
+# and a step holds a few arrays that size. Starts are independent (each has its own damping and
+# acceptance), so blocks change no result and bound a fit's memory whatever the number of rows.
+BLOCK_BYTES = 16 * 2**20
 LEVEL = 95.0            # percent; percentile intervals
 TAILS = ((100.0 - LEVEL) / 2, (100.0 + LEVEL) / 2)   # percent: an interval's two ends
 
@@ -103,6 +108,15 @@ def _lm(theta, mdl, logy, counts, iters: int, rtol: float | None = None
         if stalled >= STALL:
             break
     return theta, f
+
+
+def _lm_blocks(theta, mdl, logy, counts, iters: int) -> tuple[np.ndarray, np.ndarray]:
+    """_lm (no stopping rule) on blocks of THETA's rows, and COUNTS' (S, n), of at most
+    BLOCK_BYTES of Jacobian each."""
+    size = max(1, BLOCK_BYTES // (8 * theta.shape[1] * len(logy)))
+    parts = [_lm(theta[i:i + size], mdl, logy, counts[i:i + size], iters)
+             for i in range(0, len(theta), size)]
+    return np.concatenate([t for t, _ in parts]), np.concatenate([f for _, f in parts])
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -176,7 +190,8 @@ def _best(starts, mdl, logy, counts) -> tuple[np.ndarray, float, np.ndarray]:
     for keep, iters in SCREEN:
         if f is not None:  # keep the best share of the previous stage's survivors
             theta = theta[_ranked(f)[: max(POLISH, round(keep * len(starts)))]]
-        theta, f = _lm(theta, mdl, logy, np.broadcast_to(counts, (len(theta), len(logy))), iters)
+        theta, f = _lm_blocks(theta, mdl, logy, np.broadcast_to(counts, (len(theta), len(logy))),
+                              iters)
     theta = theta[_ranked(f)[:POLISH]]
     polished = [_polish(t, mdl, logy, counts) for t in theta[:POLISH]]
     x, obj = min(polished, key=lambda tf: tf[1] if np.isfinite(tf[1]) else np.inf)
@@ -226,8 +241,8 @@ def _bootstrap(form: Form, theta, mdl, logy, b: int, rng) -> np.ndarray:
     jitter = np.array([BOOT_JITTER[form.roles[q]] for q in form.params])
     starts = theta + rng.normal(size=(b, BOOT_STARTS, p)) * jitter
     starts[:, 0] = theta
-    refined, f = _lm(starts.reshape(-1, p), mdl, logy, np.repeat(counts, BOOT_STARTS, axis=0),
-                     BOOT_ITERS)
+    refined, f = _lm_blocks(starts.reshape(-1, p), mdl, logy,
+                            np.repeat(counts, BOOT_STARTS, axis=0), BOOT_ITERS)
     best = np.argmin(np.where(np.isfinite(f), f, np.inf).reshape(b, BOOT_STARTS), axis=1)
     winners = refined.reshape(b, BOOT_STARTS, p)[np.arange(b), best]
     winners, _ = _lm(winners, mdl, logy, counts, BOOT_REFINE, rtol=1e-12)

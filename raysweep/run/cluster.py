@@ -100,6 +100,15 @@ def resources_for(resources: dict):
     return tune.PlacementGroupFactory([res or {"CPU": 1}])
 
 
+def request(config: dict):
+    """A grid trial's request, from its Tune config (run.track.labels: cpus, gpu_share).
+
+    Read from the config, never looked up in the grid's trials: Tune unpickles the trainable with
+    this function for each trial it starts, so a closure over every trial made each start cost
+    time in proportion to the grid, and the grid the square of its size."""
+    return resources_for({"CPU": config["cpus"], "GPU": config["gpu_share"]})
+
+
 def worker_device(trial: Trial) -> str:
     """Inside a Tune worker: the device `trial` runs on. For a trial that trains, torch's threads
     are set to its CPUs (never more threads than the cores it was given), and the device is a GPU

@@ -17,7 +17,8 @@ the trackers (raysweep.run.track) draw learning curves while it runs; its last r
 carries the result (`final`: status, error, loss, wall_s), and only that one counts as the
 trial's end for the searcher and the progress lines. A trial's Tune config is its labels
 (track.labels: what a person compares runs by); the Trial itself reaches the worker through
-tune.with_parameters, keyed by id.
+Ray's object store once, keyed by id, and a worker process deserializes that grid once (`grid`),
+not at each trial it runs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import os
 import time
 from collections.abc import Callable
 
+import ray
 from ray import tune
 from ray.tune.search import Searcher
 
@@ -182,7 +184,20 @@ class Progress(tune.Callback):
         self.line(t, "skipped", None, 0.0)
 
 
-def trainable(config: dict, *, trials: dict[str, Trial], context: dict, retries: int) -> None:
+# In a worker process: the grid's trials by id, deserialized once per process (Tune reuses a worker
+# for many trials), where a get at each trial start unpickled every planned trial each time.
+_GRID: dict = {}
+
+
+def grid(ref: ray.ObjectRef) -> dict[str, Trial]:
+    """The trials behind REF (one grid's by id), cached for this process."""
+    if ref not in _GRID:
+        _GRID.clear()   # a process that ran another grid's trials keeps only this one's
+        _GRID[ref] = ray.get(ref)
+    return _GRID[ref]
+
+
+def trainable(config: dict, *, trials: list[ray.ObjectRef], context: dict, retries: int) -> None:
     """The Tune function: run one trial, reporting each epoch, the last one with its record's
     headline numbers.
 
@@ -191,7 +206,7 @@ def trainable(config: dict, *, trials: dict[str, Trial], context: dict, retries:
     disappears (spot preemption) raises nothing here, so Tune's restart of it costs no budget.
     Once the budget is spent the trial is recorded `failed` with its error and ends cleanly.
     """
-    t = trials[config["raysweep_trial_id"]]
+    t = grid(trials[0])[config["raysweep_trial_id"]]
     ctx = trial_mod.Context(**context)
     share = t.resources.get("GPU", 0)
     ctx.device = cluster.worker_device(t)
@@ -250,6 +265,16 @@ def count(out: str, rel: str, add: int) -> int:
     return n + add
 
 
+def tune_trainable(trials: dict[str, Trial], context: dict, retries: int):
+    """`trainable` as Tune registers it. Tune unpickles it for every trial it starts, so it holds
+    nothing that grows with the grid: the trials go to Ray's object store once, as a reference in
+    a list (with_parameters gets the list at each start, not the trials: see `grid`), and each
+    trial's request is read from its config (cluster.request)."""
+    fn = tune.with_parameters(trainable, trials=[ray.put(trials)], context=context,
+                              retries=retries)
+    return tune.with_resources(fn, cluster.request)
+
+
 def to_run(trials: list[Trial], done: set[str]) -> list[Trial]:
     """The trials without a final result (docs/design.md §1: a finished trial never runs again)."""
     return [t for t in trials if t.trial_id not in done]
@@ -279,10 +304,8 @@ def run(trials: list[Trial], ctx: trial_mod.Context, *, name: str, retries: int 
                "eval_every": ctx.eval_every}
     # Tune restarts whatever dies; our own budget (see `trainable`) decides when to give up.
     restarts = 10 * (retries + 1)
-    fn = tune.with_parameters(trainable, trials=by_id, context=context, retries=retries)
     tuner = tune.Tuner(
-        tune.with_resources(fn, lambda config: cluster.resources_for(
-            by_id[config["raysweep_trial_id"]].resources)),
+        tune_trainable(by_id, context, retries),
         # max_concurrent_trials also sets how many trials Tune keeps pending (placement groups
         # requested ahead of free resources): with a custom searcher it is otherwise 1, and trials
         # would start one by one, each waiting for the previous one's worker to come up.

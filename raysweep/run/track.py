@@ -3,8 +3,9 @@ its name, its parameters, and (`--track wandb|mlflow`) one tracker run per trial
 Tune's own logger callbacks, fed by the per-epoch reports (raysweep.run.executor).
 
 A trial's Tune config is `labels(trial)` -- stage, heads, params, Dp, Df, teachers, seed, trial
-id, code version -- so TensorBoard's hparams table, W&B's config and MLflow's parameters show
-those and nothing else; the full config stays in the results record. A tracker run is grouped by
+id, code version, and its request of the cluster (CPUs, GPU share) -- so TensorBoard's hparams
+table, W&B's config and MLflow's parameters show those and nothing else; the full config stays in
+the results record. A tracker run is grouped by
 the sweep's name (W&B group; MLflow tag `sweep`) and stage (W&B job type; MLflow tag `stage`),
 in the sweep's `monitor.project` (W&B project, MLflow experiment). Credentials and servers come
 from each tool's own environment (WANDB_API_KEY, WANDB_MODE, MLFLOW_TRACKING_URI, ...), never
@@ -28,12 +29,14 @@ TRACKERS = {"wandb": ("wandb", "raysweep[wandb]"), "mlflow": ("mlflow", "rayswee
 
 
 def labels(trial: Trial) -> dict:
-    """The parameters a person compares trials by (the Tune config of a grid trial)."""
+    """The parameters a person compares trials by (the Tune config of a grid trial), and what it
+    asks of the cluster: Tune's resource request is read from them (run.cluster.request)."""
     c = trial.config
     # not "trial_id": Tune fills that in with its own id, and W&B's callback lets it win
     out = {"stage": trial.stage, "heads": c["model"]["heads"], "params": trial.params,
            "dp": c["dp"], "df": c.get("df"), "seed": c["seed"],
-           "raysweep_trial_id": trial.trial_id, "code_version": __version__}
+           "raysweep_trial_id": trial.trial_id, "code_version": __version__,
+           "cpus": trial.resources.get("CPU", 1), "gpu_share": trial.resources.get("GPU", 0)}
     if c.get("teachers"):
         out["teachers"] = "+".join(map(str, c["teachers"]))
     return {k: v for k, v in out.items() if v is not None}

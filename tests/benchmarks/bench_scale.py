@@ -10,12 +10,16 @@ distillations), so N trials are N / 175 seeds. Each run is a fresh process with 
 `--repo` puts that checkout's raysweep first on PYTHONPATH, so the code before and after a change
 run side by side under the same load. The driver's peak resident memory is its VmHWM, read from
 /proc while it runs (Ray's own processes are not counted: they are not the driver), and the same peak as it was when
-the trials had ended (before the fits and the report).
+the trials had ended (before the fits and the report); the driver's CPU seconds (user + system)
+by then say how much of a trial's time is the driver's own work, which a loaded machine's wall
+time hides; and the seconds a trial in each tenth of the run (from the records' finished_at), so
+a cost that grows with the trials already run shows within one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -24,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +54,25 @@ def peak_kib(pid: int) -> int:
     return 0
 
 
+def cpu_s(pid: int) -> float:
+    """PID's user + system CPU seconds (/proc/PID/stat fields 14 and 15, in clock ticks)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def by_tenth(results: Path) -> list[float]:
+    """Seconds a trial within each tenth of the finished trials, in the order they finished."""
+    ends = sorted(pq.read_table(f, columns=["finished_at"])["finished_at"][0].as_py().timestamp()
+                  for f in results.glob("*.parquet"))
+    if len(ends) < 20:
+        return []
+    cuts = [ends[round(i * (len(ends) - 1) / 10)] for i in range(11)]
+    return [round((b - a) / (len(ends) / 10), 3) for a, b in itertools.pairwise(cuts)]
+
+
 def run(repo: str, trials: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         sweep = sweep_file(Path(tmp), trials)
@@ -58,7 +82,7 @@ def run(repo: str, trials: int) -> dict:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
-        peak, trials_done_at, trials_peak, lines = 0, None, 0, []
+        peak, trials_done_at, trials_peak, trials_cpu, lines = 0, None, 0, 0.0, []
         os.set_blocking(proc.stdout.fileno(), False)
         while proc.poll() is None:
             peak = max(peak, peak_kib(proc.pid))
@@ -66,16 +90,18 @@ def run(repo: str, trials: int) -> dict:
                 lines.append(line)
                 if " run now, " in line:
                     trials_done_at = time.perf_counter() - start
-                    trials_peak = peak_kib(proc.pid)
+                    trials_peak, trials_cpu = peak_kib(proc.pid), cpu_s(proc.pid)
             time.sleep(0.2)
         lines += proc.stdout.readlines()
         wall = time.perf_counter() - start
         ran = next((ln for ln in lines if " run now, " in ln), "").strip()
         n = len(list(Path(f"{tmp}/out/results").glob("*.parquet")))
+        tenths = by_tenth(Path(f"{tmp}/out/results"))
     return {"repo": repo, "trials": n, "planned": trials, "rc": proc.returncode,
             "wall_s": round(wall, 1), "trials_s": round(trials_done_at or wall, 1),
             "s_per_trial": round(wall / max(n, 1), 4), "driver_peak_mb": round(peak / 1024),
             "peak_by_trials_end_mb": round(trials_peak / 1024),
+            "driver_cpu_s_by_trials_end": round(trials_cpu, 1), "s_per_trial_by_tenth": tenths,
             "line": ran, "tail": "" if proc.returncode in (0, 1) else "".join(lines[-15:])}
 
 
