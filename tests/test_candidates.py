@@ -18,7 +18,6 @@ import yaml
 from raysweep import fit
 from raysweep.adaptive import choice, information
 from raysweep.laws import study
-from raysweep.laws.boundary import fixed_inputs
 from raysweep.laws.catalogue import BOUNDARY_LAWS, PAPER
 from raysweep.report import tables
 from raysweep.report.figures import predict
@@ -215,6 +214,6 @@ def test_the_adaptive_rounds_fit_the_selected_forms():
     J = information.log_jacobian(plain, [r for r in rows if r["stage"] == "finetune"][:5])
     assert J.shape == (5, len(plain.form.params))
     crossing = next(s for s in slices if s.d_cross is not None)
-    grads = information.cross_gradient(fits["digits"], fixed_inputs(crossing),
+    grads = information.cross_gradient(fits["digits"], crossing.fixed_inputs(),
                                        crossing.dp_range)
     assert grads is not None and len(grads[0]) == len(plain.form.params)

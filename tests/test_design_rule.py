@@ -85,7 +85,7 @@ def test_an_options_drop_is_the_exact_change_of_the_summed_variance(tmp_path):
             total += sum(g @ np.linalg.inv(J.T @ J) @ g for g in laws.grads[name])
         return total
 
-    x = [bnd.fixed_inputs(sit.targets[0]) | {"dp": dp} for dp in (7e4, 2.5e5, 1.2e6)]
+    x = [sit.targets[0].fixed_inputs() | {"dp": dp} for dp in (7e4, 2.5e5, 1.2e6)]
     options = [{"error": [x[0]] * 2, "distilled_error": [x[0]] * 2},   # a pair, two seeds
                {"error": [x[1]]},                                     # a fine-tune
                {"error": x, "distilled_error": x[1:]}]                # rows at three Dp (rank 5)

@@ -300,8 +300,8 @@ def _one_slice(head: dict, plain, distilled, laws: Mapping, dp_range) -> dict:
                            np.array(list(per_dp), dtype=float), dp_range) | measured)
 
 
-def fixed_inputs(s: Mapping | Slice) -> dict:
-    """The law inputs a slice (a Slice, or its head) holds fixed along Dp."""
-    if isinstance(s, Slice):
-        return s.fixed_inputs()
-    return {"params": s["student_params"], "df": s["df"], "teacher_params": s["teacher_params"]}
+def fixed_inputs(head: Mapping) -> dict:
+    """The law inputs a slice's head (before its Slice exists) holds fixed along Dp; a Slice
+    answers Slice.fixed_inputs()."""
+    return {"params": head["student_params"], "df": head["df"],
+            "teacher_params": head["teacher_params"]}
