@@ -39,6 +39,12 @@ def _interval(ci, open_above: bool = False) -> Interval | None:
     return (lo, math.inf if hi is None or open_above else hi)
 
 
+def _old_open_above(d: Mapping) -> bool:
+    """An entry written before the interval counted the members that do not cross (no
+    "no_cross_above") whose report read it as open above: over OPEN_SHARE of them did not."""
+    return "no_cross_above" not in d and (d.get("no_cross_fraction") or 0.0) > OPEN_SHARE
+
+
 def _json_interval(ci: Interval | None) -> list | None:
     return None if ci is None else [ci[0], ci[1] if math.isfinite(ci[1]) else None]
 
@@ -66,7 +72,7 @@ class Paper:
 
     @classmethod
     def from_json(cls, d: Mapping) -> Paper:
-        old = "no_cross_above" not in d and (d.get("no_cross_fraction") or 0.0) > OPEN_SHARE
+        old = _old_open_above(d)
         share = d.get("no_cross_fraction")
         return cls(str(d.get("status", "?")), d.get("d_star"), _interval(d.get("d_star_ci")),
                    d.get("d_cross"), _interval(d.get("d_cross_ci"), old), share,
@@ -163,7 +169,7 @@ class Slice:
                              f"{sorted(d)}")
         fields = {f.name for f in dataclasses.fields(cls)}
         kept = {k: v for k, v in d.items() if k in fields}
-        old = "no_cross_above" not in d and (d.get("no_cross_fraction") or 0.0) > OPEN_SHARE
+        old = _old_open_above(d)
         kept |= {"teacher_heads": tuple(d.get("teacher_heads") or ()),
                  "status": str(d.get("status", "no boundary")),
                  "dp_range": _interval(d.get("dp_range")),
