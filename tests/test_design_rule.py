@@ -1,6 +1,7 @@
 """The design rule: its delta-method pieces against brute force, where it puts pairs, and a
 simulated run with it that converges on an interval covering the known D**p."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -97,6 +98,40 @@ def test_an_options_drop_is_the_exact_change_of_the_summed_variance(tmp_path):
     assert [laws.drop(laws.jacobians(o)) for o in options[1:]] == pytest.approx(
         [summed(options[0]) - summed({k: options[0].get(k, []) + o.get(k, []) for k in
                                       choice.BOUNDARY_LAWS}) for o in options[1:]], rel=1e-6)
+
+
+def test_calibrated_slices_carry_their_bootstrap_variance_and_drops_scale_with_it(tmp_path):
+    # two slices (Df 25,000 and 50,000): each one's delta-method variance is rescaled to what its
+    # bootstrap interval says, so an option's drop moves by each slice's own factor
+    sit = grid_situation({**one_slice_raw(noise=0.005), "df": [0.5, 1.0]}, str(tmp_path), 2)
+    plain = info.Laws(sit.fits["cifar100"], sit.rows, sit.targets)
+    cal = info.Laws(sit.fits["cifar100"], sit.rows, sit.targets, calibrate=True)
+    factors = []
+    for i, s in enumerate(sit.targets):
+        lo, hi = s.cross_interval()
+        g = tuple(cal.grads[name][i] for name in choice.BOUNDARY_LAWS)
+        assert cal.variance(g) == pytest.approx((math.log(hi / lo) / 3.92) ** 2, rel=1e-9)
+        factors.append(cal.variance(g) / plain.variance(
+            tuple(plain.grads[name][i] for name in choice.BOUNDARY_LAWS)))
+    assert factors[0] != pytest.approx(factors[1], rel=0.01)   # not one factor for all
+    one = [sit.targets[0].fixed_inputs() | {"dp": 3e5}]
+    rows = cal.jacobians({"error": one, "distilled_error": one})
+    alone = [info.Laws(sit.fits["cifar100"], sit.rows, [s]) for s in sit.targets]
+    assert cal.drop(rows) == pytest.approx(
+        sum(f * laws.drop(rows) for f, laws in zip(factors, alone)), rel=1e-9)
+
+
+def test_calibration_reads_an_open_end_at_the_plausible_range_and_none_as_one(tmp_path):
+    sit = grid_situation(one_slice_raw(noise=0.005), str(tmp_path), batch=2)
+    s = sit.targets[0]
+    lo, top = s.dp_range
+    opened = dataclasses.replace(s, d_cross_ci=(s.d_cross / 2, math.inf))
+    assert info.calibration(opened, 0.5) == pytest.approx(
+        (math.log(top / (s.d_cross / 2)) / 3.92) ** 2 / 0.5)
+    below = dataclasses.replace(s, d_cross_ci=(0.0, s.d_cross * 2))
+    assert info.calibration(below, 1.0) == pytest.approx((math.log(s.d_cross * 2 / lo) / 3.92) ** 2)
+    assert info.calibration(dataclasses.replace(s, d_cross_ci=None), 0.3) == 1.0
+    assert info.calibration(s, 0.0) == 1.0
 
 
 def test_an_option_pays_only_for_the_trials_not_yet_run_or_picked(tmp_path):

@@ -120,3 +120,13 @@ def test_every_library_module_imports():
         if rel.name == "__main__":
             continue
         importlib.import_module(".".join(rel.parts))
+
+
+@pytest.mark.parametrize("bench", sorted((ROOT / "tests" / "benchmarks").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_benchmarks_import_what_raysweep_has(bench):
+    """A benchmark is run by hand, rarely: a refactor that moves a function must move its
+    benchmarks' imports too (one imported two functions from a module they had left)."""
+    tree = ast.parse(bench.read_text())
+    run_imports("\n".join(ast.unparse(n) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                          and (n.module or "").startswith("raysweep")))

@@ -2,7 +2,13 @@
 
 A sequential, locally optimal design (Chernoff 1953; Box & Lucas 1959) for the D**p of every
 chased slice. At the current fit the delta method gives each slice's Var(log D**p) from the two
-laws' information (adaptive/information.py). An option adds rows to the two laws -- every plain
+laws' information (adaptive/information.py), rescaled per slice to the variance its bootstrap
+interval says (information.calibration), the measure the loop judges a slice by: the linearised
+variance alone is first order at the point fit, and where D**p lies far from the data it rated a
+slice whose interval the bootstrap left open as nearly settled, so the rounds went to slices
+already narrow and the open one never closed (BENCHMARKS.md, "Adaptive sampling in compute").
+The rescaling keeps the rule's ranking of shapes and places within a slice and sets how much each
+slice's drop counts. An option adds rows to the two laws -- every plain
 fine-tune in it one row of the error law, every distillation one of the distilled law -- so what
 it would take off the summed variance of the chased slices is a rank-k update (Woodbury), exact
 for every option. Its cost is the FLOPs (plan.flops) of the trials it adds that have not run and
@@ -74,18 +80,19 @@ class _Option:
 
 
 def design_rule(sit: Situation, per: str = "FLOP", shapes=SHAPES, band: bool = True,
-                row_test: bool = False) -> list[proposals.Candidate]:
+                row_test: bool = False, calibrate: bool = True) -> list[proposals.Candidate]:
     """SIT.BATCH options, and more until they cost SIT.MIN_FLOPS, greedily, by expected drop of
     the chased slices' Var(log D**p) per FLOP, each within what is left of the budget (SIT.LEFT);
     returned as their members (pairs and fine-tunes), each scored by its option's drop per FLOP.
     The arguments are for benchmarks (BENCHMARKS.md): PER "trial" ranks per trial added, SHAPES
     limits the options, BAND False lets options sit anywhere in the sweep's Dp range, ROW_TEST
     weighs every pick against the plain denser row (adaptive/denser.py) and takes the row where
-    the pick's gain is not credibly above it."""
+    the pick's gain is not credibly above it, CALIBRATE False ranks by the delta method's
+    variances as they are (the rule before information.calibration)."""
     chased = sorted({s.downstream for s in sit.targets})
     mine = {ds: ([r for r in sit.rows if r["downstream"] == ds],
                  [s for s in sit.targets if s.downstream == ds]) for ds in chased}
-    laws = {ds: information.Laws(sit.fits[ds], *mine[ds]) for ds in chased}
+    laws = {ds: information.Laws(sit.fits[ds], *mine[ds], calibrate=calibrate) for ds in chased}
     members = {ds: denser.member_laws(sit.fits[ds], *mine[ds])
                for ds in chased} if row_test else {}
     taken = set(sit.done) | {r["trial_id"] for r in sit.rows}

@@ -9,8 +9,10 @@ for the paper's) the delta method gives each slice's
 J: d log(law) / d theta at every row the law was fitted on; g: d log D**p / d theta, by the
 implicit function theorem at the root of F = E_plain - E_distilled. New rows lower it by a rank-k
 update (Woodbury), exact for every set of rows: `Laws.drop`. The noise level scales every drop
-alike and is left out. adaptive/design.py builds one `Laws` at the point fit and one at each
-bootstrap member it reads, from the same functions.
+alike and is left out. With `calibrate`, each slice's gradient is scaled so that its variance is
+the one its bootstrap interval says (`calibration`), and a drop is read in those units.
+adaptive/design.py builds one `Laws` at the point fit and one at each bootstrap member it reads,
+from the same functions.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class Laws:
     """One downstream set: its fits, the inverse information of each law, the chased slices'
     gradients."""
 
-    def __init__(self, fits: dict, rows: list[dict], targets: list[Slice]):
+    def __init__(self, fits: dict, rows: list[dict], targets: list[Slice],
+                 calibrate: bool = False):
         self.fits = fits
         self.inv = {}
         for name in BOUNDARY_LAWS:
@@ -66,9 +69,17 @@ class Laws:
                   and all(r.get(k) is not None for k in fits[name].form.inputs)]
             J = log_jacobian(fits[name], xs)
             self.inv[name] = np.linalg.pinv(J.T @ J)
-        found = [cross_gradient(fits, s.fixed_inputs(), s.dp_range) for s in targets]
-        self.grads = {name: np.array([g[i] for g in found if g is not None])
+        found = [(s, cross_gradient(fits, s.fixed_inputs(), s.dp_range)) for s in targets]
+        found = [(s, g) for s, g in found if g is not None]
+        if calibrate:   # each slice's gradient scaled so its variance is the bootstrap's
+            found = [(s, tuple(math.sqrt(w) * gi for gi in g)) for s, g in found
+                     if (w := calibration(s, self.variance(g)))]
+        self.grads = {name: np.array([g[i] for _, g in found])
                       for i, name in enumerate(BOUNDARY_LAWS)}
+
+    def variance(self, g: tuple[np.ndarray, np.ndarray]) -> float:
+        """The delta method's Var(log D**p) of a slice with gradients G (plain, distilled)."""
+        return float(sum(gi @ self.inv[name] @ gi for gi, name in zip(g, BOUNDARY_LAWS)))
 
     def jacobians(self, xs: dict[str, list[dict]]) -> dict[str, np.ndarray]:
         """Law -> the rows of J at the law inputs XS[law]."""
@@ -95,6 +106,20 @@ class Laws:
             if len(J):
                 AJ, S = self._update(name, J)
                 self.inv[name] = self.inv[name] - AJ @ S
+
+
+def calibration(s: Slice, linear: float) -> float:
+    """How far the delta method's Var(log D**p), LINEAR, understates slice S's as its bootstrap
+    reads it: ((log hi - log lo) / 3.92)^2 over LINEAR, an open end taken at the edge of the
+    slice's plausible range. The rule ranks options by the drop of the linearised variance, which
+    far from the data can rate a slice the bootstrap cannot bound as nearly settled; scaled so,
+    a drop is read in the bootstrap's units, where the loop judges a slice. 1 (uncalibrated)
+    without an interval (no bootstrap) or a positive LINEAR; 0 for an interval of no width."""
+    ci, (bottom, top) = s.cross_interval(), s.dp_range or (0.0, math.inf)
+    if ci is None or not linear > 0:
+        return 1.0
+    lo, hi = (ci[0] if ci[0] > 0 else bottom), min(ci[1], top)
+    return (math.log(hi / lo) / 3.92) ** 2 / linear if 0 < lo < hi < math.inf else 0.0
 
 
 def trial_jacobians(laws: dict, trials: dict[str, plan.Trial]) -> dict[str, tuple]:

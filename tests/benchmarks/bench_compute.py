@@ -24,6 +24,7 @@ sampler wins). Coverage: the share of those slices whose interval holds the true
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import functools
 import json
@@ -81,6 +82,8 @@ STRATEGIES = {
     "design": design.design_rule,   # the shipped rule: per FLOP, every shape, in the D**p band
     "design-row": functools.partial(design.design_rule, row_test=True),  # each pick weighed
                                     # against the plain denser row (adaptive/denser.py)
+    "design-uncal": functools.partial(design.design_rule, calibrate=False),  # the delta
+                                    # method's variances as they are (the rule before calibration)
     "design-trials": functools.partial(design.design_rule, per="trial", shapes=("pair",),
                                        band=False),   # the rule before compute: pairs per trial
     "design-anywhere": functools.partial(design.design_rule, band=False),
@@ -180,11 +183,21 @@ def run_adaptive(seed: int, name: str, given: str, bootstrap: int, batch: int,
         doc = adaptive.rounds(sweep, out, adaptive.inline_runner(out), budget.parse(given, grid),
                               batch, TOL, bootstrap, echo=lambda _: None,
                               choose=STRATEGIES[name])
-        slices = fit(bnd.ok_rows(results.read(out)), bootstrap, sweep) if fit else doc["boundary"]
+        rows = bnd.ok_rows(results.read(out))
+        slices = fit(rows, bootstrap, sweep) if fit else doc["boundary"]
         wall = time.perf_counter() - start
     return {"strategy": name, "trials": doc["trials_total"], "flops": grid + doc["budget"]["spent"],
             "rounds": len(doc["rounds"]) - 1, "stopped": doc["stopped"], "wall_s": round(wall, 1),
-            **judge(slices, truth, span), "trajectory": trajectory(doc, truth, span)}
+            **judge(slices, truth, span), "trajectory": trajectory(doc, truth, span),
+            "design": design_rows(rows)}
+
+
+def design_rows(rows: list[dict]) -> list[list]:
+    """The law rows a run ended with, as [stage, dp, params, df, teacher_params, count]: what the
+    delta method needs to rate its design against the optimal one (bench_random_floor.py)."""
+    count = collections.Counter((r["stage"], r["dp"], r["params"], r["df"], r["teacher_params"])
+                                for r in rows if r["stage"] in ("finetune", "distill"))
+    return [[*k, n] for k, n in sorted(count.items(), key=lambda kv: str(kv[0]))]
 
 
 def trajectory(doc: dict, truth: dict, span: tuple[int, int]) -> list[dict]:

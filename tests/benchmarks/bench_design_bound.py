@@ -58,7 +58,7 @@ from scipy import optimize
 
 from raysweep.adaptive import choice
 from raysweep.adaptive import loop as adaptive
-from raysweep.adaptive.design import cross_gradient, log_jacobian
+from raysweep.adaptive.information import cross_gradient, log_jacobian
 from raysweep.laws import boundary as bnd
 from raysweep.laws import study as fit
 from raysweep.store import results
