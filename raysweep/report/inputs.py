@@ -17,6 +17,7 @@ import math
 import pyarrow as pa
 import yaml
 
+from raysweep.laws.entries import typed_doc
 from raysweep.laws.slices import Slice
 from raysweep.store import layout, results, storage
 
@@ -27,7 +28,7 @@ def _has(key: str, kind: type):
 
 # Optional file under OUT -> (parser, top-level check, what it should be, how to produce it)
 OPTIONAL = {
-    "fits": (layout.FITS, json.loads, _has("downstream", dict),
+    "fits": (layout.FITS, lambda text: typed_doc(json.loads(text)), _has("downstream", dict),
              "an object with a 'downstream' mapping", "python -m raysweep.fit OUT"),
     "boundary": (layout.BOUNDARY, lambda text: slices_of(json.loads(text)),
                  lambda v: isinstance(v, list),
