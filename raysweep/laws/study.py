@@ -204,9 +204,10 @@ def fit_law_forms(rows: list[dict], name: str, forms: Mapping[str, Form], bootst
 
 def fit_results(table, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
                 offered: Mapping | None = None) -> tuple[dict, list[Slice]]:
-    """(fits.json object, boundary.json list) for a results table (pyarrow.Table, dict of
-    columns or list of row dicts; only status == "ok" rows are used). OFFERED: candidate forms
-    per law ({law: {name: expression}}) compared with the paper's."""
+    """(fits.json object, its law entries LawEntries (laws/entries.py); boundary.json list)
+    for a results table (pyarrow.Table, dict of columns or list of row dicts; only status ==
+    "ok" rows are used). OFFERED: candidate forms per law ({law: {name: expression}}) compared
+    with the paper's."""
     rows = bnd.ok_rows(table)
     forms = candidate_forms(offered)
     per_ds: dict[str, dict] = {}
@@ -231,8 +232,9 @@ def fit_results(table, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
 def write_fits(out: str, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
                offered: Mapping | None = None, table=None) -> tuple[dict, list[Slice]]:
     """Fit OUT's results (TABLE, when the caller has read them: results.read); write
-    OUT/fits.json and OUT/boundary.json; return both objects. Without OFFERED, the candidates a
-    previous fits.json under OUT recorded are fitted again."""
+    OUT/fits.json (its entries through LawEntry.to_json) and OUT/boundary.json; return both
+    objects (fit_results'). Without OFFERED, the candidates a previous fits.json under OUT
+    recorded are fitted again."""
     if offered is None:
         offered = previous_candidates(out)
     doc, slices = fit_results(results.read(out) if table is None else table, bootstrap, seed,
