@@ -3,10 +3,12 @@
 
 A part that is absent or unreadable becomes None plus a sentence saying why, never an exception:
 a report of a half-finished sweep is the point. Results come from `raysweep.store.results.read`
-(one row per trial id; unreadable files skipped with a warning there).
+(one row per trial id; unreadable files skipped with a warning there). fits.json's law entries
+are read as LawEntries (laws/entries.py: a field of the wrong kind makes the file unreadable, named
+in the note) and boundary.json's as Slices (laws/slices.py).
 
-Left out: validating every field of the JSON files (their writers own the schema; the report
-checks the top-level shape and reads the rest with defaults).
+Left out: validating the rest of the JSON files (their writers own the schema; the report checks
+the top-level shape and reads the rest with defaults).
 """
 
 from __future__ import annotations
