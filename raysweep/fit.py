@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -29,6 +30,7 @@ from raysweep import data
 from raysweep.errors import InputError
 from raysweep.laws import candidates, study
 from raysweep.laws.checks import extrapolation_check, lack_of_fit
+from raysweep.laws.entries import LawEntry
 from raysweep.laws.fitting import fit_form, fit_law
 from raysweep.laws.form import parse
 from raysweep.laws.starts import check_init
@@ -65,10 +67,11 @@ def columns(path: str, table, names: list[str]) -> dict[str, np.ndarray]:
     return cols
 
 
-def table_fit(path: str, inputs: list[str], target: str, bootstrap: int, seed: int) -> dict:
+def table_fit(path: str, inputs: list[str], target: str, bootstrap: int,
+              seed: int) -> LawEntry:
     cols = columns(path, read_table(path), inputs + [target])
     fit = fit_law({k: cols[k] for k in inputs}, cols[target], bootstrap=bootstrap, seed=seed)
-    return study.law_json(fit, target)
+    return study.law_entry(fit, target)
 
 
 def named_laws(given: list[str]) -> dict[str, str]:
@@ -98,9 +101,9 @@ def parse_init(given: list[str]) -> dict[str, tuple[float, float]]:
 
 
 def table_forms(path: str, target: str, laws: dict[str, str], inputs: list[str] | None,
-                init: dict, bootstrap: int, seed: int) -> dict:
-    """One object per form (params, objective, intervals with BOOTSTRAP, its checks); with
-    several, {"forms": {...}, "selected": NAME, "why_selected": ...}."""
+                init: dict, bootstrap: int, seed: int) -> LawEntry:
+    """One entry per form (params, objective, intervals with BOOTSTRAP, its checks); with
+    several, one whose `forms` holds them, with `selected` and `why_selected`."""
     table = read_table(path)
     names = inputs or [c for c in table.column_names if c != target]
     forms = {k: parse(e, names) for k, e in laws.items()}
@@ -117,14 +120,14 @@ def table_forms(path: str, target: str, laws: dict[str, str], inputs: list[str] 
         mine = {k: v for k, v in init.items() if k in form.params}
         check_init(form, mine)
         fit = fit_form(form, X, cols[target], bootstrap=bootstrap, seed=seed, init=mine)
-        entries[name] = study.law_json(fit, target) | {
-            "lack_of_fit": lack_of_fit(X, cols[target], fit.law),
-            "extrapolation": extrapolation_check(X, cols[target], form=form),
-            "bic": candidates.bic(fit, X, cols[target]), "status": "ok"}
+        entries[name] = dataclasses.replace(
+            study.law_entry(fit, target), lack_of_fit=lack_of_fit(X, cols[target], fit.law),
+            extrapolation=extrapolation_check(X, cols[target], form=form),
+            bic=candidates.bic(fit, X, cols[target]), status="ok")
     if len(entries) == 1:
         return next(iter(entries.values()))
     chosen, why = candidates.select(entries)
-    return {"target": target, "forms": entries, "selected": chosen, "why_selected": why}
+    return LawEntry(target=target, selected=chosen, why_selected=why, forms=entries)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -167,8 +170,8 @@ def run(args) -> str:
     else:
         obj = table_fit(args.table, inputs, args.target, args.bootstrap or 0, args.seed)
     if args.json:
-        return json.dumps(study.finite(obj))
-    if "forms" in obj:
+        return json.dumps(study.finite(obj.to_json()))
+    if obj.forms:
         return to_text(tables.candidates_table({"": {args.target: obj}}))
     return to_text(tables.law_table(obj))
 

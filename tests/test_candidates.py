@@ -61,14 +61,14 @@ def test_the_true_family_is_selected_and_every_candidate_kept(compared):
     doc, _ = compared
     for name in BOUNDARY_LAWS:
         law = doc["downstream"]["digits"][name]
-        assert law["selected"] == "dp_x_df", (name, law["why_selected"])
-        assert set(law["forms"]) == {PAPER, "dp_x_df"}
-        assert law["expression"] == law["forms"]["dp_x_df"]["expression"]
-        assert law["params"]["kappa"] == pytest.approx(0.15, abs=0.05)
-        assert law["forms"]["dp_x_df"]["bic"] < law["forms"][PAPER]["bic"]
-        assert set(law["ci"]) == set(law["params"])
+        assert law.selected == "dp_x_df", (name, law.why_selected)
+        assert set(law.forms) == {PAPER, "dp_x_df"}
+        assert law.expression == law.forms["dp_x_df"].expression
+        assert law.params["kappa"] == pytest.approx(0.15, abs=0.05)
+        assert law.forms["dp_x_df"].bic < law.forms[PAPER].bic
+        assert set(law.ci) == set(law.params)
     # a law without candidates is the paper's, alone
-    assert doc["downstream"]["digits"]["loss"]["selected"] == PAPER
+    assert doc["downstream"]["digits"]["loss"].selected == PAPER
     assert doc["candidates"] == {k: v for k, v in OFFERED.items()}
 
 
@@ -109,10 +109,10 @@ def test_adding_a_form_is_one_declaration():
     offered = {"error": {"saturating": "E + A / (1 + dp / K)**alpha + B / params**beta"}}
     doc, _ = study.fit_results(rows_of(PLAIN_TRUTH, DISTILLED_TRUTH, seeds=(0,)), bootstrap=0,
                                offered=offered)
-    entry = doc["downstream"]["digits"]["error"]["forms"]["saturating"]
-    assert entry["status"] == "ok", entry["status"]
-    assert set(entry["params"]) == {"E", "A", "K", "alpha", "B", "beta"}
-    assert {"lack_of_fit", "extrapolation", "bic"} <= set(entry)
+    entry = doc["downstream"]["digits"]["error"].forms["saturating"]
+    assert entry.status == "ok", entry.status
+    assert set(entry.params) == {"E", "A", "K", "alpha", "B", "beta"}
+    assert {"lack_of_fit", "extrapolation", "bic"} <= set(entry.to_json())
     assert "saturating" in to_text(tables.candidates_table(doc))
 
 

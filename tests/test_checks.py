@@ -3,6 +3,8 @@ form can and cannot draw, its refusals, the MAPE that seed noise alone costs, an
 and the tables carry them.
 Its size and power over many draws are measured in tests/benchmarks/bench_lack_of_fit.py."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -104,15 +106,15 @@ def test_fits_json_and_the_table_carry_the_test():
     form = additive_form(("dp", "params"))
     entry, _ = study.fit_rows(rows(seeds=2), "error", form, bootstrap=0, seed=0,
                               extrapolate=False)
-    lof = entry["lack_of_fit"]
-    assert entry["status"] == "ok" and lof["points"] == 20 and lof["replicated"] == 20
+    lof = entry.lack_of_fit
+    assert entry.status == "ok" and lof["points"] == 20 and lof["replicated"] == 20
     assert lof["df"][1] == 20
     one, _ = study.fit_rows(rows(seeds=1), "error", form, bootstrap=0, seed=0,
                             extrapolate=False)
     misfit = dict(lof, misfits=True, p=1e-9,   # e^-0.12 = 1 - 0.113
                   largest_miss={"at": {"params": 1e6, "dp": 10.0}, "miss": -0.12, "se": 0.031})
-    fits = {"downstream": {"set": {"error": {**entry, "lack_of_fit": misfit},
-                                   "loss": {**one, "status": "ok"}}}}
+    fits = {"downstream": {"set": {"error": dataclasses.replace(entry, lack_of_fit=misfit),
+                                   "loss": dataclasses.replace(one, status="ok")}}}
     text = to_text(tables.lack_of_fit_table(fits))
     error_line, loss_line = [line for line in text.splitlines() if line.startswith("set")]
     assert "20 (20 replicated)" in error_line and "1e-09" in error_line

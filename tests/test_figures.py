@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from test_report import LAWS_KNOWN, png_size
 
+from raysweep.laws.entries import entry
 from raysweep.report.figures import (
     DPI,
     FIG_SIZES_IN,
@@ -40,9 +41,9 @@ def test_predict_each_law_at_a_known_point(name):
     law = LAWS_KNOWN[name]
     x = {"dp": 10_000, "params": 1e7, "df": 1_000, "teacher_params": 5e6}
     by_hand = law["E"] + sum(t["coef"] * x[k] ** -t["exponent"] for k, t in law["terms"].items())
-    assert float(predict(law, x)) == pytest.approx(by_hand, rel=1e-12)
+    assert float(predict(entry(law), x)) == pytest.approx(by_hand, rel=1e-12)
     with pytest.raises(ValueError, match="law needs inputs"):
-        predict(law, {"dp": 1.0})
+        predict(entry(law), {"dp": 1.0})
 
 
 def test_paired_differences_pair_by_seed_and_skip_unpaired_dp():

@@ -124,8 +124,8 @@ def test_single_valued_input_is_dropped_and_said(tmp_path):
     out = write_grid(tmp_path, grid_rows(np.geomspace(1e3, 1e6, 5), [1000], seeds=(0,)))
     doc, slices = study.fit_results(results.read(out), bootstrap=0)
     law = doc["downstream"]["digits"]["error"]
-    assert law["status"] == "ok" and law["inputs_dropped"] == {"df": "single value 1000"}
-    assert set(law["terms"]) == {"dp", "params"}
+    assert law.status == "ok" and law.inputs_dropped == {"df": "single value 1000"}
+    assert set(law.terms) == {"dp", "params"}
     assert all(s.df == 1000 for s in slices)
 
 
@@ -136,9 +136,9 @@ def test_teacher_size_tied_to_student_size_is_dropped():
     rows = grid_rows(np.geomspace(1e3, 1e6, 4), [300, 3000], seeds=(0,), teachers=nested)
     doc, _ = study.fit_results(rows, bootstrap=0)
     law = doc["downstream"]["digits"]["distilled_error"]
-    assert law["inputs_dropped"] == {
+    assert law.inputs_dropped == {
         "teacher_params": "confounded with params: one value of teacher_params per value of params"}
-    assert law["status"] == "ok" and set(law["terms"]) == {"dp", "params", "df"}
+    assert law.status == "ok" and set(law.terms) == {"dp", "params", "df"}
 
 
 def test_degenerate_terms_are_flagged():
@@ -153,14 +153,14 @@ def test_points_measured_under_two_settings_are_said():
     rows = [r | {"trial_id": f"t{i}"} for i, r in
             enumerate(grid_rows(np.geomspace(1e3, 1e6, 4), [300, 3000]))]
     doc, _ = study.fit_results(rows, bootstrap=0)
-    assert not any(law["warnings"] for law in doc["downstream"]["digits"].values())
+    assert not any(law.warnings for law in doc["downstream"]["digits"].values())
     again = next(r for r in rows if r["stage"] == "distill" and r["heads"] == 6)
     rows.append(again | {"trial_id": "retuned", "error": again["error"] * 1.1})
     laws = study.fit_results(rows, bootstrap=0)[0]["downstream"]["digits"]
-    (said,) = laws["distilled_error"]["warnings"]
+    (said,) = laws["distilled_error"].warnings
     assert said.startswith("rows: 1 point measured by several trials") and "6 heads" in said
     assert f"seed {again['seed']}" in said and "2 trials" in said
-    assert not laws["error"]["warnings"]
+    assert not laws["error"].warnings
 
 
 def test_a_floor_the_rows_do_not_show_is_left_out_and_said():
@@ -176,14 +176,14 @@ def test_a_floor_the_rows_do_not_show_is_left_out_and_said():
                 for dp, df in itertools.product(np.geomspace(1e2, 1e7, 8), [100, 1000, 10000])]
         got, fit = study.fit_rows(rows, "error", additive_form(("dp", "df")), bootstrap=40,
                                   seed=0)
-        assert got["status"] == "ok" and set(got["extrapolation"]) == {"dp", "df"}
-        assert got["terms"]["dp"]["exponent"] == pytest.approx(0.3, abs=0.02)
+        assert got.status == "ok" and set(got.extrapolation) == {"dp", "df"}
+        assert got.terms["dp"]["exponent"] == pytest.approx(0.3, abs=0.02)
         if E:
-            assert "E_left_out" not in got and got["ci"]["E"][0] > 0.05
-            assert got["E"] == pytest.approx(E, rel=0.1)
+            assert got.E_left_out is None and got.ci["E"][0] > 0.05
+            assert got.E == pytest.approx(E, rel=0.1)
         else:
-            assert got["E"] == 0.0 and fit.law.E == 0.0 and "E" not in got["ci"]
-            assert got["E_left_out"].startswith("E's 95 % interval reaches 0")
+            assert got.E == 0.0 and fit.law.E == 0.0 and "E" not in got.ci
+            assert got.E_left_out.startswith("E's 95 % interval reaches 0")
 
 
 def test_thin_grid_gets_statuses_not_exceptions(tmp_path):
@@ -191,7 +191,7 @@ def test_thin_grid_gets_statuses_not_exceptions(tmp_path):
     rows = [r for r in rows if r["heads"] == 4]  # 1 plain row, 1 distilled row
     doc, slices = study.fit_results(rows, bootstrap=0)
     for name in LAWS:
-        assert doc["downstream"]["digits"][name]["status"] == "no input varies"
+        assert doc["downstream"]["digits"][name].status == "no input varies"
     assert slices[0].status.startswith("law not fitted")
     empty = summarize(write_grid(tmp_path, []), bootstrap=0)
     assert "nothing to fit" in empty

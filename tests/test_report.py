@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from raysweep.laws.catalogue import SYMBOLS
+from raysweep.laws.entries import entry
 from raysweep.laws.law import additive
 from raysweep.report import __main__ as report_cli
 from raysweep.report import build as report
@@ -90,8 +91,8 @@ def measured(stage, heads, dp, df, teachers, rng):
     names = ("error", "loss") if stage == "finetune" else ("distilled_error", "distilled_loss")
     x = {"dp": dp, "params": PARAMS[heads], "df": df,
          "teacher_params": np.mean([PARAMS[t] for t in teachers]) if teachers else 1.0}
-    return (float(predict(LAWS_KNOWN[names[0]], x)) + rng.normal(0, 0.004),
-            float(predict(LAWS_KNOWN[names[1]], x)) + rng.normal(0, 0.02))
+    return (float(predict(entry(LAWS_KNOWN[names[0]]), x)) + rng.normal(0, 0.004),
+            float(predict(entry(LAWS_KNOWN[names[1]]), x)) + rng.normal(0, 0.02))
 
 
 def grid_rows(dps=DP, dfs=DF, distill=True, seeds=SEEDS):
@@ -119,7 +120,8 @@ def boundary_slice(heads, df):
     dp = np.geomspace(1e2, 1e7, 4001)
     x = {"dp": dp, "params": PARAMS[heads], "df": df,
          "teacher_params": np.mean([PARAMS[t] for t in TEACHERS[heads]])}
-    f = predict(LAWS_KNOWN["error"], x) - predict(LAWS_KNOWN["distilled_error"], x)
+    f = (predict(entry(LAWS_KNOWN["error"]), x)
+         - predict(entry(LAWS_KNOWN["distilled_error"]), x))
     cross = np.nonzero(np.diff(np.sign(f)) < 0)[0]
     d_star = float(dp[np.argmax(f)])
     d_cross = float(dp[cross[0]]) if len(cross) else None

@@ -109,7 +109,7 @@ def selected_forms(offered: dict, rows: list[dict], seed: int = 0) -> dict:
         spec = LAWS[name]
         mine = [r for r in rows if r["stage"] == spec.stage]
         entry, _ = fit.fit_law_forms(mine, name, forms[name], 0, seed)
-        out[name] = forms[name][entry["selected"]]
+        out[name] = forms[name][entry.selected]
     return out
 
 

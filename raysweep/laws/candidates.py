@@ -27,6 +27,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from raysweep.laws.entries import LawEntry
 from raysweep.laws.law import Fit
 
 EXTRAPOLATION_TOLERANCE = 0.10   # a score within 10 % of the best extrapolates as well
@@ -39,24 +40,24 @@ def bic(fit: Fit, X: Mapping[str, np.ndarray], y: np.ndarray) -> float:
     return float(n * math.log(max(float(np.mean(r ** 2)), 1e-300)) + p * math.log(n))
 
 
-def extrapolation_score(entry: Mapping, inputs, key: str = "mape") -> float | None:
+def extrapolation_score(entry: LawEntry, inputs, key: str = "mape") -> float | None:
     """Geometric mean over INPUTS of the entry's held-out MAPE (or, with KEY "noise_floor", of
     what seed noise alone costs there); None where one is missing."""
-    checks = entry.get("extrapolation") or {}
+    checks = entry.extrapolation or {}
     values = [checks[k][key] for k in inputs if checks.get(k, {}).get(key) is not None]
     if not values or len(values) < len(inputs):
         return None
     return float(np.exp(np.mean(np.log(np.maximum(values, 1e-12)))))
 
 
-def select(entries: Mapping[str, Mapping]) -> tuple[str | None, str]:
-    """(the selected form's name, why) among the candidate ENTRIES (fits.json objects)."""
-    ok = {k: e for k, e in entries.items() if e.get("status") == "ok" and "bic" in e}
+def select(entries: Mapping[str, LawEntry]) -> tuple[str | None, str]:
+    """(the selected form's name, why) among the candidate ENTRIES (fits.json's)."""
+    ok = {k: e for k, e in entries.items() if e.ok and e.bic is not None}
     if not ok:
         return None, "no candidate form fitted"
     if len(ok) == 1:
         return next(iter(ok)), "the only form that fitted"
-    held = set.intersection(*[{k for k, v in (e.get("extrapolation") or {}).items()
+    held = set.intersection(*[{k for k, v in (e.extrapolation or {}).items()
                                if "mape" in v} for e in ok.values()])
     scores = {k: extrapolation_score(e, sorted(held)) for k, e in ok.items()} if held else {}
     if scores and all(v is not None for v in scores.values()):
@@ -64,10 +65,10 @@ def select(entries: Mapping[str, Mapping]) -> tuple[str | None, str]:
         noise = extrapolation_score(next(iter(ok.values())), sorted(held), "noise_floor") or 0.0
         reach = max(best * (1 + EXTRAPOLATION_TOLERANCE), best + noise)
         keep = {k for k, v in scores.items() if v <= reach}
-        name = min(keep, key=lambda k: ok[k]["bic"])
+        name = min(keep, key=lambda k: ok[k].bic)
         why = (f"extrapolates as well as the best (held-out MAPE {scores[name]:.3g} against "
                f"{best:.3g}, within {reach:.3g}: 10 % or one noise floor) and has the lowest BIC "
-               f"of those ({ok[name]['bic']:.4g})")
+               f"of those ({ok[name].bic:.4g})")
         return name, why
-    name = min(ok, key=lambda k: ok[k]["bic"])
-    return name, f"lowest BIC ({ok[name]['bic']:.4g}); no extrapolation check to compare"
+    name = min(ok, key=lambda k: ok[k].bic)
+    return name, f"lowest BIC ({ok[name].bic:.4g}); no extrapolation check to compare"

@@ -1,9 +1,10 @@
 """A fitted law: a Form and its parameters' values, and the fit that found them.
 
-`Law` predicts, names its parameters and writes its one JSON form (`to_dict`; `from_json` reads it
-back, so the report and the adaptive rounds evaluate exactly the fitted expression). For a sum of
-one power term per input -- the paper's laws -- it also offers the paper's reading, E and
-{input: (coef, exponent)}, which the tables print as the paper's Tables 1 and 2 do.
+`Law` predicts, names its parameters and writes its part of a fits.json entry (`to_dict`: the
+expression and its parameters' values; laws/entries.py's `LawEntry.law()` reads it back, so the
+report evaluates exactly the fitted expression). For a sum of one power term per input -- the
+paper's laws -- it also offers the paper's reading, E and {input: (coef, exponent)}, which the
+tables print as the paper's Tables 1 and 2 do.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from raysweep.laws.catalogue import SYMBOLS
-from raysweep.laws.form import Form, parse, parse_with_params
+from raysweep.laws.form import Form, parse
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +93,3 @@ def additive(E: float, terms: Mapping[str, tuple[float, float]]) -> Law:
         c, a = symbols(k)
         values |= {c: coef, a: exponent}
     return Law(form, values)
-
-
-def from_json(entry: Mapping) -> Law:
-    """The Law of a fits.json entry (its expression and params)."""
-    return Law(parse_with_params(entry["expression"], entry["params"]), dict(entry["params"]))

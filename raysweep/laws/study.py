@@ -35,6 +35,7 @@ from raysweep.laws import boundary as bnd
 from raysweep.laws import candidates as cands
 from raysweep.laws.catalogue import BOUNDARY_LAWS, INPUTS, LAWS, PAPER, paper_form
 from raysweep.laws.checks import extrapolation_check, lack_of_fit
+from raysweep.laws.entries import LawEntry, json_doc
 from raysweep.laws.fitting import fit_form
 from raysweep.laws.form import EXPONENT, Form, parse
 from raysweep.laws.law import Fit
@@ -49,16 +50,20 @@ EXPONENT_RANGE = (0.0, 5.0)  # outside it a term is flagged: the paper's exponen
 
 # ---- fitting a grid's results -------------------------------------------------------------
 
-def law_json(fit: Fit, target: str) -> dict:
-    """The JSON object of one fitted law (fits.json, and `raysweep.fit --table --json`)."""
+def law_entry(fit: Fit, target: str) -> LawEntry:
+    """The entry of one fitted law (fits.json, and `raysweep.fit --table --json`)."""
+    return LawEntry(**_law_fields(fit, target))
+
+
+def _law_fields(fit: Fit, target: str) -> dict:
     out = {"target": target, "n": fit.n, **fit.law.to_dict(), "objective": fit.objective}
     if fit.ci is not None:
-        out["ci"] = {k: list(v) for k, v in fit.ci.items()}
+        out["ci"] = dict(fit.ci)
     return out
 
 
 def fit_rows(rows: list[dict], target: str, form: Form, bootstrap: int, seed: int,
-             extrapolate: bool = True, judge_floor: bool = True) -> tuple[dict, Fit | str]:
+             extrapolate: bool = True, judge_floor: bool = True) -> tuple[LawEntry, Fit | str]:
     """(fits.json entry, Fit or the reason there is none) for one form of a law on a grid's rows;
     without EXTRAPOLATE the entry lacks the extrapolation check (half the time of a fit; the
     adaptive rounds use the Fit alone); without JUDGE_FLOOR E is always fitted (the adaptive
@@ -75,7 +80,7 @@ def fit_rows(rows: list[dict], target: str, form: Form, bootstrap: int, seed: in
     try:
         form = form.without(dropped) if dropped and form.power_sum else form
     except InputError:
-        return head | {"inputs": [], "status": "no input varies"}, "no input varies"
+        return LawEntry(**head, inputs=(), status="no input varies"), "no input varies"
     X = {k: cols[k] for k in form.inputs}
     head |= {"inputs": list(X), "expression": form.expression}
     need = len(form.params)
@@ -84,7 +89,7 @@ def fit_rows(rows: list[dict], target: str, form: Form, bootstrap: int, seed: in
            f"terms" if dropped and not form.power_sum else
            f"too few rows: {len(usable)} for {need} parameters" if len(usable) < need else None)
     if why:
-        return head | {"status": why}, why
+        return LawEntry(**head, status=why), why
     y = np.array([r[target] for r in usable], dtype=float)
     try:
         fit = fit_form(form, X, y, bootstrap=bootstrap, seed=seed)
@@ -94,12 +99,12 @@ def fit_rows(rows: list[dict], target: str, form: Form, bootstrap: int, seed: in
             fit = fit_form(form, X, y, bootstrap=bootstrap, seed=seed)
             head |= {"E_left_out": no_floor, "expression": form.expression}
     except ValueError as err:
-        return head | {"status": str(err)}, str(err)
+        return LawEntry(**head, status=str(err)), str(err)
     checked = {"lack_of_fit": lack_of_fit(X, y, fit.law), "bic": cands.bic(fit, X, y)}
     if extrapolate:
         checked["extrapolation"] = extrapolation_check(X, y, form=form)
-    return (head | law_json(fit, target) | checked
-            | {"warnings": _warnings(fit) + _mixed(usable), "status": "ok"}), fit
+    return LawEntry(**(head | _law_fields(fit, target) | checked), status="ok",
+                    warnings=_warnings(fit) + _mixed(usable)), fit
 
 
 def _mixed(rows: list[dict]) -> list[str]:
@@ -185,7 +190,7 @@ def candidate_forms(offered: Mapping | None) -> dict[str, dict[str, Form]]:
 
 
 def fit_law_forms(rows: list[dict], name: str, forms: Mapping[str, Form], bootstrap: int,
-                  seed: int) -> tuple[dict, dict[str, Fit | str]]:
+                  seed: int) -> tuple[LawEntry, dict[str, Fit | str]]:
     """(fits.json entry of law NAME: the selected form's entry at top level, with "selected",
     "why_selected" and every candidate under "forms"; {form name: Fit or why not})."""
     target = LAWS[name].target
@@ -194,14 +199,15 @@ def fit_law_forms(rows: list[dict], name: str, forms: Mapping[str, Form], bootst
         entries[form_name], found[form_name] = fit_rows(rows, target, form, bootstrap, seed)
     chosen, why = cands.select(entries)
     chosen = chosen or PAPER
-    return entries[chosen] | {"selected": chosen, "why_selected": why, "forms": entries}, found
+    return entries[chosen].with_candidates(chosen, why, entries), found
 
 
 def fit_results(table, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
                 offered: Mapping | None = None) -> tuple[dict, list[Slice]]:
-    """(fits.json object, boundary.json list) for a results table (pyarrow.Table, dict of
-    columns or list of row dicts; only status == "ok" rows are used). OFFERED: candidate forms
-    per law ({law: {name: expression}}) compared with the paper's."""
+    """(fits.json object, its law entries LawEntries (laws/entries.py); boundary.json list)
+    for a results table (pyarrow.Table, dict of columns or list of row dicts; only status ==
+    "ok" rows are used). OFFERED: candidate forms per law ({law: {name: expression}}) compared
+    with the paper's."""
     rows = bnd.ok_rows(table)
     forms = candidate_forms(offered)
     per_ds: dict[str, dict] = {}
@@ -212,13 +218,13 @@ def fit_results(table, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
         for name, spec in LAWS.items():
             mine = [r for r in rows if r["downstream"] == ds and r["stage"] == spec.stage]
             per_ds[ds][name], found = fit_law_forms(mine, name, forms[name], bootstrap, seed)
-            fits[ds][name], paper[ds][name] = found[per_ds[ds][name]["selected"]], found[PAPER]
+            fits[ds][name], paper[ds][name] = found[per_ds[ds][name].selected], found[PAPER]
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     doc = {"downstream": per_ds, "bootstrap": bootstrap, "created": created,
            "candidates": {law: {k: f.expression for k, f in fs.items() if k != PAPER}
                           for law, fs in forms.items() if len(fs) > 1}}
-    slices = [dataclasses.replace(s, forms={law: per_ds.get(s.downstream, {}).get(law, {})
-                                            .get("selected") for law in BOUNDARY_LAWS})
+    slices = [dataclasses.replace(s, forms={law: per_ds[s.downstream][law].selected
+                                            for law in BOUNDARY_LAWS})
               for s in bnd.boundaries(rows, fits, paper=paper)]
     return doc, slices
 
@@ -226,13 +232,15 @@ def fit_results(table, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
 def write_fits(out: str, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
                offered: Mapping | None = None, table=None) -> tuple[dict, list[Slice]]:
     """Fit OUT's results (TABLE, when the caller has read them: results.read); write
-    OUT/fits.json and OUT/boundary.json; return both objects. Without OFFERED, the candidates a
-    previous fits.json under OUT recorded are fitted again."""
+    OUT/fits.json (its entries through LawEntry.to_json) and OUT/boundary.json; return both
+    objects (fit_results'). Without OFFERED, the candidates a previous fits.json under OUT
+    recorded are fitted again."""
     if offered is None:
         offered = previous_candidates(out)
     doc, slices = fit_results(results.read(out) if table is None else table, bootstrap, seed,
                               offered)
-    for rel, obj in ((layout.FITS, doc), (layout.BOUNDARY, [s.to_json() for s in slices])):
+    for rel, obj in ((layout.FITS, json_doc(doc)),
+                     (layout.BOUNDARY, [s.to_json() for s in slices])):
         storage.write_bytes(out, rel, json.dumps(finite(obj), indent=1).encode())
     return doc, slices
 

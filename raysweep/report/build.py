@@ -26,6 +26,7 @@ import pyarrow.fs as pafs
 from raysweep import __version__
 from raysweep.errors import InputError
 from raysweep.laws.boundary import slice_key
+from raysweep.laws.entries import LawEntry, entry
 from raysweep.report import opening, reading, tables
 from raysweep.report.blocks import figure, guarded
 from raysweep.report.figures import AXIS_LABELS, LAWS, law_ok, short
@@ -84,9 +85,9 @@ def _choose_fixed(rows: list[dict], key: str, other: str) -> tuple:
     return best, len(counts[best]), len(counts)
 
 
-def _law_caption(law: dict | None, eq: str) -> str:
-    if law and law.get("status") == "ok":
-        return f"Lines: the fitted law ({eq}, {law.get('n', '?')} trials) at this slice."
+def _law_caption(law: LawEntry | None, eq: str) -> str:
+    if law is not None and law.ok:
+        return f"Lines: the fitted law ({eq}, {'?' if law.n is None else law.n} trials) at this slice."
     return "No fitted law: dotted lines join the measured means."
 
 
@@ -151,14 +152,14 @@ def downstream_section(ds: str, rows: list[dict], fits: dict | None, boundary) -
     mine = [r for r in rows if r.get("downstream") == ds]
     ok = {stage: [r for r in mine if r["stage"] == stage and r["status"] == "ok"
                   and r.get("error") is not None] for stage in ("finetune", "distill")}
-    laws = (fits or {}).get("downstream", {}).get(ds, {})
+    laws = {name: entry(e) for name, e in (fits or {}).get("downstream", {}).get(ds, {}).items()}
     blocks = [Heading(f"Downstream set: {ds}")]
     diverged = sum(r["status"] == "diverged" for r in mine)
     failed = sum(r["status"] == "failed" for r in mine)
     if diverged or failed:
         blocks.append(note("not_ok", diverged=diverged, failed=failed, ds=ds))
-    blocks += [note("law", law=name, eq=LAWS[name].equation, ds=ds, status=law.get("status"))
-               for name, law in laws.items() if name in LAWS and law.get("status") != "ok"]
+    blocks += [note("law", law=name, eq=LAWS[name].equation, ds=ds, status=law.status)
+               for name, law in laws.items() if name in LAWS and not law.ok]
     blocks.append(Heading("Scaling with Dp, Df and model size (paper Figs. 2-4)", 3))
     if not ok["finetune"]:
         blocks.append(note("no_plain", ds=ds))

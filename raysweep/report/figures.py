@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
 from raysweep.laws.catalogue import LAWS, LawSpec
-from raysweep.laws.law import from_json
+from raysweep.laws.entries import LawEntry
 
 MAX_TICKS = 8  # labelled ticks per log axis before they crowd at 6.4 in
 DPI = 120  # dots per inch: 6.4 x 4.0 in -> 768 x 480 px, readable on a laptop screen and in print
@@ -139,22 +139,23 @@ def note_axes(ax, text: str) -> None:
     ax.set_yticks([])
 
 
-def law_ok(law: dict | None) -> bool:
-    return bool(law) and law.get("status") == "ok" and "expression" in law and "params" in law
+def law_ok(law: LawEntry | None) -> bool:
+    return (law is not None and law.ok and law.expression is not None
+            and law.params is not None)
 
 
-def law_inputs(law: dict) -> tuple[str, ...]:
+def law_inputs(law: LawEntry) -> tuple[str, ...]:
     """The inputs a fitted law (a fits.json entry) reads."""
-    return from_json(law).form.inputs
+    return law.law().form.inputs
 
 
-def predict(law: dict, inputs: dict) -> np.ndarray:
+def predict(law: LawEntry | None, inputs: dict) -> np.ndarray:
     """The fitted law's prediction (its own expression, laws/form.py) at INPUTS: images or
     parameters, arrays broadcast."""
     if not law_ok(law):
-        raise ValueError(f"law for {law.get('target') if law else None!r} is not fitted "
-                         f"(status {law.get('status') if law else 'missing'!r})")
-    return from_json(law).predict(inputs)
+        raise ValueError(f"law for {law.target if law else None!r} is not fitted "
+                         f"(status {law.status if law else 'missing'!r})")
+    return law.law().predict(inputs)
 
 
 def mean_by(rows: Iterable[dict], keys: tuple[str, ...], target: str) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib import colormaps
 
+from raysweep.laws.entries import LawEntry
 from raysweep.report.figures import (
     LAWS,
     draw_points,
@@ -43,7 +44,7 @@ def _params_by_heads(rows: list[dict]) -> dict[int, int]:
     return {r["heads"]: r["params"] for r in rows}
 
 
-def fig_vs_data(rows: list[dict], law: dict | None, x: str, target: str, fixed: dict,
+def fig_vs_data(rows: list[dict], law: LawEntry | None, x: str, target: str, fixed: dict,
                 title: str):
     """Error or cross-entropy against Dp or Df (log x), one curve per model size.
 
@@ -82,7 +83,7 @@ def _dp_subset(dps: list[int]) -> list[int]:
     return [dps[i] for i in idx]
 
 
-def fig_vs_size(rows: list[dict], law: dict | None, target: str, fixed: dict, title: str):
+def fig_vs_size(rows: list[dict], law: LawEntry | None, target: str, fixed: dict, title: str):
     """Error or cross-entropy against parameters (log x), one grey curve per Dp (light = few
     images); markers take the model size's colour as everywhere else."""
     fig, axes = new_figure("scaling")
@@ -115,10 +116,10 @@ def fig_vs_size(rows: list[dict], law: dict | None, target: str, fixed: dict, ti
     return fig
 
 
-def _parity_panel(ax, name: str, rows: list[dict], law: dict | None) -> None:
+def _parity_panel(ax, name: str, rows: list[dict], law: LawEntry | None) -> None:
     stage, target, eq = law_info(name).stage, law_info(name).target, law_info(name).equation
     if not law_ok(law):
-        reason = (law or {}).get("status", "not in fits.json")
+        reason = law.status if law is not None and law.status is not None else "not in fits.json"
         note_axes(ax, f"{name} ({eq}): not fitted\n{reason}")
         return
     needed = list(law_inputs(law))
@@ -136,7 +137,7 @@ def _parity_panel(ax, name: str, rows: list[dict], law: dict | None) -> None:
     residual = float(np.mean(np.abs(predicted - measured)))
     ax.text(0.03, 0.97, f"n = {len(use)}\nmean |residual| = {residual:.3g}", va="top",
             fontsize=8, transform=ax.transAxes)
-    ax.set_title(f"{name} ({eq}), form {law.get('selected', 'paper')}", fontsize=9)
+    ax.set_title(f"{name} ({eq}), form {law.selected or 'paper'}", fontsize=9)
     ax.set_xlabel(f"measured {target}", fontsize=8)
     ax.set_ylabel(f"predicted {target}", fontsize=8)
     ax.grid(True, alpha=0.3)

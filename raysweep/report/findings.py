@@ -17,6 +17,7 @@ import dataclasses
 import math
 
 from raysweep.laws.catalogue import SYMBOLS
+from raysweep.laws.entries import LawEntry
 from raysweep.laws.slices import Slice
 from raysweep.report import reading
 from raysweep.report.figures import short
@@ -146,7 +147,7 @@ def slice_cell(s: Slice) -> str:
         signs, "no crossing" if found else "cannot tell")
 
 
-def exponents(entry: dict) -> str:
+def exponents(entry: LawEntry) -> str:
     """'Dp 0.415 [0.282, 0.484], M 0.282 [0.26, 0.314], Df 0.21 [0.151, 0.475]': each term's
     exponent (the law has x^-exponent) with its interval, and the terms to distrust named."""
     parts = [f"{label} {value:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
@@ -163,19 +164,20 @@ def law_sentences(fits: dict | None, ds: str) -> list[str]:
     for name, what in ((reading.PLAIN, "Plain error"), (reading.DISTILLED, "Distilled error")):
         entry = reading.law(fits, ds, name)
         if not reading.fitted(entry):
-            out.append(f"{what}: not fitted ({(entry or {}).get('status', 'no entry')}).")
+            why = entry.status if entry is not None and entry.status is not None else "no entry"
+            out.append(f"{what}: not fitted ({why}).")
             continue
         fit = reading.misfit(entry)
         verdict = ("lack of fit untested (no grid point measured twice)" if fit is None else
                    f"it misses its grid means beyond the seeds' noise (p {fit[1]:.2g})"
                    if fit[0] else "within the seeds' noise of its grid means")
-        floor = "; no floor in the rows (E left out)" if "E_left_out" in entry else ""
+        floor = "; no floor in the rows (E left out)" if entry.E_left_out is not None else ""
         out.append(f"{what}: {reading.form(entry)}, {verdict}{asks(entry)}; "
                    f"{exponents(entry)}{floor}.")
     return out
 
 
-def asks(entry: dict) -> str:
+def asks(entry: LawEntry) -> str:
     """Where a rejected law misses most and so what the data still ask for: a term joining two
     inputs (the cell of two inputs' values) or another shape of one input's term."""
     found = reading.largest_miss(entry)

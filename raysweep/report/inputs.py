@@ -3,10 +3,12 @@
 
 A part that is absent or unreadable becomes None plus a sentence saying why, never an exception:
 a report of a half-finished sweep is the point. Results come from `raysweep.store.results.read`
-(one row per trial id; unreadable files skipped with a warning there).
+(one row per trial id; unreadable files skipped with a warning there). fits.json's law entries
+are read as LawEntries (laws/entries.py: a field of the wrong kind makes the file unreadable, named
+in the note) and boundary.json's as Slices (laws/slices.py).
 
-Left out: validating every field of the JSON files (their writers own the schema; the report
-checks the top-level shape and reads the rest with defaults).
+Left out: validating the rest of the JSON files (their writers own the schema; the report checks
+the top-level shape and reads the rest with defaults).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import math
 import pyarrow as pa
 import yaml
 
+from raysweep.laws.entries import typed_doc
 from raysweep.laws.slices import Slice
 from raysweep.store import layout, results, storage
 
@@ -27,7 +30,7 @@ def _has(key: str, kind: type):
 
 # Optional file under OUT -> (parser, top-level check, what it should be, how to produce it)
 OPTIONAL = {
-    "fits": (layout.FITS, json.loads, _has("downstream", dict),
+    "fits": (layout.FITS, lambda text: typed_doc(json.loads(text)), _has("downstream", dict),
              "an object with a 'downstream' mapping", "python -m raysweep.fit OUT"),
     "boundary": (layout.BOUNDARY, lambda text: slices_of(json.loads(text)),
                  lambda v: isinstance(v, list),

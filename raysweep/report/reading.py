@@ -1,10 +1,10 @@
 """What the findings read from fits.json, boundary.json and adaptive.json, in one place, so a
 change to those files' keys is adapted here and nowhere else in the findings.
 
-  fits.json      downstream[ds][law] for law in ("error", "distilled_error"): status, selected
-                 (the form the data support, when the fit compared forms), why_selected, forms
-                 {name: entry}, expression, params {name: value}, ci {name: [lo, hi]},
-                 E_left_out, warnings, lack_of_fit {skipped, misfits, p}
+  fits.json      downstream[ds][law] for law in ("error", "distilled_error"), read as
+                 LawEntries (laws/entries.py, its one JSON form): status, selected, expression,
+                 params, ci, E_left_out, warnings, lack_of_fit {skipped, misfits, p,
+                 largest_miss}
   boundary.json  read as Slices (laws/slices.py, its one JSON form): the crossing and its
                  interval through Slice.cross_interval / measured_interval, measured_ends
                  {smallest, largest: dp, mean, se, seeds}, theorem1
@@ -23,6 +23,7 @@ import math
 from raysweep.errors import InputError
 from raysweep.laws import boundary as bnd
 from raysweep.laws.catalogue import SYMBOLS
+from raysweep.laws.entries import LawEntry, entry
 from raysweep.laws.form import EXPONENT, parse_with_params
 from raysweep.laws.measured import SIGNIFICANT_SE
 from raysweep.laws.slices import Slice
@@ -32,59 +33,59 @@ PAPER_FORM = "paper"  # fits.json's name of the paper's additive form
 BY_EXPONENT = {s.exponent: s.measures for s in SYMBOLS.values()}   # alpha -> "Dp"
 
 
-def law(fits: dict | None, ds: str, name: str) -> dict | None:
-    """The fits.json entry of law NAME on DS, or None."""
-    entry = ((fits or {}).get("downstream") or {}).get(ds, {}).get(name)
-    return entry if isinstance(entry, dict) else None
+def law(fits: dict | None, ds: str, name: str) -> LawEntry | None:
+    """The fits.json entry of law NAME on DS (read as a LawEntry where given as a mapping), or
+    None."""
+    found = ((fits or {}).get("downstream") or {}).get(ds, {}).get(name)
+    return entry(found) if isinstance(found, (LawEntry, dict)) else None
 
 
-def fitted(entry: dict | None) -> bool:
-    return bool(entry) and entry.get("status") == "ok"
+def fitted(found: LawEntry | None) -> bool:
+    return found is not None and found.ok
 
 
-def form(entry: dict) -> str:
+def form(found: LawEntry) -> str:
     """The form the data support: fits.json's `selected` (a candidate with its expression), else
     the paper's additive form, the only one fitted then."""
-    name = entry.get("selected") or PAPER_FORM
+    name = found.selected or PAPER_FORM
     if name == PAPER_FORM:
         return "the paper's additive form"
-    return f"the {name} form" + (f" ({entry['expression']})" if entry.get("expression") else "")
+    return f"the {name} form" + (f" ({found.expression})" if found.expression else "")
 
 
-def exponents(entry: dict) -> list[tuple[str, float, list | None]]:
+def exponents(found: LawEntry) -> list[tuple[str, float, tuple | None]]:
     """(label, exponent, its 95 % interval or None) of each exponent of the law's form, the
     paper's named by what they measure ("Dp" for alpha, ...), any other by its parameter name;
     [] for an entry without a stored form. The paper's form has x^-exponent, so its exponents
     read as the paper's; a candidate's extra exponent (dp**mu) reads as written."""
-    if not isinstance(entry.get("params"), dict) or not entry.get("expression"):
+    if found.params is None or not found.expression:
         return []
     try:
-        form = parse_with_params(entry["expression"], entry["params"])
+        form = parse_with_params(found.expression, found.params)
     except InputError:
         return []
-    ci = entry.get("ci") or {}
-    return [(BY_EXPONENT.get(p, p), entry["params"][p], ci.get(p)) for p in form.params
-            if form.roles[p] == EXPONENT and entry["params"].get(p) is not None]
+    ci = found.ci or {}
+    return [(BY_EXPONENT.get(p, p), found.params[p], ci.get(p)) for p in form.params
+            if form.roles[p] == EXPONENT and found.params.get(p) is not None]
 
 
-def flagged(entry: dict) -> list[str]:
+def flagged(found: LawEntry) -> list[str]:
     """The terms whose exponent the data barely constrain (fits.json's warnings name them)."""
-    return [w.split(":")[0] for w in entry.get("warnings") or []
-            if isinstance(w, str) and "exponent" in w]
+    return [w.split(":")[0] for w in found.warnings or () if "exponent" in w]
 
 
-def misfit(entry: dict) -> tuple[bool, float] | None:
+def misfit(found: LawEntry) -> tuple[bool, float] | None:
     """(the law misses its grid means beyond the seeds' noise, p), or None when untested."""
-    lof = entry.get("lack_of_fit") or {}
+    lof = found.lack_of_fit or {}
     if "misfits" not in lof:
         return None
     return bool(lof["misfits"]), lof.get("p")
 
 
-def largest_miss(entry: dict) -> tuple[dict, float, float] | None:
+def largest_miss(found: LawEntry) -> tuple[dict, float, float] | None:
     """({input: value}, miss, se) of the cell a misfitting law misses most (log y - log law, so
     > 0: the rows lie above it), or None where the law is not rejected or the cell is unknown."""
-    lof = entry.get("lack_of_fit") or {}
+    lof = found.lack_of_fit or {}
     cell = lof.get("largest_miss") or {}
     if not lof.get("misfits") or not cell.get("at") or cell.get("miss") is None:
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import textwrap
 
 from raysweep.laws import study
+from raysweep.laws.entries import entry
 from raysweep.laws.slices import Slice
 from raysweep.report import findings as found
 from raysweep.report import reading, tables
@@ -42,7 +43,7 @@ def summarize(out: str, bootstrap: int = study.DEFAULT_BOOTSTRAP, seed: int = 0,
 
 def tables_text(fits: dict, slices: list[Slice]) -> str:
     """The report's tables as plain text (their rows are wide: --verbose only)."""
-    offered = any(len(law.get("forms") or {}) > 1 for laws in fits["downstream"].values()
+    offered = any(len(entry(law).forms or {}) > 1 for laws in fits["downstream"].values()
                   for law in laws.values())
     shown = [tables.candidates_table(fits)] * offered + [
              tables.exponents_table(fits), tables.coefficients_table(fits),

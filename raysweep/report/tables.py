@@ -49,11 +49,11 @@ def cautions_table(fits: dict) -> Table:
     """Inputs a law left out (they cannot be told apart from another term) and terms to distrust
     (raysweep.laws.study names both)."""
     rows = [[ds, name, k, f"left out: {why}"] for ds, name, law in law_rows(fits)
-            for k, why in law.get("inputs_dropped", {}).items()]
-    rows += [[ds, name, "E", f"left out: {law['E_left_out']}"] for ds, name, law in law_rows(fits)
-             if "E_left_out" in law]
+            for k, why in (law.inputs_dropped or {}).items()]
+    rows += [[ds, name, "E", f"left out: {law.E_left_out}"] for ds, name, law in law_rows(fits)
+             if law.E_left_out is not None]
     rows += [[ds, name, w.split(":")[0], w] for ds, name, law in law_rows(fits)
-             for w in law.get("warnings", [])]
+             for w in law.warnings or ()]
     return Table("Inputs left out and terms to distrust", ["downstream", "law", "term", "why"],
                  rows or [[DASH, DASH, DASH, "none"]])
 
@@ -66,8 +66,7 @@ def extrapolation_table(fits: dict) -> Table:
               "the true law would score (seed noise)", "note"]
     rows = []
     for ds, name, law in law_rows(fits):
-        extrapolation = law.get("extrapolation", {})
-        for k, ex in sorted(extrapolation.items(), key=lambda kv: _input_order(kv[0])):
+        for k, ex in sorted((law.extrapolation or {}).items(), key=lambda kv: _input_order(kv[0])):
             if "skipped" in ex:
                 rows.append([ds, name, k, DASH, DASH, DASH, f"skipped: {ex['skipped']}"])
             else:
@@ -103,8 +102,8 @@ def lack_of_fit_table(fits: dict) -> Table:
     two inputs' values where the miss is largest against its noise (laws.checks)."""
     header = ["downstream", "law", "grid points", "law misses a point's mean by (rms)",
               "noise alone gives", "F (df)", "p", "where it misses most", "reading"]
-    rows = [[ds, name] + _lack_of_fit_row(law["lack_of_fit"]) for ds, name, law in law_rows(fits)
-            if "lack_of_fit" in law]
+    rows = [[ds, name] + _lack_of_fit_row(law.lack_of_fit) for ds, name, law in law_rows(fits)
+            if law.lack_of_fit is not None]
     return Table("Lack of fit: each law against its grid points' seed means", header,
                  rows or [[DASH] * (len(header) - 1) + ["no law fitted"]])
 

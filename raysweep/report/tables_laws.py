@@ -10,6 +10,7 @@ interval is the coef interval inverted), then any other parameter by name.
 from __future__ import annotations
 
 from raysweep.laws.catalogue import LAWS, SYMBOLS
+from raysweep.laws.entries import LawEntry, entry
 from raysweep.laws.form import COEF, EXPONENT, Form, parse_with_params
 from raysweep.report.numbers import DASH, fmt, with_ci
 from raysweep.report.render import Table
@@ -18,31 +19,33 @@ BY_EXPONENT = {s.exponent: (k, s) for k, s in SYMBOLS.items()}   # alpha -> ("dp
 BY_COEF = {s.coef: (k, s) for k, s in SYMBOLS.items()}           # A -> ("dp", Symbol)
 
 
-def _lambda(term: dict, ci) -> str:
-    lam = term.get("lambda", 1.0 / term["coef"] if term.get("coef") else None)
+def _lambda(coef: float | None, ci) -> str:
+    """lambda = 1/coef with the coef interval inverted."""
+    lam = 1.0 / coef if coef else None
     inverted = [1.0 / ci[1], 1.0 / ci[0]] if ci and len(ci) == 2 and all(ci) else None
     return f"lambda {with_ci(lam, inverted)}"
 
 
-def _floor(law: dict) -> str:
+def _floor(law: LawEntry) -> str:
     """E with its interval, or why the law has none (raysweep.laws.study leaves it out)."""
-    if "E_left_out" in law:
+    if law.E_left_out is not None:
         return "left out: no floor in the rows"
-    return with_ci(law.get("E"), law.get("ci", {}).get("E"))
+    return with_ci(law.E, (law.ci or {}).get("E"))
 
 
 def law_rows(fits: dict):
-    """(downstream, law name, LAW) in a fixed order: downstream sets sorted, laws as in LAWS."""
+    """(downstream, law name, LAW) in a fixed order: downstream sets sorted, laws as in LAWS;
+    an entry given as a mapping is read as a LawEntry."""
     for ds, laws in sorted(fits.get("downstream", {}).items()):
         for name in LAWS:
             if name in laws:
-                yield ds, name, laws[name]
+                yield ds, name, entry(laws[name])
 
 
-def _form(law: dict) -> Form | None:
-    if law.get("status") != "ok" or "expression" not in law:
+def _form(law: LawEntry) -> Form | None:
+    if not law.ok or law.expression is None:
         return None
-    return parse_with_params(law["expression"], law["params"])
+    return parse_with_params(law.expression, law.params)
 
 
 def _columns(fits: dict, roles: tuple[str, ...]) -> list[str]:
@@ -67,8 +70,8 @@ def _coef_label(p: str) -> str:
     return p
 
 
-def _not_fitted(law: dict, width: int) -> list[str]:
-    return [f"not fitted: {law.get('status')}"] + [DASH] * (width - 1)
+def _not_fitted(law: LawEntry, width: int) -> list[str]:
+    return [f"not fitted: {law.status}"] + [DASH] * (width - 1)
 
 
 def exponents_table(fits: dict) -> Table:
@@ -76,12 +79,11 @@ def exponents_table(fits: dict) -> Table:
     header = ["downstream", "law", "form", "n"] + [_exponent_label(p) for p in cols]
     rows = []
     for ds, name, law in law_rows(fits):
-        label = [ds, f"{name} ({LAWS[name].equation})", law.get("selected", "paper"),
-                 fmt(law.get("n"))]
+        label = [ds, f"{name} ({LAWS[name].equation})", law.selected or "paper", fmt(law.n)]
         if _form(law) is None:
             rows.append(label + _not_fitted(law, max(len(cols), 1)))
             continue
-        values, ci = law["params"], law.get("ci", {})
+        values, ci = law.params, law.ci or {}
         rows.append(label + [with_ci(values[p], ci.get(p)) if p in values else DASH
                              for p in cols])
     return Table("Fitted exponents with 95 % intervals (paper Tables 1, 2)", header, rows)
@@ -96,21 +98,20 @@ def coefficients_table(fits: dict) -> Table:
         if form is None:
             rows.append([ds, name] + _not_fitted(law, len(cols) + 1))
             continue
-        values, ci = law["params"], law.get("ci", {})
+        values, ci = law.params, law.ci or {}
         cells = [DASH if p not in values else
-                 f"{with_ci(values[p], ci.get(p))}; "
-                 f"{_lambda({'coef': values[p]}, ci.get(p))}" if p in BY_COEF else
-                 with_ci(values[p], ci.get(p)) for p in cols]
-        floor = _floor(law) if form.floor or "E_left_out" in law else DASH
+                 f"{with_ci(values[p], ci.get(p))}; {_lambda(values[p], ci.get(p))}"
+                 if p in BY_COEF else with_ci(values[p], ci.get(p)) for p in cols]
+        floor = _floor(law) if form.floor or law.E_left_out is not None else DASH
         rows.append([ds, name, floor] + cells)
     return Table("Fitted coefficients with 95 % intervals (paper Table 4)", header, rows)
 
 
-def law_table(law: dict) -> Table:
+def law_table(law: LawEntry) -> Table:
     """One law fitted to a user's table (`raysweep.fit --table`), intervals where bootstrapped."""
-    ci = law.get("ci", {})
-    form = parse_with_params(law["expression"], law["params"])
-    terms = law.get("terms")
+    ci = law.ci or {}
+    form = parse_with_params(law.expression, law.params)
+    terms = law.terms
     if terms:  # the paper's reading: a row per input
         rows = [["E", "", _floor(law), ""]] + [
             [k, with_ci(t["exponent"], ci.get(symbol_of(form, k, EXPONENT))),
@@ -118,10 +119,10 @@ def law_table(law: dict) -> Table:
             for k, t in terms.items()]
         header = ["term", "exponent", "coef / value", "lambda = 1/coef"]
     else:
-        rows = [[p, form.roles[p], with_ci(v, ci.get(p))] for p, v in law["params"].items()]
+        rows = [[p, form.roles[p], with_ci(v, ci.get(p))] for p, v in law.params.items()]
         header = ["parameter", "role", "value"]
-    return Table(f"{law['target']} = {law['expression']}   (n = {law['n']}, "
-                 f"summed Huber loss {law['objective']:.6g})", header, rows)
+    return Table(f"{law.target} = {law.expression}   (n = {law.n}, "
+                 f"summed Huber loss {law.objective:.6g})", header, rows)
 
 
 def symbol_of(form: Form, name: str, role: str) -> str | None:
@@ -132,9 +133,9 @@ def symbol_of(form: Form, name: str, role: str) -> str | None:
     return None
 
 
-def _worst_ratio(law: dict) -> str:
+def _worst_ratio(law: LawEntry) -> str:
     """The largest held-out MAPE over its noise floor across the inputs (1 = as good as noise)."""
-    ratios = [v["mape"] / v["noise_floor"] for v in (law.get("extrapolation") or {}).values()
+    ratios = [v["mape"] / v["noise_floor"] for v in (law.extrapolation or {}).values()
               if v.get("mape") is not None and v.get("noise_floor")]
     return fmt(max(ratios)) if ratios else DASH
 
@@ -148,16 +149,20 @@ def candidates_table(fits_or_laws: dict) -> Table:
     rows = []
     for ds, per_law in sorted(laws.items()):
         for name, law in per_law.items():
-            for form_name, entry in (law.get("forms") or {}).items():
-                ok = entry.get("status") == "ok"
-                lof = entry.get("lack_of_fit") or {}
-                rows.append([ds, name, form_name,
-                             "yes" if form_name == law.get("selected") else "",
-                             str(len(entry.get("params", {}))) if ok else DASH,
-                             fmt(entry.get("objective")) if ok else DASH,
-                             fmt(entry.get("bic")) if ok else DASH,
-                             fmt(lof.get("p")) if ok else DASH,
-                             _worst_ratio(entry) if ok else f"not fitted: {entry.get('status')}",
-                             entry.get("expression", DASH)])
+            law = entry(law)
+            for form_name, one in (law.forms or {}).items():
+                rows.append([ds, name, form_name, "yes" if form_name == law.selected else ""]
+                            + _candidate_cells(one))
     return Table("Candidate forms side by side (laws/candidates.py selects one per law)", header,
                  rows or [[DASH] * (len(header) - 1) + ["no candidates"]])
+
+
+def _candidate_cells(one: LawEntry) -> list[str]:
+    """Parameters, Huber loss, BIC, lack-of-fit p, worst extrapolation and expression of one
+    candidate form (dashes and its status where it did not fit)."""
+    ok = one.ok
+    lof = one.lack_of_fit or {}
+    return [str(len(one.params or {})) if ok else DASH, fmt(one.objective) if ok else DASH,
+            fmt(one.bic) if ok else DASH, fmt(lof.get("p")) if ok else DASH,
+            _worst_ratio(one) if ok else f"not fitted: {one.status}",
+            one.expression if one.expression is not None else DASH]

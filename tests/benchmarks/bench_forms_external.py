@@ -28,6 +28,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))   # tests/,
 import test_laws as known
 
 from raysweep.laws import candidates
+from raysweep.laws.entries import LawEntry
 from raysweep.laws.fitting import DELTA, fit_form
 from raysweep.laws.form import parse
 
@@ -87,8 +88,8 @@ def main() -> None:
         part = fit_form(form, {k: v[~held] for k, v in X.items()}, y[~held], init=init)
         pred = part.law.predict({k: v[held] for k, v in X.items()})
         mape = float(np.mean(np.abs(pred - y[held]) / y[held]))
-        entries[name] = {"status": "ok", "bic": candidates.bic(fit, X, y),
-                         "extrapolation": {"compute": {"mape": mape}}}
+        entries[name] = LawEntry(status="ok", bic=candidates.bic(fit, X, y),
+                                 extrapolation={"compute": {"mape": mape}})
         print(f"{name}: raysweep objective {fit.objective:.8g} ({ours:.1f} s), scipy 200 starts "
               f"{theirs:.8g} ({scipy_s:.1f} s), ratio {fit.objective / theirs:.6f}; held-out "
               f"largest-compute 10 % ({held.sum()} rows) MAPE {100 * mape:.2f} %; "

@@ -68,8 +68,8 @@ def study_once(family: str, seed: int, bootstrap: int) -> tuple[dict, list[tuple
     for name in BOUNDARY_LAWS:
         mine = [r for r in rows if r["stage"] == LAWS[name].stage]
         entry, found = study.fit_law_forms(mine, name, forms[name], bootstrap, seed)
-        selected[name] = entry["selected"]
-        fits[name], paper[name] = found[entry["selected"]], found[PAPER]
+        selected[name] = entry.selected
+        fits[name], paper[name] = found[entry.selected], found[PAPER]
     slices = bnd.boundaries(rows, {"d": fits}, paper={"d": paper})
     truth = [Law(simulate.truth(t), {}) for t in TRUTHS[family]]
     covered = []

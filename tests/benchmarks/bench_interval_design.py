@@ -62,13 +62,13 @@ def run(out: str, name: str, reps: int, seed_counts) -> None:
     entry, fit = fit_rows(real, "y", paper_form(name), DEFAULT_BOOTSTRAP, 0, extrapolate=False)
     if isinstance(fit, str):
         raise SystemExit(f"{out}: the {name} law has no fit ({fit})")
-    inputs = entry["inputs"]
+    inputs = entry.inputs
     points, spread = design(real, inputs)
     truth = fit.law
     exps = {k: truth.terms[k][1] for k in inputs}
     print(f"{out}, the {name} law: {len(real)} rows, {len(points)} grid points; truth "
           + ", ".join(f"{SYMBOLS[k].exponent} {v:.3g}" for k, v in exps.items())
-          + f", E {truth.E:.3g}" + (" (left out)" if "E_left_out" in entry else "")
+          + f", E {truth.E:.3g}" + (" (left out)" if entry.E_left_out is not None else "")
           + "; seed sd of log y per Dp " + ", ".join(f"{d:g}: {s:.3f}" for d, s in spread.items())
           + "\n", flush=True)
     print("| seeds | " + " | ".join(f"{SYMBOLS[k].exponent}: within x2 / median hi/lo / covers"
