@@ -40,7 +40,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from raysweep.laws.fitting import percentile
-from raysweep.laws.intervals import bca_interval, beyond_range, holding, open_percentile
+from raysweep.laws.intervals import (
+    bca_interval,
+    beyond_range,
+    holding,
+    normal_log_interval,
+    open_percentile,
+)
 from raysweep.laws.law import Fit, Law
 from raysweep.laws.measured import measured_ends, model_free, paired_by_dp
 from raysweep.laws.slices import Paper, Slice
@@ -51,7 +57,8 @@ SCAN_POINTS = 400         # log-spaced Dp values scanned for a sign change befor
 DSTAR_RANGE = (1.0, 1e12)  # images: where a peak of F is looked for when no range is given
 # How D**p's interval is read off the members (laws/intervals.py); a benchmark compares them.
 CROSS_INTERVALS = {"bca": bca_interval,
-                   "percentile": lambda crosses, point, jackknife: open_percentile(crosses)}
+                   "percentile": lambda crosses, point, jackknife: open_percentile(crosses),
+                   "normal_log": normal_log_interval}
 CROSS_INTERVAL = "bca"
 STATUS = {
     "ok": "ok",

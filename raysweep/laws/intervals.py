@@ -74,6 +74,22 @@ def bca_interval(values: np.ndarray, point: float, jackknife) -> tuple[float, fl
     return open_percentile(values, levels or TAILS)
 
 
+def normal_log_interval(values: np.ndarray, point: float, jackknife=None
+                        ) -> tuple[float, float] | None:
+    """POINT x exp(-+z sd) (images), sd that of the crossing members' log D**p and z the normal
+    quantile of TAILS: the standard interval on the log scale, which keeps a narrow bootstrap from
+    moving the interval off a low point fit. An end is open where open_percentile's is (over a
+    tail's share of the members beyond it); the percentile interval where POINT does not cross
+    or fewer than 2 members do. JACKKNIFE unused (the boundary's rules share one signature)."""
+    ends = open_percentile(values)
+    logs = np.log(values[(values > 0) & np.isfinite(values)])
+    if ends is None or not 0 < point < math.inf or logs.size < 2:
+        return ends
+    half = float(special.ndtri(TAILS[1] / 100)) * float(np.std(logs, ddof=1))
+    return (0.0 if ends[0] == 0 else point * math.exp(-half),
+            math.inf if math.isinf(ends[1]) else point * math.exp(half))
+
+
 def bias_z0(values: np.ndarray, point: float) -> float | None:
     """Phi^-1 of the share of VALUES (nan left out; 0 and inf count on their side) below POINT,
     ties counted half; None where POINT is not a crossing (0 or inf) or every member lies on one
