@@ -1,7 +1,8 @@
-"""The BCa interval of a slice's D**p (laws/intervals.py) and the jackknife it reads (laws/fitting.py):
-its levels against the percentile's, the direction it moves a skewed statistic's interval, its
-fallbacks to the percentile interval, and the boundary reading it off real fits of small
-simulated tables.
+"""The rules for a slice's D**p interval (laws/intervals.py, boundary.CROSS_INTERVALS): BCa and
+the jackknife it reads (laws/fitting.py) -- its levels against the percentile's, the direction it
+moves a skewed statistic's interval, its fallbacks to the percentile interval, the boundary
+reading it off real fits of small simulated tables -- and the standard interval on the log
+scale.
 
 The laws: E + A / Dp^alpha for both stages. With u = Dp^-0.3, F = 3 u - 20 u^2 - 0.02 turns + to -
 at u = (3 - sqrt(7.4)) / 40, D**p = 1.5e7 images: 15x past the largest measured Dp (1e6), where
@@ -152,3 +153,18 @@ def test_a_jackknife_law_that_does_not_cross_reads_the_percentile_interval():
     plain = dataclasses.replace(found["error"], jackknife=[never] + found["error"].jackknife[1:])
     out = boundary.slice_boundary(plain, found["distilled_error"], {}, DPS, DP_RANGE)
     assert out["d_cross_ci"] == intervals.open_percentile(members(found))
+
+
+def test_the_log_scale_interval_is_the_point_times_the_members_spread_and_opens_as_theirs():
+    rng = np.random.default_rng(2)
+    values, point = rng.lognormal(mean=15, sigma=0.3, size=100), 3e6
+    half = 1.959963984540054 * np.std(np.log(values), ddof=1)
+    assert intervals.normal_log_interval(values, point) == pytest.approx(
+        (point * math.exp(-half), point * math.exp(half)), rel=1e-12)
+    for side, beyond in (("below", 0.0), ("above", math.inf)):
+        some = values.copy()
+        some[:3] = beyond                  # 3 % of the members beyond an end: open there alone
+        lo, hi = intervals.normal_log_interval(some, point)
+        assert (lo == 0) is (side == "below") and (hi == math.inf) is (side == "above")
+        assert 0 < (hi if side == "below" else lo) < math.inf
+    assert intervals.normal_log_interval(values, math.inf) == intervals.open_percentile(values)
