@@ -100,12 +100,13 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--truth", choices=sorted(TRUTHS), required=True)
     p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--first", type=int, default=0, help="first seed (more studies, new seeds)")
     p.add_argument("--bootstrap", type=int, default=100)
     args = p.parse_args()
     hits = {name: 0 for name in BOUNDARY_LAWS}
     studies: dict[str, list] = {rule: [] for rule in bnd.CROSS_INTERVALS}
     with threadpool_limits(1, "blas"):
-        for seed in range(args.seeds):
+        for seed in range(args.first, args.first + args.seeds):
             selected, covered = study_once(args.truth, seed, args.bootstrap)
             hits = {k: hits[k] + (selected[k] == args.truth) for k in hits}
             said = "; ".join(f"{rule}: selected {sum(c[0] for c in cov)}, paper "
