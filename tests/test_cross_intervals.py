@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pytest
 
-from raysweep.laws import boundary, intervals
+from raysweep.laws import boundary, intervals, study
 from raysweep.laws.fitting import JACKKNIFE_GROUPS, TAILS, fit_form, jackknife_groups
 from raysweep.laws.form import parse
 from raysweep.laws.law import Law
@@ -135,7 +135,9 @@ def test_each_jackknife_law_is_the_fit_without_its_group():
     assert fit_form(FORM, X, y, bootstrap=10, seed=3).jackknife is None   # only when asked
 
 
-def test_the_boundary_reads_bca_off_real_fits_and_the_same_rows_give_the_same_interval():
+def test_the_boundary_reads_bca_off_real_fits_and_the_same_rows_give_the_same_interval(
+        monkeypatch):
+    monkeypatch.setattr(boundary, "CROSS_INTERVAL", "bca")
     found = fits(seed=0)
     out = boundary.slice_boundary(found["error"], found["distilled_error"], {}, DPS, DP_RANGE)
     jack = boundary._jackknife_crosses(found["error"], found["distilled_error"], {}, DP_RANGE)
@@ -147,7 +149,8 @@ def test_the_boundary_reads_bca_off_real_fits_and_the_same_rows_give_the_same_in
                                    DP_RANGE)["d_cross_ci"] == out["d_cross_ci"]
 
 
-def test_a_jackknife_law_that_does_not_cross_reads_the_percentile_interval():
+def test_a_jackknife_law_that_does_not_cross_reads_the_percentile_interval(monkeypatch):
+    monkeypatch.setattr(boundary, "CROSS_INTERVAL", "bca")
     found = fits(seed=0)
     never = Law(FORM, {"E": 0.9, "A": 3.0, "alpha": 0.3})     # plain far worse: F > 0 throughout
     plain = dataclasses.replace(found["error"], jackknife=[never] + found["error"].jackknife[1:])
@@ -168,3 +171,27 @@ def test_the_log_scale_interval_is_the_point_times_the_members_spread_and_opens_
         assert (lo == 0) is (side == "below") and (hi == math.inf) is (side == "above")
         assert 0 < (hi if side == "below" else lo) < math.inf
     assert intervals.normal_log_interval(values, math.inf) == intervals.open_percentile(values)
+
+
+@pytest.mark.parametrize("rule", sorted(boundary.CROSS_INTERVALS))
+def test_a_study_fits_the_jackknife_its_rule_reads_and_the_slice_reads_that_rule(rule,
+                                                                               monkeypatch):
+    """study.fit_rows (every fit a study makes) refits the jackknife only for a rule that reads
+    one (BCa), so the default pays for none; the slice's interval is the rule's."""
+    monkeypatch.setattr(boundary, "CROSS_INTERVAL", rule)
+    found = {}
+    for i, name in enumerate(TRUTHS):
+        X, y = rows(name, i)
+        table = [{"dp": dp, "error": e} for dp, e in zip(X["dp"], y)]
+        found[name] = study.fit_rows(table, "error", FORM, bootstrap=30, seed=0,
+                                     extrapolate=False)[1]
+        assert len(found[name].jackknife or ()) == (18 if rule == "bca" else 0)  # delete-one
+    out = boundary.slice_boundary(found["error"], found["distilled_error"], {}, DPS, DP_RANGE)
+    jack = boundary._jackknife_crosses(found["error"], found["distilled_error"], {}, DP_RANGE)
+    want = boundary.CROSS_INTERVALS[rule](members(found), out["d_cross"], jack)
+    assert out["d_cross_ci"] == want
+    assert (want == intervals.open_percentile(members(found))) is (rule == "percentile")
+
+
+def test_the_default_rule_is_the_percentile():
+    assert boundary.CROSS_INTERVAL == "percentile" and boundary.jackknife_groups() == 0

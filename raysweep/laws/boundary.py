@@ -11,10 +11,10 @@ or size x data term gives each slice its own:
 Both are bracketed on a log-spaced scan of a plausible range (measured range widened by
 DP_RANGE_FACTOR each side) and refined by bisection in log Dp, every bootstrap member at once.
 - intervals: both over the paired bootstrap ensembles (member i of one law with member i of the
-  other). D*p's percentile 95 %. D**p's BCa 95 % (CROSS_INTERVAL; the acceleration from each
-  law's delete-a-group jackknife, the percentile interval where that is undefined:
-  laws/intervals.py); it counts a member that does not cross as above or below the plausible
-  range, so it is open on a side where the levels reach such members (> 2.5 % at z0 = a = 0).
+  other), percentile 95 %. D**p's counts a member that does not cross as above or below the
+  plausible range, so it is open on a side where > 2.5 % of members sit; CROSS_INTERVAL names
+  the rule (laws/intervals.py: the percentile, BCa, or the standard interval on the log scale;
+  BENCHMARKS.md, "Law forms (issue 35)", has their coverage on known truths).
 Each slice is a `Slice` (laws/slices.py), whose to_json is boundary.json's entry.
 - beside them, what the seed replicates say without a law (laws/measured.py): the model-free
   crossing with its interval, and Theorem 1's pattern at the two ends of the measured Dp; and,
@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from raysweep.laws.fitting import percentile
+from raysweep.laws.fitting import JACKKNIFE_GROUPS, percentile
 from raysweep.laws.intervals import (
     bca_interval,
     beyond_range,
@@ -55,11 +55,14 @@ DP = "dp"                 # the input the boundary is over (pretraining images)
 DP_RANGE_FACTOR = 100.0   # plausible range: [min measured / 100, max measured * 100] images
 SCAN_POINTS = 400         # log-spaced Dp values scanned for a sign change before bisection
 DSTAR_RANGE = (1.0, 1e12)  # images: where a peak of F is looked for when no range is given
-# How D**p's interval is read off the members (laws/intervals.py); a benchmark compares them.
+# How D**p's interval is read off the members (laws/intervals.py); bench_forms_truths compares
+# them. The percentile covered known truths as well as the log-scale interval and better than
+# BCa, whose jackknife costs refits: the default.
 CROSS_INTERVALS = {"bca": bca_interval,
                    "percentile": lambda crosses, point, jackknife: open_percentile(crosses),
                    "normal_log": normal_log_interval}
-CROSS_INTERVAL = "bca"
+CROSS_INTERVAL = "percentile"
+JACKKNIFE = {"bca": JACKKNIFE_GROUPS}   # rule -> delete-a-group refits each law's Fit needs
 STATUS = {
     "ok": "ok",
     "outside": "no crossing in measured range (laws cross at {dp:.4g} outside)",
@@ -193,8 +196,9 @@ def _ensemble_intervals(plain: Fit, distilled: Fit, fixed, dp_range, star, cross
     around "no peak" would read as a peak). D**p's over every member (beyond_range): one that
     does not cross sits above the plausible range or below it, so the interval is open on the
     side where more than 2.5 % of the members sit (open_percentile); the point fit is placed the
-    same way where it does not cross. D**p's is BCa (CROSS_INTERVAL), its acceleration from the
-    D**p of each law's jackknife laws paired with the other's point fit (_jackknife_crosses)."""
+    same way where it does not cross. D**p's rule is CROSS_INTERVAL's; BCa's acceleration comes
+    from the D**p of each law's jackknife laws paired with the other's point fit
+    (_jackknife_crosses)."""
     if not plain.ensemble or not distilled.ensemble:
         return {}
     members = min(len(plain.ensemble), len(distilled.ensemble))   # member i with member i
@@ -215,6 +219,12 @@ def _ensemble_intervals(plain: Fit, distilled: Fit, fixed, dp_range, star, cross
         ci = read(crosses, float(point), _jackknife_crosses(plain, distilled, fixed, dp_range))
         out |= holding("d_cross", float(point), ci)
     return out
+
+
+def jackknife_groups() -> int:
+    """The delete-a-group refits each boundary law's Fit needs for CROSS_INTERVAL's rule (0: the
+    rule reads none, and a study pays for none)."""
+    return JACKKNIFE.get(CROSS_INTERVAL, 0)
 
 
 def _jackknife_crosses(plain: Fit, distilled: Fit, fixed, dp_range) -> list[np.ndarray] | None:

@@ -8,18 +8,22 @@ members that cross) made an interval that ends inside the range while a tenth of
 "beyond it"; counting them as 0 or inf makes the interval open on that side exactly when more
 than one tail's share (2.5 %) of the members sit there.
 
-The interval is BCa (bias-corrected and accelerated; Efron 1987, Efron & Tibshirani 1993 ch. 14):
-the percentile interval read at levels moved by z0, the bias (the share of members below the
-point fit's D**p), and a, the acceleration (how the spread grows with the value; the skewness of a
-jackknife's values). D**p lies far past the data, where a study whose noise puts it low gets a
-narrow interval and one that puts it high a wide one; the plain percentile interval then misses
-low estimates from above, which a > 0 corrects by reaching further up. a comes from a
-delete-a-group jackknife of each boundary law (laws/fitting.py `jackknife_groups`), the other law
-held at its point fit: the two laws' rows are independent samples, and for such stratified data
-a is the skewness of the influence values scaled by 1/n per sample, which is what pooling the
-samples' U's computes. Where z0 or a is
-undefined (every member on one side of the point fit; a jackknife law that does not cross; no
-spread among them; 1 - a (z0 + z) <= 0) the percentile interval is read instead.
+Three rules read the interval off the members (boundary.CROSS_INTERVALS; the percentile is the
+default, as it covered known truths as well as the others, BENCHMARKS.md "Law forms (issue 35)"):
+- the percentile interval (open_percentile);
+- BCa (bias-corrected and accelerated; Efron 1987, Efron & Tibshirani 1993 ch. 14): the percentile
+  interval read at levels moved by z0, the bias (the share of members below the point fit's
+  D**p), and a, the acceleration (how the spread grows with the value; the skewness of a
+  jackknife's values). a comes from a delete-a-group jackknife of each boundary law
+  (laws/fitting.py `jackknife_groups`), the other law held at its point fit: the two laws' rows
+  are independent samples, and for such stratified data a is the skewness of the influence
+  values scaled by 1/n per sample, which is what pooling the samples' U's computes. Where z0 or
+  a is undefined (every member on one side of the point fit; a jackknife law that does not
+  cross; no spread among them; 1 - a (z0 + z) <= 0) the percentile interval is read instead.
+  Why it is not the default: the law's log residuals are symmetric, so the jackknife's a is near
+  0 and its sign varies, while z0 moved the interval away from known truths as often as
+  towards them: it added noise;
+- the standard interval on the log scale (normal_log_interval).
 
 Left out: the model-free crossing's draws (laws/measured.py) keep the percentile over the draws
 that cross, with the share that do not; reading it open above is Slice.measured_interval's.

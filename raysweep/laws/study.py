@@ -35,7 +35,7 @@ from raysweep.laws import boundary as bnd
 from raysweep.laws import candidates as cands
 from raysweep.laws.catalogue import BOUNDARY_LAWS, INPUTS, LAWS, PAPER, paper_form
 from raysweep.laws.checks import extrapolation_check, lack_of_fit
-from raysweep.laws.fitting import JACKKNIFE_GROUPS, fit_form
+from raysweep.laws.fitting import fit_form
 from raysweep.laws.form import EXPONENT, Form, parse
 from raysweep.laws.law import Fit
 from raysweep.laws.slices import Slice
@@ -87,12 +87,12 @@ def fit_rows(rows: list[dict], target: str, form: Form, bootstrap: int, seed: in
         return head | {"status": why}, why
     y = np.array([r[target] for r in usable], dtype=float)
     try:
-        fit = fit_form(form, X, y, bootstrap=bootstrap, seed=seed, jackknife=JACKKNIFE_GROUPS)
+        fit = fit_form(form, X, y, bootstrap=bootstrap, seed=seed, jackknife=bnd.jackknife_groups())
         no_floor = _floor_unidentified(fit, y, target) if judge_floor else None
         if no_floor:
             form = form.without(floor=True)
             fit = fit_form(form, X, y, bootstrap=bootstrap, seed=seed,
-                           jackknife=JACKKNIFE_GROUPS)
+                           jackknife=bnd.jackknife_groups())
             head |= {"E_left_out": no_floor, "expression": form.expression}
     except ValueError as err:
         return head | {"status": str(err)}, str(err)
