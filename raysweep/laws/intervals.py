@@ -9,7 +9,7 @@ members that cross) made an interval that ends inside the range while a tenth of
 than one tail's share (2.5 %) of the members sit there.
 
 Three rules read the interval off the members (boundary.CROSS_INTERVALS; the percentile is the
-default, as it covered known truths as well as the others, BENCHMARKS.md "Law forms (issue 35)"):
+default, as it covered known truths as well as the others: BENCHMARKS.md, "Law forms (issue 35)"):
 - the percentile interval (open_percentile);
 - BCa (bias-corrected and accelerated; Efron 1987, Efron & Tibshirani 1993 ch. 14): the percentile
   interval read at levels moved by z0, the bias (the share of members below the point fit's
