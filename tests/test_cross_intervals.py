@@ -194,4 +194,4 @@ def test_a_study_fits_the_jackknife_its_rule_reads_and_the_slice_reads_that_rule
 
 
 def test_the_default_rule_is_the_percentile():
-    assert boundary.CROSS_INTERVAL == "percentile" and boundary.jackknife_groups() == 0
+    assert boundary.CROSS_INTERVAL == "percentile" and boundary.jackknife_refits() == 0

@@ -221,7 +221,7 @@ def _ensemble_intervals(plain: Fit, distilled: Fit, fixed, dp_range, star, cross
     return out
 
 
-def jackknife_groups() -> int:
+def jackknife_refits() -> int:
     """The delete-a-group refits each boundary law's Fit needs for CROSS_INTERVAL's rule (0: the
     rule reads none, and a study pays for none)."""
     return JACKKNIFE.get(CROSS_INTERVAL, 0)

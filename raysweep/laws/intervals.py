@@ -81,10 +81,10 @@ def bca_interval(values: np.ndarray, point: float, jackknife) -> tuple[float, fl
 def normal_log_interval(values: np.ndarray, point: float, jackknife=None
                         ) -> tuple[float, float] | None:
     """POINT x exp(-+z sd) (images), sd that of the crossing members' log D**p and z the normal
-    quantile of TAILS: the standard interval on the log scale, which keeps a narrow bootstrap from
-    moving the interval off a low point fit. An end is open where open_percentile's is (over a
-    tail's share of the members beyond it); the percentile interval where POINT does not cross
-    or fewer than 2 members do. JACKKNIFE unused (the boundary's rules share one signature)."""
+    quantile of TAILS: the standard interval on the log scale, centred on the point fit where the
+    percentile one follows the members. An end is open where open_percentile's is (over a tail's
+    share of the members beyond it); the percentile interval where POINT does not cross or fewer
+    than 2 members do. JACKKNIFE unused (the boundary's rules share one signature)."""
     ends = open_percentile(values)
     logs = np.log(values[(values > 0) & np.isfinite(values)])
     if ends is None or not 0 < point < math.inf or logs.size < 2:
