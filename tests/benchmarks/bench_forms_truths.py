@@ -2,7 +2,7 @@
 truth's family, and do the selected forms' per-slice D**p intervals cover the true D**p?
 
 Run: flock /tmp/raysweep-cpu.lock .venv/bin/python tests/benchmarks/bench_forms_truths.py
-     --truth dp_x_df [--seeds 4] [--bootstrap 100]      (about 3-4 minutes a truth, 2 cores)
+     --truth dp_x_df [--seeds 4] [--first 0] [--bootstrap 100]   (about 35 s a study, 2 cores)
 
 Rows come from the simulate backend's own truth (`sweep.simulate.law_value`, the expression
 language of the fitted laws) on a grid of 4 student sizes x 6 Dp (1k-1M images) x 4 Df x 2
