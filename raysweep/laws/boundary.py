@@ -11,8 +11,10 @@ or size x data term gives each slice its own:
 Both are bracketed on a log-spaced scan of a plausible range (measured range widened by
 DP_RANGE_FACTOR each side) and refined by bisection in log Dp, every bootstrap member at once.
 - intervals: both over the paired bootstrap ensembles (member i of one law with member i of the
-  other), percentile 95 %; D**p's counts a member that does not cross as above or below the
-  plausible range (laws/intervals.py), so it is open on a side where > 2.5 % of members sit.
+  other), percentile 95 %. D**p's counts a member that does not cross as above or below the
+  plausible range, so it is open on a side where > 2.5 % of members sit; CROSS_INTERVAL names
+  the rule (laws/intervals.py: the percentile, BCa, or the standard interval on the log scale;
+  BENCHMARKS.md, "Law forms (issue 35)", has their coverage on known truths).
 Each slice is a `Slice` (laws/slices.py), whose to_json is boundary.json's entry.
 - beside them, what the seed replicates say without a law (laws/measured.py): the model-free
   crossing with its interval, and Theorem 1's pattern at the two ends of the measured Dp; and,
@@ -37,8 +39,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from raysweep.laws.fitting import percentile
-from raysweep.laws.intervals import beyond_range, holding, open_percentile
+from raysweep.laws.fitting import JACKKNIFE_GROUPS, percentile
+from raysweep.laws.intervals import (
+    bca_interval,
+    beyond_range,
+    holding,
+    normal_log_interval,
+    open_percentile,
+)
 from raysweep.laws.law import Fit, Law
 from raysweep.laws.measured import measured_ends, model_free, paired_by_dp
 from raysweep.laws.slices import Paper, Slice
@@ -47,6 +55,14 @@ DP = "dp"                 # the input the boundary is over (pretraining images)
 DP_RANGE_FACTOR = 100.0   # plausible range: [min measured / 100, max measured * 100] images
 SCAN_POINTS = 400         # log-spaced Dp values scanned for a sign change before bisection
 DSTAR_RANGE = (1.0, 1e12)  # images: where a peak of F is looked for when no range is given
+# How D**p's interval is read off the members (laws/intervals.py); bench_forms_truths compares
+# them. The percentile covered known truths as well as the log-scale interval and better than
+# BCa, whose jackknife costs refits: the default.
+CROSS_INTERVALS = {"bca": bca_interval,
+                   "percentile": lambda crosses, point, jackknife: open_percentile(crosses),
+                   "normal_log": normal_log_interval}
+CROSS_INTERVAL = "percentile"
+JACKKNIFE = {"bca": JACKKNIFE_GROUPS}   # rule -> delete-a-group refits each law's Fit needs
 STATUS = {
     "ok": "ok",
     "outside": "no crossing in measured range (laws cross at {dp:.4g} outside)",
@@ -180,7 +196,9 @@ def _ensemble_intervals(plain: Fit, distilled: Fit, fixed, dp_range, star, cross
     around "no peak" would read as a peak). D**p's over every member (beyond_range): one that
     does not cross sits above the plausible range or below it, so the interval is open on the
     side where more than 2.5 % of the members sit (open_percentile); the point fit is placed the
-    same way where it does not cross."""
+    same way where it does not cross. D**p's rule is CROSS_INTERVAL's; BCa's acceleration comes
+    from the D**p of each law's jackknife laws paired with the other's point fit
+    (_jackknife_crosses)."""
     if not plain.ensemble or not distilled.ensemble:
         return {}
     members = min(len(plain.ensemble), len(distilled.ensemble))   # member i with member i
@@ -197,8 +215,27 @@ def _ensemble_intervals(plain: Fit, distilled: Fit, fixed, dp_range, star, cross
     point = beyond_range(np.array([np.nan if cross is None else cross]),
                          _top(([plain.law], [distilled.law]), fixed, dp_range))[0]
     if not np.isnan(point):
-        out |= holding("d_cross", float(point), open_percentile(crosses))
+        read = CROSS_INTERVALS[CROSS_INTERVAL]
+        ci = read(crosses, float(point), _jackknife_crosses(plain, distilled, fixed, dp_range))
+        out |= holding("d_cross", float(point), ci)
     return out
+
+
+def jackknife_refits() -> int:
+    """The delete-a-group refits each boundary law's Fit needs for CROSS_INTERVAL's rule (0: the
+    rule reads none, and a study pays for none)."""
+    return JACKKNIFE.get(CROSS_INTERVAL, 0)
+
+
+def _jackknife_crosses(plain: Fit, distilled: Fit, fixed, dp_range) -> list[np.ndarray] | None:
+    """[D**p of each plain jackknife law with the distilled point fit, D**p of the plain point fit
+    with each distilled jackknife law] (images, nan where a pair does not cross): one jackknife per
+    independent sample of rows; None where a law has no jackknife."""
+    if not plain.jackknife or not distilled.jackknife:
+        return None
+    return [crossings(plain.jackknife, [distilled.law] * len(plain.jackknife), fixed, dp_range),
+            crossings([plain.law] * len(distilled.jackknife), distilled.jackknife, fixed,
+                      dp_range)]
 
 
 def _top(pair, fixed, dp_range) -> np.ndarray:

@@ -66,6 +66,8 @@ class Fit:
     inputs: tuple[str, ...]
     ci: dict[str, tuple[float, float]] | None  # parameter -> 95 % percentile interval
     ensemble: list[Law] | None       # bootstrap laws, in replicate order
+    jackknife: list[Law] | None = None   # delete-a-group refits (laws/fitting.py
+                                         # jackknife_groups): the boundary's BCa acceleration
 
     @property
     def form(self) -> Form:

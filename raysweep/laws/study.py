@@ -92,11 +92,12 @@ def fit_rows(rows: list[dict], target: str, form: Form, bootstrap: int, seed: in
         return LawEntry(**head, status=why), why
     y = np.array([r[target] for r in usable], dtype=float)
     try:
-        fit = fit_form(form, X, y, bootstrap=bootstrap, seed=seed)
+        fit = fit_form(form, X, y, bootstrap=bootstrap, seed=seed, jackknife=bnd.jackknife_refits())
         no_floor = _floor_unidentified(fit, y, target) if judge_floor else None
         if no_floor:
             form = form.without(floor=True)
-            fit = fit_form(form, X, y, bootstrap=bootstrap, seed=seed)
+            fit = fit_form(form, X, y, bootstrap=bootstrap, seed=seed,
+                           jackknife=bnd.jackknife_refits())
             head |= {"E_left_out": no_floor, "expression": form.expression}
     except ValueError as err:
         return LawEntry(**head, status=str(err)), str(err)
