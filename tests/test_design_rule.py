@@ -131,6 +131,7 @@ def test_calibration_reads_an_open_end_at_the_plausible_range_and_none_as_one(tm
     below = dataclasses.replace(s, d_cross_ci=(0.0, s.d_cross * 2))
     assert info.calibration(below, 1.0) == pytest.approx((math.log(s.d_cross * 2 / lo) / 3.92) ** 2)
     assert info.calibration(dataclasses.replace(s, d_cross_ci=None), 0.3) == 1.0
+    assert info.calibration(dataclasses.replace(opened, dp_range=None), 0.3) == 1.0
     assert info.calibration(s, 0.0) == 1.0
 
 
