@@ -26,7 +26,8 @@ whose true D**p lies in the Dp range (no interval: infinite); truths with none a
 ratioed. The grids' log width is fitted linearly in log compute and read at the adaptive run's
 compute: ratio = adaptive width / that (< 1: the sampler wins). Reported per budget: the whole
 distribution of the ratios (geometric mean, 90th percentile, max, count above 1.2) and coverage of
-the true D**p. Each run also logs its rounds (shapes, replicates, Dp, compute, judged width).
+the true D**p. Each run also logs its rounds (shapes, replicates, Dp, compute, judged width) and
+the law rows it ended with (bench_random_floor.py rates that design against the optimal one).
 
 --log FILE keeps every run as a JSON line and never runs one again: a long run is continued by
 rerunning the same command. --check-commands K runs the first K truths' 7-value grid and their
