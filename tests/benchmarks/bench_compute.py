@@ -186,7 +186,8 @@ def run_adaptive(seed: int, name: str, given: str, bootstrap: int, batch: int,
         rows = bnd.ok_rows(results.read(out))
         slices = fit(rows, bootstrap, sweep) if fit else doc["boundary"]
         wall = time.perf_counter() - start
-    return {"strategy": name, "trials": doc["trials_total"], "flops": grid + doc["budget"]["spent"],
+    ran = sum(r.get("flops_run") or 0.0 for r in doc["rounds"] if r["round"] > 0)
+    return {"strategy": name, "trials": doc["trials_total"], "flops": grid + ran,   # any budget unit
             "rounds": len(doc["rounds"]) - 1, "stopped": doc["stopped"], "wall_s": round(wall, 1),
             **judge(slices, truth, span), "trajectory": trajectory(doc, truth, span),
             "design": design_rows(rows)}
