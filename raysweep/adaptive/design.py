@@ -8,8 +8,8 @@ variance alone is first order at the point fit, and where D**p lies far from the
 slice whose interval the bootstrap left open as nearly settled, so the rounds went to slices
 already narrow and the open one never closed (BENCHMARKS.md, "Adaptive sampling in compute").
 The rescaling keeps the rule's ranking of shapes and places within a slice and sets how much each
-slice's drop counts. An option adds rows to the two laws -- every plain
-fine-tune in it one row of the error law, every distillation one of the distilled law -- so what
+slice's drop counts. An option adds rows to the two laws -- every plain fine-tune in it one row of
+the error law, every distillation one of the distilled law -- so what
 it would take off the summed variance of the chased slices is a rank-k update (Woodbury), exact
 for every option. Its cost is the FLOPs (plan.flops) of the trials it adds that have not run and
 are not picked yet: pretrainings that exist are reused for free, and one picked this round is

@@ -111,11 +111,11 @@ class Laws:
 def calibration(s: Slice, linear: float) -> float:
     """How far the delta method's Var(log D**p), LINEAR, understates slice S's as its bootstrap
     reads it: ((log hi - log lo) / 3.92)^2 over LINEAR (a 95 % interval spans 2 x 1.96 sd of a
-    normal log D**p), an open end taken at the edge of the slice's plausible range. The rule ranks options by the drop of the linearised variance, which
-    far from the data can rate a slice the bootstrap cannot bound as nearly settled; scaled so,
-    a drop is read in the bootstrap's units, where the loop judges a slice. 1 (uncalibrated)
-    without an interval (no bootstrap), a plausible range or a positive LINEAR; 0 for an
-    interval of no width."""
+    normal log D**p), an open end taken at the edge of the slice's plausible range. The rule
+    ranks options by the drop of the linearised variance, which far from the data can rate a
+    slice the bootstrap cannot bound as nearly settled; scaled so, a drop is read in the
+    bootstrap's units, where the loop judges a slice. 1 (uncalibrated) without an interval (no
+    bootstrap), a plausible range or a positive LINEAR; 0 for an interval of no width."""
     ci = s.cross_interval()
     if ci is None or s.dp_range is None or not linear > 0:
         return 1.0
