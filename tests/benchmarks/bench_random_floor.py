@@ -39,16 +39,15 @@ from raysweep.adaptive import choice
 from raysweep.adaptive.information import cross_gradient, log_jacobian
 from raysweep.sweep import plan
 
-STAGE = {"finetune": "error", "distill": "distilled_error"}
 DENSEST = max(rt.GRIDS)
 
 
-class Truth:
-    """Truth SEED's laws and judged slices, in the shape bench_design_bound.bound reads
-    (sweep, fits, grads, noise2, info, variances); the slices' gradients scaled by 1 / sqrt(V_s)
-    once `aim` is given targets, so 'every variance <= 1' is 'every slice at most its V_s'."""
+class Truth(bound.Study):
+    """Truth SEED's laws and judged slices, as a bench_design_bound.Study (its info, variances
+    and bound), the noise's units throughout; the slices' gradients scaled by 1 / sqrt(V_s) once
+    `aim` is given targets, so 'every variance <= 1' is 'every slice at most its V_s'."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int):   # the study is truth SEED's, not one of bench_adaptive's
         self.sweep, _ = rt.truth_sweep(seed)
         self.noise2 = 1.0
         self.fits = bound.true_fits(self.sweep)
@@ -60,23 +59,13 @@ class Truth:
         self.grads = self.raw
 
     def info_of(self, rows: dict[str, list[tuple[dict, int]]]) -> dict[str, np.ndarray]:
+        """Law -> J^T J of ROWS (law -> [(inputs, how many times)])."""
         out = {}
         for name in bound.LAWS:
             xs, n = zip(*rows[name]) if rows[name] else ((), ())
             J = log_jacobian(self.fits[name], list(xs))
             out[name] = (J.T * np.array(n, dtype=float)) @ J
         return out
-
-    def info(self, trials) -> dict[str, np.ndarray]:
-        rows = {name: [] for name in bound.LAWS}
-        for t in trials:
-            if t.stage in STAGE:
-                rows[STAGE[t.stage]].append((bound.inputs_of(t), 1))
-        return self.info_of(rows)
-
-    def variances(self, info: dict[str, np.ndarray]) -> np.ndarray:
-        inv = [np.linalg.pinv(info[name]) for name in bound.LAWS]
-        return np.array([gp @ inv[0] @ gp + gd @ inv[1] @ gd for gp, gd in self.grads])
 
     def aim(self, targets: np.ndarray) -> None:
         self.grads = [(gp / math.sqrt(v), gd / math.sqrt(v))
@@ -95,7 +84,7 @@ class Truth:
 def logged_rows(design: list[list]) -> dict[str, list[tuple[dict, int]]]:
     out = {name: [] for name in bound.LAWS}
     for stage, dp, params, df, teacher, n in design:
-        out[STAGE[stage]].append(({"dp": dp, "params": params, "df": df,
+        out[bound.STAGE[stage]].append(({"dp": dp, "params": params, "df": df,
                                    "teacher_params": teacher}, n))
     return out
 
