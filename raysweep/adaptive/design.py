@@ -35,8 +35,8 @@ Measured and not the default (ROW_TEST): weighing every pick against the plain d
 sweep's row at the log-midpoint of the widest gap between complete rows, the grid refined as a
 user would refine it; adaptive/denser.py) under the first bootstrap members, and taking the row
 where the pick does not beat it under denser.CREDIBLE of them. On random truths at a 1x budget it
-did not end narrower than the rule alone (both before the rescaling), and its worst truth was
-worse (BENCHMARKS.md, "Adaptive sampling in compute"): the rows it takes sit where the grid is
+did not end narrower than the rule alone, before the rescaling or after it, and its worst truth
+was worse (BENCHMARKS.md, "Adaptive sampling in compute"): the rows it takes sit where the grid is
 sparsest, far from the crossings.
 
 Why options stay inside the intervals: ranked per FLOP over the sweep's whole range, the rule
