@@ -147,12 +147,13 @@ def truth_sweep(seed: int, dps: list[float] | None = None) -> tuple[spec.Sweep, 
     return spec.parse(raw), raw["simulate"]["noise"]
 
 
-def command_fit(rows: list[dict], bootstrap: int, sweep: spec.Sweep) -> list[dict]:
+def command_fit(rows: list[dict], bootstrap: int, sweep: spec.Sweep, seed: int = 0) -> list[dict]:
     """Boundary slices as the commands' report writes them (boundary.json), from ROWS in
     trial-id order: the bootstrap draws rows by index, and the order Ray finishes trials in
-    would otherwise move the intervals (the same rows shuffled: widths 0.93 to infinite)."""
+    would otherwise move the intervals (the same rows shuffled: widths 0.93 to infinite). SEED:
+    the bootstrap's (the commands' is 0; bench_width_noise.py varies it)."""
     rows = sorted(rows, key=lambda r: r["trial_id"])
-    return study.fit_results(rows, bootstrap, offered=sweep.laws)[1]
+    return study.fit_results(rows, bootstrap, seed=seed, offered=sweep.laws)[1]
 
 
 # ---- the runs, logged --------------------------------------------------------------------

@@ -30,11 +30,9 @@ def widths(rows: list[dict], sweep, bootstrap: int, seeds: int, many: int) -> tu
     """Judged width of ROWS refitted as the commands do, at bootstrap seeds 0..SEEDS-1, and with
     MANY resamples."""
     truth, span = compute.truths(sweep), choice.dp_range(sweep)
-    rows = sorted(rows, key=lambda r: r["trial_id"])
 
     def width(b: int, seed: int) -> float:
-        slices = study.fit_results(rows, b, seed=seed, offered=sweep.laws)[1]
-        return compute.judge(slices, truth, span)["width"]
+        return compute.judge(rt.command_fit(rows, b, sweep, seed), truth, span)["width"]
     return [width(bootstrap, s) for s in range(seeds)], width(many, 0)
 
 
